@@ -88,9 +88,6 @@ var restrictNetwork = !empty(allowedIpRanges) || !empty(allowedSubnetIds)
 resource archive 'Microsoft.Storage/storageAccounts@2023-05-01' = {
   // checkov:skip=CKV_AZURE_59: The agents run on home networks/NAS without a fixed address, so the public endpoint stays on; set allowedIpRanges/allowedSubnetIds to make networkAcls deny by default. Access always needs an Entra ID token (allowSharedKeyAccess=false).
   // checkov:skip=CKV_AZURE_35: Default action is Deny as soon as allowedIpRanges or allowedSubnetIds is given; the default (Allow) is what a home agent without a static IP needs. Shared keys and SAS are disabled, so the network is not the only barrier.
-  // checkov:skip=CKV_AZURE_33: Queue service logging: this account has no queues (blobs and tables only).
-  // checkov:skip=CKV2_AZURE_1: Customer-managed keys would add a Key Vault and its own failure mode; Microsoft-managed keys with infrastructure (double) encryption are used.
-  // checkov:skip=CKV2_AZURE_33: Private endpoint: agents run outside Azure on home networks; see allowedIpRanges for network restriction.
   name: name
   location: location
   tags: tags

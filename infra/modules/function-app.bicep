@@ -52,7 +52,19 @@ param instanceMemoryMB int = 2048
 @description('Optional subnet (delegated to Microsoft.App/environments) for VNet integration. Empty = none.')
 param virtualNetworkSubnetId string = ''
 
+// Flex Consumption: FUNCTIONS_WORKER_RUNTIME / FUNCTIONS_EXTENSION_VERSION must NOT be set here;
+// the runtime comes from functionAppConfig.runtime.
+var hostSettings = {
+  AzureWebJobsStorage__accountName: hostStorageAccountName
+  AzureWebJobsStorage__credential: 'managedidentity'
+  AzureWebJobsStorage__clientId: identityClientId
+  AZURE_CLIENT_ID: identityClientId
+  APPLICATIONINSIGHTS_CONNECTION_STRING: applicationInsightsConnectionString
+  APPLICATIONINSIGHTS_AUTHENTICATION_STRING: 'ClientId=${identityClientId};Authorization=AAD'
+}
+
 resource plan 'Microsoft.Web/serverfarms@2024-04-01' = {
+  // checkov:skip=CKV_AZURE_225: Zone redundancy on Flex Consumption is region-limited and bills always-ready instances; a missed daily verification run is caught up by the next one.
   name: planName
   location: location
   tags: tags
@@ -67,9 +79,10 @@ resource plan 'Microsoft.Web/serverfarms@2024-04-01' = {
 }
 
 resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
-  // checkov:skip=CKV_AZURE_56: The app exposes no HTTP API (timer-triggered only), so there is nothing for App Service Authentication to protect.
-  // checkov:skip=CKV_AZURE_159: HTTP/2 is irrelevant for a timer-only app; left at the platform default.
-  // checkov:skip=CKV_AZURE_221: Public network access stays on so the platform can deliver deployments and timer triggers without VNet integration; the app serves no HTTP endpoints.
+  // checkov:skip=CKV_AZURE_222: Public network access stays on so the platform can deliver deployments and timer triggers without VNet integration (set virtualNetworkSubnetId to integrate); the app has no HTTP-triggered functions.
+  // checkov:skip=CKV_AZURE_17: Client certificates protect inbound HTTP; the app has no HTTP-triggered functions.
+  // checkov:skip=CKV_AZURE_212: Flex Consumption scales from zero; a daily timer job that resumes where it stopped needs no standing failover instances.
+  // checkov:skip=CKV_AZURE_213: Health checks probe an HTTP endpoint; a timer-only app has none (Durable Functions retries failed activities itself).
   name: name
   location: location
   tags: tags
@@ -88,6 +101,10 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
     keyVaultReferenceIdentity: identityId
     virtualNetworkSubnetId: empty(virtualNetworkSubnetId) ? null : virtualNetworkSubnetId
     siteConfig: {
+      appSettings: [for setting in items(union(appSettings, hostSettings)): {
+        name: setting.key
+        value: setting.value
+      }]
       minTlsVersion: '1.2'
       scmMinTlsVersion: '1.2'
       ftpsState: 'Disabled'
@@ -114,23 +131,6 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
       }
     }
   }
-}
-
-// Flex Consumption: FUNCTIONS_WORKER_RUNTIME / FUNCTIONS_EXTENSION_VERSION must NOT be set here;
-// the runtime comes from functionAppConfig.runtime.
-var hostSettings = {
-  AzureWebJobsStorage__accountName: hostStorageAccountName
-  AzureWebJobsStorage__credential: 'managedidentity'
-  AzureWebJobsStorage__clientId: identityClientId
-  AZURE_CLIENT_ID: identityClientId
-  APPLICATIONINSIGHTS_CONNECTION_STRING: applicationInsightsConnectionString
-  APPLICATIONINSIGHTS_AUTHENTICATION_STRING: 'ClientId=${identityClientId};Authorization=AAD'
-}
-
-resource settings 'Microsoft.Web/sites/config@2024-04-01' = {
-  parent: functionApp
-  name: 'appsettings'
-  properties: union(appSettings, hostSettings)
 }
 
 // No FTP or SCM basic-auth publishing credentials: deployments use Entra ID (az / func CLI).

@@ -35,12 +35,6 @@ resource host 'Microsoft.Storage/storageAccounts@2023-05-01' = {
   // checkov:skip=CKV_AZURE_59: A Flex Consumption app without VNet integration reaches its host storage over the public endpoint; every request still needs the app's Entra ID token (allowSharedKeyAccess=false).
   // checkov:skip=CKV_AZURE_35: Same reason as CKV_AZURE_59: without VNet integration the Functions platform cannot reach a Deny-by-default account.
   // checkov:skip=CKV_AZURE_206: Host state (task hub, leases, deployment package) is rebuildable; LRS is the documented choice for Functions host storage.
-  // checkov:skip=CKV_AZURE_33: Queue logging is not needed for Durable Functions' internal control queues; App Insights records the orchestrations.
-  // checkov:skip=CKV2_AZURE_1: Customer-managed keys are not used for rebuildable host state; Microsoft-managed keys with infrastructure encryption are.
-  // checkov:skip=CKV2_AZURE_33: Private endpoint needs VNet integration, which this deployment does not require.
-  // checkov:skip=CKV2_AZURE_38: Host state needs no soft delete beyond the blob soft delete configured below.
-  // checkov:skip=CKV2_AZURE_40: Shared key access is disabled (allowSharedKeyAccess=false).
-  // checkov:skip=CKV2_AZURE_41: No SAS is issued (shared key disabled), so no SAS expiration policy applies.
   name: name
   location: location
   tags: tags
