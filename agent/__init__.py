@@ -1,0 +1,1 @@
+"""The local agent: the ``azphotosync`` command line over :mod:`sync_core`."""

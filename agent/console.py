@@ -1,0 +1,129 @@
+"""Terminal output: a rich progress bar on a TTY, plain periodic lines otherwise, and the end summary."""
+
+from __future__ import annotations
+
+import time
+
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
+
+from sync_core.progress import FileOutcome, Kind, RunSummary
+
+PLAIN_INTERVAL = 10.0  # seconds between progress lines when not on a terminal
+
+
+def human_bytes(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if abs(n) < 1000 or unit == "TB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    return f"{n:.1f} TB"
+
+
+class ConsoleProgress:
+    """A :class:`sync_core.progress.ProgressSink` that writes to stderr."""
+
+    def __init__(self, console: Console, *, verbose: bool = False, label: str = "syncing"):
+        self.console = console
+        self.verbose = verbose
+        self.label = label
+        self._progress: Progress | None = None
+        self._task: TaskID | None = None
+        self._files_total = 0
+        self._files_done = 0
+        self._bytes_total = 0
+        self._bytes_done = 0
+        self._t0 = time.monotonic()
+        self._last_line = self._t0
+
+    def __enter__(self) -> ConsoleProgress:
+        if self.console.is_terminal:
+            self._progress = Progress(
+                TextColumn("[bold]{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("files"),
+                DownloadColumn(),
+                TransferSpeedColumn(),
+                TimeRemainingColumn(),
+                console=self.console,
+                transient=True,
+            )
+            self._progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+
+    # -- ProgressSink --------------------------------------------------------------------------------
+    def planned(self, files: int, total_bytes: int) -> None:
+        self._files_total, self._bytes_total = files, total_bytes
+        self._t0 = self._last_line = time.monotonic()
+        if self._progress is not None:
+            self._task = self._progress.add_task(self.label, total=files)
+        elif files:
+            self.console.print(f"{self.label}: {files} file(s), {human_bytes(total_bytes)} to process")
+
+    def advance(self, nbytes: int) -> None:
+        self._bytes_done += nbytes
+
+    def file_done(self, outcome: FileOutcome) -> None:
+        if outcome.kind not in (Kind.UNCHANGED,):
+            self._files_done += 1
+        if self._progress is not None and self._task is not None:
+            self._progress.update(self._task, completed=self._files_done)
+        if outcome.kind == Kind.FAILED:
+            self.console.print(f"[red]failed[/red]  {escape(outcome.relpath)}: {escape(outcome.detail)}")
+        elif self.verbose:
+            extra = f" ({escape(outcome.detail)})" if outcome.detail else ""
+            self.console.print(f"{outcome.kind.value:<12} {escape(outcome.relpath)}{extra}")
+        self._maybe_plain_line()
+
+    def note(self, text: str, *, verbose: bool = False) -> None:
+        if self.verbose or not verbose:
+            self.console.print(escape(text))
+
+    def _maybe_plain_line(self) -> None:
+        if self._progress is not None:
+            return
+        now = time.monotonic()
+        if now - self._last_line < PLAIN_INTERVAL:
+            return
+        self._last_line = now
+        rate = self._bytes_done / max(now - self._t0, 1e-9)
+        left = (self._bytes_total - self._bytes_done) / rate if rate > 0 else float("nan")
+        self.console.print(
+            f"progress: {self._files_done}/{self._files_total} files, {human_bytes(self._bytes_done)}"
+            f"/{human_bytes(self._bytes_total)}, {human_bytes(rate)}/s, ETA {left:.0f}s"
+        )
+
+
+def print_summary(console: Console, s: RunSummary, where: str) -> None:
+    """The end-of-run summary for people (``--json`` prints :meth:`RunSummary.to_dict` instead)."""
+    if s.dry_run:
+        console.print(
+            f"dry run: would upload {s.would_upload} file(s), {human_bytes(s.would_upload_bytes)} "
+            f"(new or changed by size/mtime); {s.unchanged} unchanged; nothing was written"
+        )
+    else:
+        console.print(f"synced into {escape(where)}")
+        console.print(
+            f"  scanned {s.scanned}  unchanged {s.unchanged}  hashed {s.hashed}  uploaded {s.uploaded}  "
+            f"copied {s.copied}  already present {s.already_present}  touched {s.touched}  "
+            f"skipped {s.skipped}  failed {s.failed}  deleted {s.deleted}"
+        )
+        rate = s.bytes_uploaded / s.seconds if s.seconds else 0
+        console.print(f"  sent {human_bytes(s.bytes_uploaded)} in {s.seconds:.1f} s ({human_bytes(rate)}/s)")
+    if s.failed:
+        console.print(f"[red]{s.failed} file(s) failed[/red]; they are retried on the next run")

@@ -1,0 +1,94 @@
+"""Options every storage-touching command shares, and turning them into configured clients."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from azure.storage.blob import BlobServiceClient, ContainerClient
+
+from sync_core.clients import blob_service, open_container
+from sync_core.config import (
+    DEFAULT_CONTAINER,
+    DEFAULT_PREFIX,
+    DEFAULT_TABLE,
+    ENV_ACCOUNT_URL,
+    ENV_CONNECTION_STRING,
+    ENV_CONTAINER,
+    ENV_TABLE,
+    StorageConfig,
+    resolve_storage_config,
+)
+from sync_core.errors import ConfigError
+
+from .emulator import EmulatorError, ensure_emulator
+
+DEFAULT_STATE_DIR = "~/.azphotosync"
+
+
+def storage_options() -> argparse.ArgumentParser:
+    """A parent parser with the storage, identity and state-dir options."""
+    p = argparse.ArgumentParser(add_help=False)
+    g = p.add_argument_group("storage")
+    g.add_argument("--account-url", help=f"blob endpoint https://ACCOUNT.blob.core.windows.net (env {ENV_ACCOUNT_URL}); "
+                   "authenticates with DefaultAzureCredential")  # fmt: skip
+    g.add_argument("--connection-string", help=f"development only, e.g. Azurite (env {ENV_CONNECTION_STRING}; "
+                   "prefer the env var: command lines are visible to other users)")  # fmt: skip
+    g.add_argument("--container", help=f"blob container (env {ENV_CONTAINER}; default {DEFAULT_CONTAINER})")
+    g.add_argument("--table", help=f"index table (env {ENV_TABLE}; default {DEFAULT_TABLE})")
+    g.add_argument("--table-endpoint", help="table endpoint when it cannot be derived from the account URL")
+    g.add_argument("--prefix", help=f"blob name prefix inside the container (default {DEFAULT_PREFIX!r})")
+    g.add_argument("--source-id", help="name of this device/library in the archive (default: the host name)")
+    g.add_argument(
+        "--emulator",
+        action="store_true",
+        help="use a local Azurite (started if needed, data under the state dir): try it without Azure",
+    )
+    g.add_argument(
+        "--state-dir",
+        default=os.environ.get("AZPHOTOSYNC_STATE_DIR", DEFAULT_STATE_DIR),
+        help=f"where the local index lives (default {DEFAULT_STATE_DIR})",
+    )
+    g.add_argument("-v", "--verbose", action="store_true", help="per-file lines; tracebacks on errors")
+    return p
+
+
+def state_dir(args: argparse.Namespace) -> Path:
+    return Path(args.state_dir).expanduser()
+
+
+def storage_config(args: argparse.Namespace) -> StorageConfig:
+    """Resolve flags over env; ``--emulator`` supplies a connection string to a local Azurite."""
+    conn = args.connection_string
+    if getattr(args, "emulator", False):
+        try:
+            conn = ensure_emulator(state_dir(args)).connection_string
+        except EmulatorError as exc:
+            raise ConfigError(str(exc)) from None
+        except OSError as exc:
+            raise ConfigError(f"cannot start Azurite under {state_dir(args)}: {exc}") from None
+    return resolve_storage_config(
+        account_url=None if conn else args.account_url,
+        connection_string=conn,
+        container=args.container,
+        table=args.table,
+        table_endpoint=args.table_endpoint,
+        prefix=args.prefix,
+        source_id=args.source_id,
+    )
+
+
+@dataclass
+class Storage:
+    cfg: StorageConfig
+    service: BlobServiceClient
+    container: ContainerClient
+
+
+def open_storage(args: argparse.Namespace, *, create: bool = False, pool_size: int = 16) -> Storage:
+    cfg = storage_config(args)
+    service = blob_service(cfg, pool_size=pool_size)
+    container = open_container(service, cfg, create=create or bool(getattr(args, "emulator", False)))
+    return Storage(cfg, service, container)

@@ -1,0 +1,110 @@
+"""Azure SDK clients, created once per run and shared by every worker.
+
+Retries come from the SDK pipeline's retry policy (exponential backoff with jitter), not from loops of
+our own. The HTTP connection pool is sized for the worker count so parallel uploads reuse connections.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import requests
+from azure.core.credentials import TokenCredential
+from azure.core.exceptions import ClientAuthenticationError, HttpResponseError, ResourceNotFoundError
+from azure.core.pipeline.transport import RequestsTransport
+from azure.storage.blob import BlobServiceClient, ContainerClient, ExponentialRetry
+
+from .config import NO_CREDENTIALS_HINT, StorageConfig
+from .errors import ConfigError
+
+# Short first backoff with jitter: a transient fault should cost seconds, not the SDK default's ~15 s.
+RETRY_TOTAL = 8
+
+
+def blob_retry_policy() -> ExponentialRetry:
+    return ExponentialRetry(initial_backoff=0.5, increment_base=2, retry_total=RETRY_TOTAL, random_jitter_range=1)
+
+
+def make_transport(pool_size: int) -> RequestsTransport:
+    """A requests transport whose connection pool fits ``pool_size`` concurrent requests."""
+    session = requests.Session()
+    adapter = requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=max(10, pool_size))
+    session.mount("https://", adapter)
+    session.mount("http://", adapter)
+    return RequestsTransport(session=session, session_owner=True, connection_timeout=20, read_timeout=300)
+
+
+_credential: TokenCredential | None = None
+
+
+def default_credential() -> TokenCredential:
+    """One ``DefaultAzureCredential`` per process (it caches tokens)."""
+    global _credential
+    if _credential is None:
+        from azure.identity import DefaultAzureCredential
+
+        _credential = DefaultAzureCredential()
+    return _credential
+
+
+def blob_service(
+    cfg: StorageConfig, *, pool_size: int = 16, credential: TokenCredential | None = None, **kwargs: Any
+) -> BlobServiceClient:
+    """The blob service client for ``cfg``: connection string (dev) or account URL + token credential."""
+    common: dict[str, Any] = {
+        "retry_policy": blob_retry_policy(),
+        "transport": make_transport(pool_size),
+        "max_single_put_size": 8 * 1024 * 1024,
+        "max_block_size": 8 * 1024 * 1024,
+        **kwargs,
+    }
+    if cfg.connection_string:
+        return BlobServiceClient.from_connection_string(cfg.connection_string, **common)
+    assert cfg.account_url
+    return BlobServiceClient(cfg.account_url, credential=credential or default_credential(), **common)
+
+
+def open_container(service: BlobServiceClient, cfg: StorageConfig, *, create: bool = False) -> ContainerClient:
+    """Return the container client after checking the container exists (creating it only when asked).
+
+    Maps the service's answers to one-line :class:`ConfigError` messages that say what to do.
+    """
+    container = service.get_container_client(cfg.container)
+    try:
+        if create:
+            try:
+                container.create_container()
+            except HttpResponseError as exc:
+                if getattr(exc, "error_code", None) != "ContainerAlreadyExists" and exc.status_code != 409:
+                    raise
+        else:
+            # A listing of at most one blob works with data-plane rights scoped to the container alone.
+            next(iter(container.list_blobs(results_per_page=1).by_page()), None)
+    except ResourceNotFoundError:
+        raise ConfigError(
+            f"container {cfg.container!r} does not exist: create it (az storage container create "
+            f"--name {cfg.container} --auth-mode login) or pass --create-container"
+        ) from None
+    except ClientAuthenticationError as exc:
+        raise ConfigError(f"authentication failed ({_first_line(exc)}); {NO_CREDENTIALS_HINT}") from None
+    except HttpResponseError as exc:
+        if exc.status_code == 403:
+            raise ConfigError(
+                f"access to container {cfg.container!r} denied: grant this identity 'Storage Blob Data "
+                "Contributor' on the container"
+            ) from None
+        raise ConfigError(f"cannot reach container {cfg.container!r}: {_first_line(exc)}") from None
+    except Exception as exc:  # connection refused, DNS, TLS: config problems at start-up
+        if isinstance(exc, ConfigError):
+            raise
+        from azure.core.exceptions import AzureError
+
+        if isinstance(exc, AzureError):
+            raise ConfigError(f"cannot reach storage at {service.url}: {_first_line(exc)}") from None
+        raise
+    return container
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__

@@ -1,0 +1,302 @@
+"""The sync pipeline: scan -> plan -> hash -> transfer -> record.
+
+The main thread scans and plans (cheap: one stat per file, compared with the index loaded in one query),
+then feeds new and changed files to a bounded pool of workers. Each worker hashes a file and stores it
+(upload, server-side copy or adopt); the main thread alone writes the results to SQLite, in batches, and
+only for blobs the service confirmed. Memory stays bounded: at most ``2 * max_workers`` files are queued
+and the bytes held for uploads are capped by a :class:`~sync_core.transfer.BufferBudget`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from collections.abc import Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from azure.core.exceptions import AzureError
+from azure.storage.blob import ContainerClient
+
+from .blobmeta import BlobMeta
+from .blobname import blob_name
+from .config import StorageConfig
+from .errors import ConfigError, UnstorableNameError
+from .exclude import ExcludeRules
+from .hasher import FileChangedError, file_unchanged, hash_file
+from .mediatypes import content_type
+from .progress import FileOutcome, Kind, NullProgress, ProgressSink, RunSummary
+from .scanner import ScanEntry, ScanProblem, ScanResult, scan
+from .state import FileRow, StateDB
+from .transfer import BlobConflictError, BufferBudget, StoreResult, Transfer
+
+MiB = 1024 * 1024
+
+
+@dataclass
+class SyncOptions:
+    source: Path
+    dry_run: bool = False
+    max_workers: int = 8
+    rules: ExcludeRules = field(default_factory=ExcludeRules)
+    small_file_max: int = 8 * MiB  # read once, hashed and sent from memory in a single Put Blob
+    block_size: int = 8 * MiB
+    memory_budget: int = 64 * MiB  # bytes held for uploads across all workers
+    allow_empty_source: bool = False
+
+
+@dataclass(slots=True)
+class _Done:
+    """A worker's result: the public outcome plus what the recorder needs."""
+
+    outcome: FileOutcome
+    entry: ScanEntry
+    sha256: str | None = None
+    etag: str | None = None
+    record: bool = False  # the blob is confirmed and is now the current version of the path
+    history_only: bool = False  # the blob is confirmed, but the file changed: keep it as history
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__
+
+
+class SyncEngine:
+    """One sync run of ``opts.source`` into the container described by ``cfg``."""
+
+    def __init__(
+        self,
+        cfg: StorageConfig | None,
+        state: StateDB,
+        container: ContainerClient | None,
+        opts: SyncOptions,
+        progress: ProgressSink | None = None,
+    ):
+        if not opts.dry_run and (cfg is None or container is None):
+            raise ValueError("a real run needs a storage configuration and a container")
+        self.cfg = cfg
+        self.state = state
+        self.container = container
+        self.opts = opts
+        self.progress: ProgressSink = progress or NullProgress()
+        self.summary = RunSummary(dry_run=opts.dry_run)
+        self._lock = threading.Lock()
+        self._claims: dict[str, threading.Event] = {}
+        self._stored: dict[str, str] = {}  # sha -> blob name stored this run, until committed
+        self._probe_first = False
+        self._transfer: Transfer | None = None
+
+    # -- the run -----------------------------------------------------------------------------------
+    def run(self) -> RunSummary:
+        t0 = time.monotonic()
+        source = self.opts.source
+        if not source.exists():
+            raise ConfigError(f"source {str(source)!r} does not exist; check the path (is the disk mounted?)")
+        if not source.is_dir():
+            raise ConfigError(f"source {str(source)!r} is not a folder; point --source at your library's root")
+        index = self.state.load_files()
+        scan_result = ScanResult()
+        work = list(self._plan(index, scan_result))
+        self._check_not_unmounted(index)
+        self._report_scan_problems(scan_result.problems)
+        if not self.opts.dry_run:
+            self._probe_first = not index and self._container_has_blobs()
+            self._transfer_all(work, index)
+            self._record_deletions(index, scan_result)
+            self.state.commit()
+        else:
+            for e in work:
+                self._finish(_Done(FileOutcome(e.relpath, Kind.WOULD_UPLOAD, e.size), e))
+        self.summary.seconds = time.monotonic() - t0
+        return self.summary
+
+    # -- scan + plan -------------------------------------------------------------------------------
+    def _plan(self, index: dict[str, FileRow], scan_result: ScanResult) -> Iterator[ScanEntry]:
+        """Yield entries whose stat differs from the index; count the unchanged ones."""
+        self._seen: set[str] = set()
+        for e in scan(str(self.opts.source), self.opts.rules, scan_result):
+            self.summary.scanned += 1
+            self._seen.add(e.relpath)
+            row = index.get(e.relpath)
+            if row and row.size == e.size and row.mtime_ns == e.mtime_ns and row.inode == e.inode:
+                self.summary.unchanged += 1
+                continue
+            yield e
+
+    def _check_not_unmounted(self, index: dict[str, FileRow]) -> None:
+        if index and self.summary.scanned == 0 and not self.opts.allow_empty_source:
+            raise ConfigError(
+                f"source {str(self.opts.source)!r} has no files but the index lists {len(index)}: is the disk "
+                "mounted? Nothing was changed (pass --allow-empty-source if the library really is empty)"
+            )
+
+    def _report_scan_problems(self, problems: list[ScanProblem]) -> None:
+        for p in problems:
+            kind = Kind.FAILED if p.is_error else Kind.SKIPPED
+            o = FileOutcome(p.relpath, kind, detail=p.reason)
+            self.summary.add(o)
+            self.progress.file_done(o)
+
+    def _container_has_blobs(self) -> bool:
+        """A fresh index over a non-empty prefix means a lost state dir: check before each upload."""
+        assert self.container is not None and self.cfg is not None
+        pages = self.container.list_blobs(name_starts_with=self.cfg.prefix + "/", results_per_page=1).by_page()
+        first = next(iter(pages), None)
+        return bool(first and next(iter(first), None))
+
+    # -- transfer ----------------------------------------------------------------------------------
+    def _transfer_all(self, work: list[ScanEntry], index: dict[str, FileRow]) -> None:
+        opts = self.opts
+        self.progress.planned(len(work), sum(e.size for e in work))
+        workers = max(1, opts.max_workers)
+        with (
+            ThreadPoolExecutor(workers, thread_name_prefix="file") as pool,
+            ThreadPoolExecutor(workers, thread_name_prefix="block") as block_pool,
+        ):
+            assert self.container is not None
+            self._budget = BufferBudget(max(1, opts.memory_budget // opts.block_size))
+            self._transfer = Transfer(
+                self.container, block_size=opts.block_size, block_pool=block_pool, budget=self._budget
+            )
+            pending: set[Future[_Done]] = set()
+            for entry in work:
+                while len(pending) >= 2 * workers:
+                    pending = self._collect(pending)
+                pending.add(pool.submit(self._process, entry, index.get(entry.relpath)))
+            while pending:
+                pending = self._collect(pending)
+
+    def _collect(self, pending: set[Future[_Done]]) -> set[Future[_Done]]:
+        done, rest = wait(pending, return_when=FIRST_COMPLETED)
+        for fut in done:
+            self._finish(fut.result())
+        if self.state.maybe_commit():
+            with self._lock:
+                self._stored.clear()  # committed rows are visible to the workers' DB readers now
+        return rest
+
+    def _process(self, entry: ScanEntry, row: FileRow | None) -> _Done:
+        """Worker: hash and store one file. Never raises: every problem becomes an outcome."""
+        try:
+            return self._hash_and_store(entry, row)
+        except FileChangedError as exc:
+            return _Done(FileOutcome(entry.relpath, Kind.SKIPPED, entry.size, detail=f"{exc}; retried next run"), entry)
+        except FileNotFoundError:
+            return _Done(FileOutcome(entry.relpath, Kind.SKIPPED, entry.size, detail="vanished during the run"), entry)
+        except OSError as exc:
+            detail = f"cannot read: {exc.strerror or exc}"
+            return _Done(FileOutcome(entry.relpath, Kind.FAILED, entry.size, detail=detail), entry)
+        except UnstorableNameError as exc:
+            detail = f"name cannot be stored: {exc}"
+            return _Done(FileOutcome(entry.relpath, Kind.FAILED, entry.size, detail=detail), entry)
+        except BlobConflictError as exc:
+            return _Done(FileOutcome(entry.relpath, Kind.FAILED, entry.size, detail=str(exc)), entry)
+        except AzureError as exc:
+            detail = f"storage error: {_first_line(exc)}"
+            return _Done(FileOutcome(entry.relpath, Kind.FAILED, entry.size, detail=detail), entry)
+
+    def _hash_and_store(self, entry: ScanEntry, row: FileRow | None) -> _Done:
+        assert self.cfg is not None and self._transfer is not None
+        keep = self.opts.small_file_max
+        # Small reads under 1 MiB are not worth a budget slot; larger in-memory files take one.
+        slot = self._budget if MiB < entry.size <= keep else contextlib.nullcontext()
+        with slot:
+            h = hash_file(entry.path, entry.size, entry.mtime_ns, keep_up_to=keep)
+            if row is not None and row.sha256 == h.sha256:
+                return _Done(FileOutcome(entry.relpath, Kind.TOUCHED, h.size), entry, h.sha256)
+            name = blob_name(self.cfg.prefix, h.sha256, entry.relpath)
+            meta = BlobMeta(h.sha256, entry.relpath, h.size, h.mtime_ns, self.cfg.source_id)
+            result = self._store_dedup(name, entry, meta, h.data)
+        kind = {"uploaded": Kind.UPLOADED, "copied": Kind.COPIED, "present": Kind.PRESENT}[result.action]
+        if not file_unchanged(entry.path, entry.size, entry.mtime_ns):
+            detail = "changed while being uploaded; the new content is picked up next run"
+            o = FileOutcome(entry.relpath, Kind.SKIPPED, h.size, result.bytes_sent, name, detail)
+            return _Done(o, entry, h.sha256, result.etag, history_only=True)
+        o = FileOutcome(entry.relpath, kind, h.size, result.bytes_sent, name)
+        return _Done(o, entry, h.sha256, result.etag, record=True)
+
+    def _store_dedup(self, name: str, entry: ScanEntry, meta: BlobMeta, data: bytes | None) -> StoreResult:
+        """Store once per content per run: a second file with the same SHA-256 waits for the first, then
+        copies it server-side instead of sending the bytes again."""
+        sha = meta.sha256
+        with self._lock:
+            event = self._claims.get(sha)
+            owner = event is None
+            if owner:
+                event = self._claims[sha] = threading.Event()
+        assert event is not None
+        if not owner:
+            event.wait()
+        try:
+            result = self._store(name, entry, meta, data)
+            if owner:
+                with self._lock:
+                    self._stored[sha] = name
+            return result
+        finally:
+            if owner:
+                event.set()
+                with self._lock:
+                    del self._claims[sha]
+
+    def _store(self, name: str, entry: ScanEntry, meta: BlobMeta, data: bytes | None) -> StoreResult:
+        assert self._transfer is not None
+        t = self._transfer
+        ctype = content_type(entry.relpath)
+        with self._lock:
+            source = self._stored.get(meta.sha256)
+        source = source or self.state.blob_for_sha(meta.sha256)
+        if source == name or self._probe_first or data is None:
+            adopted = t.adopt_existing(name, meta)
+            if adopted is not None:
+                return adopted
+        if source and source != name:
+            copied = t.copy_from(source, name, meta, ctype)
+            if copied is not None:
+                return copied
+        return t.upload(name, entry.path, meta, ctype, data)
+
+    # -- record ------------------------------------------------------------------------------------
+    def _finish(self, d: _Done) -> None:
+        """Main thread: write the confirmed result to SQLite and report it."""
+        o, e = d.outcome, d.entry
+        assert self.cfg is not None or self.opts.dry_run
+        if o.kind == Kind.TOUCHED:
+            self.state.update_stat(e.relpath, e.size, e.mtime_ns, e.inode)
+        elif (d.record or d.history_only) and d.sha256 and d.etag and o.blob_name and self.cfg:
+            if d.record:
+                self.state.record_blob(
+                    relpath=e.relpath,
+                    size=e.size,
+                    mtime_ns=e.mtime_ns,
+                    inode=e.inode,
+                    sha256=d.sha256,
+                    blob_name=o.blob_name,
+                    etag=d.etag,
+                    source_id=self.cfg.source_id,
+                )
+            else:
+                self.state.record_history_blob(
+                    relpath=e.relpath,
+                    size=e.size,
+                    mtime_ns=e.mtime_ns,
+                    sha256=d.sha256,
+                    blob_name=o.blob_name,
+                    etag=d.etag,
+                    source_id=self.cfg.source_id,
+                )
+        if d.sha256 is not None:
+            self.summary.hashed += 1
+            self.summary.bytes_hashed += e.size
+        self.summary.add(o)
+        self.progress.advance(e.size)
+        self.progress.file_done(o)
+
+    def _record_deletions(self, index: dict[str, FileRow], scan_result: ScanResult) -> None:
+        gone = [rel for rel in index if rel not in self._seen and scan_result.covers(rel)]
+        if gone:
+            self.summary.deleted = self.state.mark_deleted(gone)
+            self.progress.note(f"{len(gone)} file(s) no longer in the source: their blobs are kept", verbose=False)

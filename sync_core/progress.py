@@ -1,0 +1,111 @@
+"""What a sync run reports while it works and when it ends; rendering is the agent's business."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from enum import StrEnum
+from typing import Protocol
+
+
+class Kind(StrEnum):
+    UNCHANGED = "unchanged"  # stat matched the index: not read at all
+    TOUCHED = "touched"  # stat changed, content did not: index updated, nothing sent
+    UPLOADED = "uploaded"
+    COPIED = "copied"  # server-side copy of content already in the container
+    PRESENT = "present"  # blob already existed with this content: recorded, nothing sent
+    WOULD_UPLOAD = "would_upload"  # dry run
+    SKIPPED = "skipped"  # vanished, changed while being read/sent, symlink, special file
+    FAILED = "failed"  # unreadable, unstorable name, service error after retries
+
+
+@dataclass(frozen=True, slots=True)
+class FileOutcome:
+    relpath: str
+    kind: Kind
+    size: int = 0
+    bytes_sent: int = 0
+    blob_name: str | None = None
+    detail: str = ""
+
+
+@dataclass
+class RunSummary:
+    scanned: int = 0
+    unchanged: int = 0
+    hashed: int = 0
+    touched: int = 0
+    uploaded: int = 0
+    copied: int = 0
+    already_present: int = 0
+    would_upload: int = 0
+    would_upload_bytes: int = 0
+    skipped: int = 0
+    failed: int = 0
+    deleted: int = 0
+    bytes_uploaded: int = 0
+    bytes_hashed: int = 0
+    seconds: float = 0.0
+    dry_run: bool = False
+    failures: list[dict[str, str]] = field(default_factory=list)
+
+    def add(self, o: FileOutcome) -> None:
+        match o.kind:
+            case Kind.UNCHANGED:
+                self.unchanged += 1
+            case Kind.TOUCHED:
+                self.touched += 1
+            case Kind.UPLOADED:
+                self.uploaded += 1
+            case Kind.COPIED:
+                self.copied += 1
+            case Kind.PRESENT:
+                self.already_present += 1
+            case Kind.WOULD_UPLOAD:
+                self.would_upload += 1
+                self.would_upload_bytes += o.size
+            case Kind.SKIPPED:
+                self.skipped += 1
+            case Kind.FAILED:
+                self.failed += 1
+                if len(self.failures) < 1000:
+                    self.failures.append({"path": o.relpath, "error": o.detail})
+        self.bytes_uploaded += o.bytes_sent
+
+    @property
+    def exit_code(self) -> int:
+        """0 all good, 1 some files failed (the rest were backed up)."""
+        return 1 if self.failed else 0
+
+    def to_dict(self) -> dict[str, object]:
+        d = asdict(self)
+        d["seconds"] = round(self.seconds, 3)
+        d["exit_code"] = self.exit_code
+        return d
+
+
+class ProgressSink(Protocol):
+    """Receives the run's events from the pipeline's main thread (``advance`` from any thread)."""
+
+    def planned(self, files: int, total_bytes: int) -> None: ...
+
+    def advance(self, nbytes: int) -> None: ...
+
+    def file_done(self, outcome: FileOutcome) -> None: ...
+
+    def note(self, text: str, *, verbose: bool = False) -> None: ...
+
+
+class NullProgress:
+    """A sink that ignores everything (library use, tests)."""
+
+    def planned(self, files: int, total_bytes: int) -> None:
+        pass
+
+    def advance(self, nbytes: int) -> None:
+        pass
+
+    def file_done(self, outcome: FileOutcome) -> None:
+        pass
+
+    def note(self, text: str, *, verbose: bool = False) -> None:
+        pass

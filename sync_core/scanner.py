@@ -1,0 +1,96 @@
+"""Walk the source tree with ``os.scandir`` and yield the files to consider, with their stat fields.
+
+Symlinks are not followed (reported as skipped); folders that cannot be read are reported and their
+subtree is remembered as *incomplete*, so that files under it are not mistaken for deleted.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+from .exclude import ExcludeRules
+
+
+@dataclass(frozen=True, slots=True)
+class ScanEntry:
+    relpath: str  # '/'-separated, exactly as on disk (surrogate-escaped if not UTF-8)
+    path: str  # absolute path to open
+    size: int
+    mtime_ns: int
+    inode: int
+
+
+@dataclass(slots=True)
+class ScanProblem:
+    relpath: str
+    reason: str
+    is_error: bool  # True: something the user must fix (unreadable); False: informational (symlink)
+
+
+@dataclass
+class ScanResult:
+    """What a full scan left behind besides the entries: problems and folders it could not read."""
+
+    problems: list[ScanProblem] = field(default_factory=list)
+    incomplete_dirs: list[str] = field(default_factory=list)
+    files_seen: int = 0
+
+    def covers(self, relpath: str) -> bool:
+        """True unless ``relpath`` lies under a folder the scan could not read."""
+        return not any(relpath == d or relpath.startswith(d + "/") for d in self.incomplete_dirs)
+
+
+def scan(
+    root: str,
+    rules: ExcludeRules,
+    result: ScanResult,
+    *,
+    on_problem: Callable[[ScanProblem], None] | None = None,
+) -> Iterator[ScanEntry]:
+    """Yield regular files under ``root`` depth-first in name order (stable output, stable progress)."""
+
+    def problem(relpath: str, reason: str, is_error: bool) -> None:
+        p = ScanProblem(relpath, reason, is_error)
+        result.problems.append(p)
+        if on_problem:
+            on_problem(p)
+
+    stack: list[tuple[str, str]] = [(root, "")]
+    while stack:
+        dirpath, reldir = stack.pop()
+        try:
+            with os.scandir(dirpath) as it:
+                entries = sorted(it, key=lambda e: e.name)
+        except OSError as exc:
+            problem(reldir or ".", f"cannot read folder: {exc.strerror or exc}", True)
+            result.incomplete_dirs.append(reldir)
+            continue
+        subdirs: list[tuple[str, str]] = []
+        for entry in entries:
+            rel = f"{reldir}/{entry.name}" if reldir else entry.name
+            try:
+                if entry.is_symlink():
+                    problem(rel, "symlink not followed", False)
+                    continue
+                st = entry.stat(follow_symlinks=False)
+            except OSError as exc:
+                if isinstance(exc, FileNotFoundError):
+                    continue  # vanished between listing and stat: nothing to back up
+                problem(rel, f"cannot stat: {exc.strerror or exc}", True)
+                continue
+            if stat.S_ISDIR(st.st_mode):
+                if not rules.skip_dir(entry.name, rel):
+                    subdirs.append((entry.path, rel))
+                continue
+            if not stat.S_ISREG(st.st_mode):
+                if not rules.skip_file(entry.name, rel):
+                    problem(rel, "not a regular file (FIFO, socket or device): skipped", False)
+                continue
+            if rules.skip_file(entry.name, rel):
+                continue
+            result.files_seen += 1
+            yield ScanEntry(rel, entry.path, st.st_size, st.st_mtime_ns, st.st_ino)
+        stack.extend(reversed(subdirs))

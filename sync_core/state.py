@@ -1,0 +1,328 @@
+"""The local SQLite index (``index.db`` in the state dir): what is safely in the container.
+
+Two tables:
+
+* ``files`` — the current local view, one row per relative path: the stat fields that let the next run
+  skip a file without reading it, its SHA-256 and the name of the blob that holds it.
+* ``blobs`` — one row per blob this source ever wrote or adopted (the history the Azure Table mirrors):
+  whether it is the current version of its path, when it was deleted locally, and whether the Table
+  mirror still has to be told (``mirror_pending``).
+
+Rows are written only after the service confirmed the blob. The database holds no secret. WAL mode lets
+worker threads read (duplicate lookups) while the pipeline's single writer records results.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import ConfigError
+
+DB_NAME = "index.db"
+
+# Forward-only migrations: MIGRATIONS[n] takes a database from user_version n to n+1.
+MIGRATIONS: list[str] = [
+    """
+    CREATE TABLE files (
+        relpath   TEXT PRIMARY KEY,
+        size      INTEGER NOT NULL,
+        mtime_ns  INTEGER NOT NULL,
+        inode     INTEGER NOT NULL,
+        sha256    TEXT NOT NULL,
+        blob_name TEXT NOT NULL,
+        synced_at REAL NOT NULL
+    ) WITHOUT ROWID;
+    CREATE TABLE blobs (
+        blob_name      TEXT PRIMARY KEY,
+        relpath        TEXT NOT NULL,
+        sha256         TEXT NOT NULL,
+        size           INTEGER NOT NULL,
+        mtime_ns       INTEGER NOT NULL,
+        etag           TEXT NOT NULL,
+        source_id      TEXT NOT NULL,
+        uploaded_at    REAL NOT NULL,
+        is_current     INTEGER NOT NULL DEFAULT 1,
+        deleted_at     REAL,
+        capture_time   TEXT,
+        camera_model   TEXT,
+        mirror_pending INTEGER NOT NULL DEFAULT 1
+    ) WITHOUT ROWID;
+    CREATE INDEX blobs_by_sha ON blobs(sha256);
+    CREATE INDEX blobs_by_path ON blobs(relpath, is_current);
+    CREATE INDEX blobs_mirror_pending ON blobs(mirror_pending) WHERE mirror_pending = 1;
+    CREATE TABLE runs (
+        id          INTEGER PRIMARY KEY,
+        kind        TEXT NOT NULL,
+        started_at  REAL NOT NULL,
+        finished_at REAL,
+        exit_code   INTEGER,
+        summary     TEXT
+    );
+    """,
+]
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+@dataclass(frozen=True, slots=True)
+class FileRow:
+    relpath: str
+    size: int
+    mtime_ns: int
+    inode: int
+    sha256: str
+    blob_name: str
+
+
+@dataclass(frozen=True, slots=True)
+class BlobRow:
+    blob_name: str
+    relpath: str
+    sha256: str
+    size: int
+    mtime_ns: int
+    etag: str
+    source_id: str
+    uploaded_at: float
+    is_current: bool
+    deleted_at: float | None
+    capture_time: str | None = None
+    camera_model: str | None = None
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, timeout=30, check_same_thread=False, isolation_level=None)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=NORMAL")
+    conn.execute("PRAGMA foreign_keys=ON")
+    return conn
+
+
+class StateDB:
+    """The state database. One writer connection (guarded by a lock) plus one reader per thread."""
+
+    def __init__(self, state_dir: Path | str, *, readonly: bool = False):
+        """Open (creating and migrating) ``<state_dir>/index.db``. ``readonly`` never creates or changes
+        anything on disk: a missing database reads as empty (for dry runs)."""
+        self.state_dir = Path(state_dir).expanduser()
+        self.path = self.state_dir / DB_NAME
+        self.readonly = readonly
+        self._lock = threading.RLock()
+        self._local = threading.local()
+        self._in_tx = False
+        self._pending_writes = 0
+        try:
+            if readonly:
+                self._w = self._open_readonly()
+            else:
+                self.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+                self._w = _connect(self.path)
+                self._migrate()
+        except (OSError, sqlite3.OperationalError) as exc:
+            raise ConfigError(
+                f"state dir {str(self.state_dir)!r} is not usable ({exc}); fix its permissions or choose "
+                "another with --state-dir"
+            ) from None
+
+    def _open_readonly(self) -> sqlite3.Connection:
+        if not self.path.exists():
+            conn = sqlite3.connect(":memory:", check_same_thread=False, isolation_level=None)
+            for script in MIGRATIONS:
+                conn.executescript(script)
+            return conn
+        conn = sqlite3.connect(f"{self.path.as_uri()}?mode=ro", uri=True, check_same_thread=False, isolation_level=None)
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        if version != SCHEMA_VERSION:
+            raise ConfigError(f"{self.path} has schema {version}, expected {SCHEMA_VERSION}: run a real sync first")
+        return conn
+
+    # -- lifecycle -------------------------------------------------------------------------------
+    def _migrate(self) -> None:
+        version = self._w.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            raise ConfigError(
+                f"{self.path} was written by a newer azphotosync (schema {version} > {SCHEMA_VERSION}); upgrade"
+            )
+        for v in range(version, SCHEMA_VERSION):
+            self._w.executescript(f"BEGIN; {MIGRATIONS[v]}; PRAGMA user_version = {v + 1}; COMMIT;")
+
+    def close(self) -> None:
+        with self._lock:
+            self.commit()
+            self._w.close()
+            conn = getattr(self._local, "conn", None)
+            if conn is not None:
+                conn.close()
+
+    def _reader(self) -> sqlite3.Connection:
+        if self.readonly:
+            return self._w
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(self.path, timeout=30, check_same_thread=False)
+            self._local.conn = conn
+        return conn
+
+    # -- write batching --------------------------------------------------------------------------
+    def _write(self, sql: str, params: Iterable[object] = ()) -> sqlite3.Cursor:
+        if self.readonly:
+            raise RuntimeError("state database opened read-only")
+        with self._lock:
+            if not self._in_tx:
+                self._w.execute("BEGIN")
+                self._in_tx = True
+            self._pending_writes += 1
+            return self._w.execute(sql, tuple(params))
+
+    def commit(self) -> None:
+        """Make recorded rows durable. Called in batches by the pipeline and at the end of a run."""
+        with self._lock:
+            if self._in_tx:
+                self._w.execute("COMMIT")
+                self._in_tx = False
+                self._pending_writes = 0
+
+    def maybe_commit(self, every: int = 500) -> bool:
+        """Commit when enough writes are pending; True when it committed."""
+        with self._lock:
+            if self._pending_writes >= every:
+                self.commit()
+                return True
+            return False
+
+    # -- reads -----------------------------------------------------------------------------------
+    def load_files(self) -> dict[str, FileRow]:
+        """All rows of ``files``, for the planner's stat comparison (one query, no per-file lookups)."""
+        cur = self._w.execute("SELECT relpath, size, mtime_ns, inode, sha256, blob_name FROM files")
+        return {r[0]: FileRow(*r) for r in cur}
+
+    def file_count(self) -> int:
+        return self._w.execute("SELECT count(*) FROM files").fetchone()[0]
+
+    def blob_for_sha(self, sha256: str) -> str | None:
+        """Any blob we know holds this content (for a server-side copy instead of an upload)."""
+        row = (
+            self._reader()
+            .execute("SELECT blob_name FROM blobs WHERE sha256 = ? ORDER BY is_current DESC LIMIT 1", (sha256,))
+            .fetchone()
+        )
+        return row[0] if row else None
+
+    def get_blob(self, blob_name: str) -> BlobRow | None:
+        row = (
+            self._reader()
+            .execute(
+                "SELECT blob_name, relpath, sha256, size, mtime_ns, etag, source_id, uploaded_at, is_current,"
+                " deleted_at, capture_time, camera_model FROM blobs WHERE blob_name = ?",
+                (blob_name,),
+            )
+            .fetchone()
+        )
+        if not row:
+            return None
+        return BlobRow(*row[:8], bool(row[8]), *row[9:])
+
+    def iter_blobs(self, *, current_only: bool = False) -> Iterator[BlobRow]:
+        sql = (
+            "SELECT blob_name, relpath, sha256, size, mtime_ns, etag, source_id, uploaded_at, is_current,"
+            " deleted_at, capture_time, camera_model FROM blobs"
+        )
+        if current_only:
+            sql += " WHERE is_current = 1"
+        for row in self._reader().execute(sql):
+            yield BlobRow(*row[:8], bool(row[8]), *row[9:])
+
+    # -- writes ----------------------------------------------------------------------------------
+    def record_blob(
+        self,
+        *,
+        relpath: str,
+        size: int,
+        mtime_ns: int,
+        inode: int,
+        sha256: str,
+        blob_name: str,
+        etag: str,
+        source_id: str,
+        capture_time: str | None = None,
+        camera_model: str | None = None,
+        now: float | None = None,
+    ) -> None:
+        """Record a blob the service confirmed, make it the current version of ``relpath``."""
+        now = time.time() if now is None else now
+        self._write(
+            "UPDATE blobs SET is_current = 0, mirror_pending = 1"
+            " WHERE relpath = ? AND is_current = 1 AND blob_name != ?",
+            (relpath, blob_name),
+        )
+        self._write(
+            "INSERT INTO blobs (blob_name, relpath, sha256, size, mtime_ns, etag, source_id, uploaded_at,"
+            " is_current, deleted_at, capture_time, camera_model, mirror_pending)"
+            " VALUES (?,?,?,?,?,?,?,?,1,NULL,?,?,1)"
+            " ON CONFLICT(blob_name) DO UPDATE SET etag = excluded.etag, is_current = 1, deleted_at = NULL,"
+            " size = excluded.size, mtime_ns = excluded.mtime_ns,"
+            " capture_time = coalesce(excluded.capture_time, capture_time),"
+            " camera_model = coalesce(excluded.camera_model, camera_model), mirror_pending = 1",
+            (blob_name, relpath, sha256, size, mtime_ns, etag, source_id, now, capture_time, camera_model),
+        )
+        self._write(
+            "INSERT INTO files (relpath, size, mtime_ns, inode, sha256, blob_name, synced_at)"
+            " VALUES (?,?,?,?,?,?,?) ON CONFLICT(relpath) DO UPDATE SET size = excluded.size,"
+            " mtime_ns = excluded.mtime_ns, inode = excluded.inode, sha256 = excluded.sha256,"
+            " blob_name = excluded.blob_name, synced_at = excluded.synced_at",
+            (relpath, size, mtime_ns, inode, sha256, blob_name, now),
+        )
+
+    def record_history_blob(
+        self, *, relpath: str, size: int, mtime_ns: int, sha256: str, blob_name: str, etag: str, source_id: str
+    ) -> None:
+        """Record a confirmed blob as a past version only (the file changed while it was being sent)."""
+        self._write(
+            "INSERT INTO blobs (blob_name, relpath, sha256, size, mtime_ns, etag, source_id, uploaded_at,"
+            " is_current, mirror_pending) VALUES (?,?,?,?,?,?,?,?,0,1) ON CONFLICT(blob_name) DO NOTHING",
+            (blob_name, relpath, sha256, size, mtime_ns, etag, source_id, time.time()),
+        )
+
+    def update_stat(self, relpath: str, size: int, mtime_ns: int, inode: int) -> None:
+        """A touched file (same content, new stat): remember the new stat so it is not read again."""
+        self._write(
+            "UPDATE files SET size = ?, mtime_ns = ?, inode = ? WHERE relpath = ?",
+            (size, mtime_ns, inode, relpath),
+        )
+
+    def mark_deleted(self, relpaths: Iterable[str], now: float | None = None) -> int:
+        """Files gone from the source: drop them from ``files``; their blobs stay, marked not current."""
+        now = time.time() if now is None else now
+        n = 0
+        for rel in relpaths:
+            self._write(
+                "UPDATE blobs SET is_current = 0, deleted_at = ?, mirror_pending = 1"
+                " WHERE relpath = ? AND is_current = 1",
+                (now, rel),
+            )
+            self._write("DELETE FROM files WHERE relpath = ?", (rel,))
+            n += 1
+        return n
+
+    # -- runs ------------------------------------------------------------------------------------
+    def start_run(self, kind: str) -> int:
+        cur = self._write("INSERT INTO runs (kind, started_at) VALUES (?, ?)", (kind, time.time()))
+        self.commit()
+        return int(cur.lastrowid or 0)
+
+    def finish_run(self, run_id: int, exit_code: int, summary_json: str) -> None:
+        self._write(
+            "UPDATE runs SET finished_at = ?, exit_code = ?, summary = ? WHERE id = ?",
+            (time.time(), exit_code, summary_json, run_id),
+        )
+        self.commit()
+
+    def last_run(self, kind: str = "sync") -> tuple[float, float | None, int | None, str | None] | None:
+        return self._w.execute(
+            "SELECT started_at, finished_at, exit_code, summary FROM runs WHERE kind = ? ORDER BY id DESC LIMIT 1",
+            (kind,),
+        ).fetchone()
