@@ -22,6 +22,7 @@ from sync_core.config import (
     resolve_storage_config,
 )
 from sync_core.errors import ConfigError
+from sync_core.state import StateDB
 
 from .emulator import EmulatorError, ensure_emulator
 
@@ -32,15 +33,21 @@ def storage_options() -> argparse.ArgumentParser:
     """A parent parser with the storage, identity and state-dir options."""
     p = argparse.ArgumentParser(add_help=False)
     g = p.add_argument_group("storage")
-    g.add_argument("--account-url", help=f"blob endpoint https://ACCOUNT.blob.core.windows.net (env {ENV_ACCOUNT_URL}); "
-                   "authenticates with DefaultAzureCredential")  # fmt: skip
+    g.add_argument(
+        "--account-url",
+        help=f"blob endpoint https://ACCOUNT.blob.core.windows.net (env {ENV_ACCOUNT_URL}); "
+        "authenticates with DefaultAzureCredential",
+    )
     g.add_argument("--connection-string", help=f"development only, e.g. Azurite (env {ENV_CONNECTION_STRING}; "
                    "prefer the env var: command lines are visible to other users)")  # fmt: skip
     g.add_argument("--container", help=f"blob container (env {ENV_CONTAINER}; default {DEFAULT_CONTAINER})")
     g.add_argument("--table", help=f"index table (env {ENV_TABLE}; default {DEFAULT_TABLE})")
     g.add_argument("--table-endpoint", help="table endpoint when it cannot be derived from the account URL")
-    g.add_argument("--prefix", help=f"blob name prefix inside the container (default {DEFAULT_PREFIX!r})")
-    g.add_argument("--source-id", help="name of this device/library in the archive (default: the host name)")
+    g.add_argument("--prefix", help=f"blob name prefix inside the container (default {DEFAULT_PREFIX}/<source-id>)")
+    g.add_argument(
+        "--source-id",
+        help="name of this device/library in the archive (default: the host name, remembered in the state dir)",
+    )
     g.add_argument(
         "--emulator",
         action="store_true",
@@ -59,8 +66,11 @@ def state_dir(args: argparse.Namespace) -> Path:
     return Path(args.state_dir).expanduser()
 
 
-def storage_config(args: argparse.Namespace) -> StorageConfig:
-    """Resolve flags over env; ``--emulator`` supplies a connection string to a local Azurite."""
+def storage_config(args: argparse.Namespace, state: StateDB | None = None) -> StorageConfig:
+    """Resolve flags over env; ``--emulator`` supplies a connection string to a local Azurite.
+
+    The source id is remembered in the state dir on first use, so renaming the host later does not move
+    the library to a new prefix."""
     conn = args.connection_string
     if getattr(args, "emulator", False):
         try:
@@ -69,7 +79,8 @@ def storage_config(args: argparse.Namespace) -> StorageConfig:
             raise ConfigError(str(exc)) from None
         except OSError as exc:
             raise ConfigError(f"cannot start Azurite under {state_dir(args)}: {exc}") from None
-    return resolve_storage_config(
+    stored = state.get_meta("source_id") if state is not None else None
+    cfg = resolve_storage_config(
         account_url=None if conn else args.account_url,
         connection_string=conn,
         container=args.container,
@@ -77,7 +88,11 @@ def storage_config(args: argparse.Namespace) -> StorageConfig:
         table_endpoint=args.table_endpoint,
         prefix=args.prefix,
         source_id=args.source_id,
+        stored_source_id=stored,
     )
+    if state is not None and not state.readonly and stored is None:
+        state.set_meta("source_id", cfg.source_id)
+    return cfg
 
 
 @dataclass
@@ -87,8 +102,10 @@ class Storage:
     container: ContainerClient
 
 
-def open_storage(args: argparse.Namespace, *, create: bool = False, pool_size: int = 16) -> Storage:
-    cfg = storage_config(args)
+def open_storage(
+    args: argparse.Namespace, *, state: StateDB | None = None, create: bool = False, pool_size: int = 16
+) -> Storage:
+    cfg = storage_config(args, state)
     service = blob_service(cfg, pool_size=pool_size)
     container = open_container(service, cfg, create=create or bool(getattr(args, "emulator", False)))
     return Storage(cfg, service, container)

@@ -58,13 +58,13 @@ def run(args: argparse.Namespace) -> int:
         what = "does not exist" if not source.exists() else "is not a folder"
         raise ConfigError(f"source {str(source)!r} {what}; point --source at your library's root folder")
     if args.dry_run:
-        cfg = storage_config(args) if _storage_configured(args) else None
         state = StateDB(state_dir(args), readonly=True)
+        cfg = storage_config(args, state) if _storage_configured(args) else None
         engine = SyncEngine(cfg, state, None, opts)
         where = cfg.describe() if cfg else "(storage not configured)"
     else:
-        storage = open_storage(args, create=args.create_container, pool_size=2 * args.max_workers + 4)
         state = StateDB(state_dir(args))
+        storage = open_storage(args, state=state, create=args.create_container, pool_size=2 * args.max_workers + 4)
         engine = SyncEngine(storage.cfg, state, storage.container, opts)
         where = storage.cfg.describe()
     run_id = None if args.dry_run else state.start_run("sync")

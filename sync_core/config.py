@@ -60,6 +60,12 @@ def default_source_id() -> str:
     return clean[:63]
 
 
+def default_prefix(source_id: str) -> str:
+    """``photos/<source-id>``: each device writes its own blobs and Table partitions, so two devices never
+    touch each other's rows; give several devices the same ``--prefix`` to share (and dedupe) one tree."""
+    return f"{DEFAULT_PREFIX}/{source_id}"
+
+
 def validate_source_id(value: str) -> str:
     if not _SOURCE_ID_RE.match(value or ""):
         raise ConfigError(
@@ -106,6 +112,7 @@ def resolve_storage_config(
     table_endpoint: str | None = None,
     prefix: str | None = None,
     source_id: str | None = None,
+    stored_source_id: str | None = None,
     env: Mapping[str, str] | None = None,
 ) -> StorageConfig:
     """Merge flags (arguments) over environment variables and validate everything that can be checked
@@ -122,15 +129,16 @@ def resolve_storage_config(
     from .blobname import normalize_prefix
     from .errors import UnstorableNameError
 
+    sid = validate_source_id(source_id or env.get(ENV_SOURCE_ID) or stored_source_id or default_source_id())
     try:
-        pfx = normalize_prefix(prefix or env.get(ENV_PREFIX) or DEFAULT_PREFIX)
+        pfx = normalize_prefix(prefix or env.get(ENV_PREFIX) or default_prefix(sid))
     except UnstorableNameError as exc:
         raise ConfigError(str(exc)) from None
     return StorageConfig(
         container=validate_container_name(container or env.get(ENV_CONTAINER) or DEFAULT_CONTAINER),
         table=validate_table_name(table or env.get(ENV_TABLE) or DEFAULT_TABLE),
         prefix=pfx,
-        source_id=validate_source_id(source_id or env.get(ENV_SOURCE_ID) or default_source_id()),
+        source_id=sid,
         account_url=url.rstrip("/") if url else None,
         connection_string=conn,
         table_endpoint=table_endpoint or env.get(ENV_TABLE_ENDPOINT) or None,

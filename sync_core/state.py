@@ -55,6 +55,10 @@ MIGRATIONS: list[str] = [
     CREATE INDEX blobs_by_sha ON blobs(sha256);
     CREATE INDEX blobs_by_path ON blobs(relpath, is_current);
     CREATE INDEX blobs_mirror_pending ON blobs(mirror_pending) WHERE mirror_pending = 1;
+    CREATE TABLE meta (
+        key   TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    );
     CREATE TABLE runs (
         id          INTEGER PRIMARY KEY,
         kind        TEXT NOT NULL,
@@ -307,6 +311,18 @@ class StateDB:
             self._write("DELETE FROM files WHERE relpath = ?", (rel,))
             n += 1
         return n
+
+    # -- meta ---------------------------------------------------------------------------------------
+    def get_meta(self, key: str) -> str | None:
+        row = self._w.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return row[0] if row else None
+
+    def set_meta(self, key: str, value: str) -> None:
+        self._write(
+            "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            (key, value),
+        )
+        self.commit()
 
     # -- runs ------------------------------------------------------------------------------------
     def start_run(self, kind: str) -> int:

@@ -1,0 +1,93 @@
+"""The Azure Table index contract: one entity per blob ever written.
+
+* ``PartitionKey`` = the encoded blob-listing prefix ``<prefix>/<xx>`` (``xx`` = first two hex digits of
+  the SHA-256). Verifying a partition therefore costs one paged blob listing of ``<prefix>/<xx>/`` plus one
+  partition query — never a request per blob.
+* ``RowKey`` = the encoded rest of the blob name, ``<sha256>/<relpath>``; when that would exceed the
+  service's key size, ``<sha256>/~<sha256 of the relpath>`` (the full name is always in ``BlobName``).
+
+Both keys are deterministic functions of the blob name. Table keys may not contain ``/ \\ # ?`` or control
+characters: those (and ``%`` itself) are percent-encoded as UTF-8, which keeps keys readable and unique.
+
+Properties written by the agent: ``BlobName RelPath Size MtimeNs Sha256 BlobEtag SourceId IsCurrent
+UploadedAt DeletedAt CaptureTime CameraModel``. Properties written by the cloud verifier (the agent never
+sends them, so a merge keeps them): ``VerifyStatus LastVerified LastDeepVerified VerifyDetail``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+
+from .blobname import normalize_prefix, parse_blob_name
+
+MAX_KEY_BYTES = 1024  # service limit, counted in UTF-16 bytes to be safe
+_FORBIDDEN = re.compile(r"[%/\\#?\x00-\x1f\x7f-\x9f]")
+
+# Agent-written properties
+P_BLOB_NAME = "BlobName"
+P_RELPATH = "RelPath"
+P_SIZE = "Size"
+P_MTIME_NS = "MtimeNs"
+P_SHA256 = "Sha256"
+P_BLOB_ETAG = "BlobEtag"
+P_SOURCE_ID = "SourceId"
+P_IS_CURRENT = "IsCurrent"
+P_UPLOADED_AT = "UploadedAt"
+P_DELETED_AT = "DeletedAt"
+P_CAPTURE_TIME = "CaptureTime"
+P_CAMERA_MODEL = "CameraModel"
+# Cloud-written properties
+P_VERIFY_STATUS = "VerifyStatus"
+P_LAST_VERIFIED = "LastVerified"
+P_LAST_DEEP_VERIFIED = "LastDeepVerified"
+P_VERIFY_DETAIL = "VerifyDetail"
+
+# Verdicts the verifier writes into VerifyStatus; all but OK (and REPAIRED) ask the agent to re-upload.
+V_OK = "ok"
+V_MISSING = "missing"
+V_SIZE_MISMATCH = "size_mismatch"
+V_ETAG_MISMATCH = "etag_mismatch"
+V_SHA_MISMATCH = "sha_mismatch"  # SHA-256 metadata differs, or a deep re-hash disagrees with the name
+V_SHA_MISSING = "sha_missing"
+V_ORPHAN_REPAIRED = "orphan_repaired"  # row re-created from a blob's self-consistent metadata
+DAMAGE_VERDICTS = frozenset({V_MISSING, V_SIZE_MISMATCH, V_ETAG_MISMATCH, V_SHA_MISMATCH, V_SHA_MISSING})
+
+
+def encode_key(text: str) -> str:
+    """Percent-encode the characters Table keys forbid (and ``%``), as UTF-8 bytes."""
+
+    def enc(m: re.Match[str]) -> str:
+        return "".join(f"%{b:02X}" for b in m.group(0).encode("utf-8", "surrogateescape"))
+
+    return _FORBIDDEN.sub(enc, text)
+
+
+def _fits(key: str) -> bool:
+    return len(key.encode("utf-16-le", "surrogatepass")) <= MAX_KEY_BYTES
+
+
+def partition_key(prefix: str, sha256: str) -> str:
+    return encode_key(f"{normalize_prefix(prefix)}/{sha256[:2]}")
+
+
+def listing_prefix(prefix: str, shard: str) -> str:
+    """The blob-listing prefix that corresponds to a partition (``shard`` = two hex digits)."""
+    return f"{normalize_prefix(prefix)}/{shard}/"
+
+
+def all_shards() -> list[str]:
+    return [f"{i:02x}" for i in range(256)]
+
+
+def row_key(sha256: str, relpath: str) -> str:
+    key = encode_key(f"{sha256}/{relpath}")
+    if _fits(key):
+        return key
+    return f"{sha256}/~{hashlib.sha256(relpath.encode('utf-8', 'surrogateescape')).hexdigest()}".replace("/", "%2F")
+
+
+def keys_for_blob(prefix: str, name: str) -> tuple[str, str]:
+    """``(PartitionKey, RowKey)`` for a contract blob name under ``prefix``."""
+    sha, rel = parse_blob_name(prefix, name)
+    return partition_key(prefix, sha), row_key(sha, rel)
