@@ -11,10 +11,12 @@ from typing import Any
 import requests
 from azure.core.credentials import TokenCredential
 from azure.core.exceptions import ClientAuthenticationError, HttpResponseError, ResourceNotFoundError
+from azure.core.pipeline.policies import RetryPolicy
 from azure.core.pipeline.transport import RequestsTransport
+from azure.data.tables import TableServiceClient
 from azure.storage.blob import BlobServiceClient, ContainerClient, ExponentialRetry
 
-from .config import NO_CREDENTIALS_HINT, StorageConfig
+from .config import NO_CREDENTIALS_HINT, StorageConfig, table_endpoint_from_blob_url
 from .errors import ConfigError
 
 # Short first backoff with jitter: a transient fault should cost seconds, not the SDK default's ~15 s.
@@ -108,3 +110,21 @@ def open_container(service: BlobServiceClient, cfg: StorageConfig, *, create: bo
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return text[0] if text else type(exc).__name__
+
+
+def table_retry_policy() -> RetryPolicy:
+    """Throttling (503/500) and connection resets are retried by the pipeline, with short jittered backoff."""
+    return RetryPolicy(retry_total=RETRY_TOTAL, retry_backoff_factor=0.5, retry_backoff_max=30)
+
+
+def table_service(
+    cfg: StorageConfig, *, pool_size: int = 8, credential: TokenCredential | None = None, **kwargs: Any
+) -> TableServiceClient:
+    """The Table service client: endpoint from the connection string, from ``cfg.table_endpoint``, or
+    derived from the blob account URL; same credential as the blobs."""
+    common: dict[str, Any] = {"retry_policy": table_retry_policy(), "transport": make_transport(pool_size), **kwargs}
+    if cfg.connection_string:
+        return TableServiceClient.from_connection_string(cfg.connection_string, **common)
+    assert cfg.account_url
+    endpoint = cfg.table_endpoint or table_endpoint_from_blob_url(cfg.account_url)
+    return TableServiceClient(endpoint, credential=credential or default_credential(), **common)

@@ -91,8 +91,13 @@ def test_bicep_file_parses(path):
     assert tree.get("resources") or tree.get("modules"), f"{path} parsed to nothing"
     # pycep silently accepts nothing it does not understand: every declaration in the text must come back.
     text = path.read_text()
-    for kind, key in (("resource", "resources"), ("module", "modules"), ("param", "parameters"),
-                      ("output", "outputs"), ("var", "variables")):
+    for kind, key in (
+        ("resource", "resources"),
+        ("module", "modules"),
+        ("param", "parameters"),
+        ("output", "outputs"),
+        ("var", "variables"),
+    ):
         declared = [line.split()[1] for line in text.splitlines() if line.startswith(kind + " ")]
         assert sorted(declared) == sorted(tree.get(key, {})), (path, kind)
 
@@ -304,7 +309,9 @@ def _app_settings_loop():
     loop = site["properties"]["siteConfig"]["appSettings"]
     assert loop["config"] == {"name": "setting.key", "value": "setting.value"} or loop["config"] == {
         "name": {"operator": {"type": "property_accessor", "operands": {"operand_1": "setting", "operand_2": "key"}}},
-        "value": {"operator": {"type": "property_accessor", "operands": {"operand_1": "setting", "operand_2": "value"}}},
+        "value": {
+            "operator": {"type": "property_accessor", "operands": {"operand_1": "setting", "operand_2": "value"}}
+        },
     }
     return loop
 
@@ -327,9 +334,10 @@ def test_host_storage_connection_is_identity_based():
     for forbidden in ("FUNCTIONS_WORKER_RUNTIME:", "FUNCTIONS_EXTENSION_VERSION:", "AccountKey", "listKeys("):
         assert forbidden not in text, forbidden
     main = parse(MAIN)["modules"]["functionApp"]["config"]["params"]
-    assert main["hostStorageAccountName"] == "hostStorage.outputs.name" or property_path(
-        main["hostStorageAccountName"]
-    ) == "hostStorage.outputs.name"
+    assert (
+        main["hostStorageAccountName"] == "hostStorage.outputs.name"
+        or property_path(main["hostStorageAccountName"]) == "hostStorage.outputs.name"
+    )
 
 
 def test_verification_app_settings():
@@ -390,8 +398,12 @@ EXPECTED_ROLE_ASSIGNMENTS = {
     (MONITORING, MONITORING_METRICS_PUBLISHER, "applicationInsights", "publisherPrincipalId", None),
 }
 
-AGENT_CONDITION = {"operator": {"type": "not", "operands": {"bool_value": {"function": {
-    "type": "empty", "parameters": {"item_to_test": "agentPrincipalId"}}}}}}
+AGENT_CONDITION = {
+    "operator": {
+        "type": "not",
+        "operands": {"bool_value": {"function": {"type": "empty", "parameters": {"item_to_test": "agentPrincipalId"}}}},
+    }
+}
 
 
 def _all_role_assignments():
@@ -538,12 +550,25 @@ def test_systemd_service_structure():
 
     # hardening beyond the seed
     for key, value in {
-        "NoNewPrivileges": "yes", "PrivateTmp": "yes", "PrivateDevices": "yes", "ProtectSystem": "strict",
-        "ProtectHome": "yes", "ProtectKernelTunables": "yes", "ProtectKernelModules": "yes",
-        "ProtectKernelLogs": "yes", "ProtectControlGroups": "yes", "ProtectClock": "yes",
-        "ProtectHostname": "yes", "RestrictNamespaces": "yes", "RestrictRealtime": "yes",
-        "RestrictSUIDSGID": "yes", "LockPersonality": "yes", "MemoryDenyWriteExecute": "yes",
-        "SystemCallArchitectures": "native", "CapabilityBoundingSet": "", "AmbientCapabilities": "",
+        "NoNewPrivileges": "yes",
+        "PrivateTmp": "yes",
+        "PrivateDevices": "yes",
+        "ProtectSystem": "strict",
+        "ProtectHome": "yes",
+        "ProtectKernelTunables": "yes",
+        "ProtectKernelModules": "yes",
+        "ProtectKernelLogs": "yes",
+        "ProtectControlGroups": "yes",
+        "ProtectClock": "yes",
+        "ProtectHostname": "yes",
+        "RestrictNamespaces": "yes",
+        "RestrictRealtime": "yes",
+        "RestrictSUIDSGID": "yes",
+        "LockPersonality": "yes",
+        "MemoryDenyWriteExecute": "yes",
+        "SystemCallArchitectures": "native",
+        "CapabilityBoundingSet": "",
+        "AmbientCapabilities": "",
         "UMask": "0077",
     }.items():
         assert one(key) == value, key
@@ -583,7 +608,9 @@ SYSTEMD_ANALYZE = shutil.which("systemd-analyze")
 def test_systemd_analyze_verify(units_with_stub_executable):
     result = subprocess.run(
         [SYSTEMD_ANALYZE, "verify", *map(str, units_with_stub_executable)],
-        capture_output=True, text=True, timeout=60,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert result.returncode == 0 and not result.stderr.strip(), result.stderr
 
@@ -594,7 +621,9 @@ def test_systemd_analyze_security_exposure_is_low(units_with_stub_executable):
     # --threshold is on a 0-100 scale: 20 = exposure 2.0 ("OK"); the seed unit scores far higher.
     result = subprocess.run(
         [SYSTEMD_ANALYZE, "security", "--offline=yes", "--threshold=20", "--no-pager", str(service)],
-        capture_output=True, text=True, timeout=60,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr
 
@@ -610,7 +639,7 @@ def test_dockerfile_structure():
     instructions = dockerfile_instructions(DOCKERFILE)
     froms = [args for ins, args in instructions if ins == "FROM"]
     assert froms and all(f.split()[0] == "python:3.11-slim" for f in froms)
-    final_stage = instructions[max(i for i, (ins, _) in enumerate(instructions) if ins == "FROM"):]
+    final_stage = instructions[max(i for i, (ins, _) in enumerate(instructions) if ins == "FROM") :]
     runs = " ".join(args for ins, args in instructions if ins == "RUN")
     assert "pip install --no-cache-dir ." in runs
     users = [args for ins, args in final_stage if ins == "USER"]
@@ -623,7 +652,10 @@ def test_dockerfile_structure():
     cmd = json.loads(next(args for ins, args in final_stage if ins == "CMD"))
     assert entrypoint == ["azphotosync"]
     assert dict(zip(cmd[::2], cmd[1::2], strict=True)) == {
-        "--source": "/data/photos", "--state-dir": "/var/lib/azphotosync", "--max-workers": "8"}
+        "--source": "/data/photos",
+        "--state-dir": "/var/lib/azphotosync",
+        "--max-workers": "8",
+    }
 
 
 def test_dockerfile_matches_the_package():
@@ -635,7 +667,7 @@ def test_dockerfile_matches_the_package():
             for source in args.split()[:-1]:
                 assert (REPO / source).exists(), f"Dockerfile COPY {source}: missing from the build context"
     ignore = (AGENT / "Dockerfile.dockerignore").read_text().split()
-    assert ignore[ignore.index("**"):][0] == "**"
+    assert ignore[ignore.index("**") :][0] == "**"
     for needed in ("!pyproject.toml", "!README.md", "!sync_core/**", "!agent/**"):
         assert needed in ignore, needed
 
@@ -690,7 +722,10 @@ def test_kubernetes_cronjob():
     assert {"cpu", "memory"} <= set(container["resources"]["requests"])
     args = container["args"]
     assert dict(zip(args[::2], args[1::2], strict=True)) == {
-        "--source": "/data/photos", "--state-dir": "/var/lib/azphotosync", "--max-workers": "8"}
+        "--source": "/data/photos",
+        "--state-dir": "/var/lib/azphotosync",
+        "--max-workers": "8",
+    }
 
     # the image's user (Dockerfile USER) is the pod's user, so the state volume stays writable
     docker_user = [a for i, a in dockerfile_instructions(DOCKERFILE) if i == "USER"][-1]
