@@ -737,6 +737,8 @@ def test_kubernetes_cronjob():
 
     config = m["ConfigMap"]["data"]
     assert {"AZURE_STORAGE_ACCOUNT_URL", "AZURE_STORAGE_CONTAINER", "AZURE_STORAGE_TABLE"} <= set(config)
+    # pod host names change every run: the library's source id must be set explicitly
+    assert config["AZPHOTOSYNC_SOURCE_ID"]
     assert container["envFrom"] == [{"configMapRef": {"name": m["ConfigMap"]["metadata"]["name"]}}]
     # no secrets: identity comes from the federated token the webhook injects
     assert "Secret" not in m
