@@ -1,0 +1,38 @@
+# Two commands a newcomer needs:  `make demo`  and  `make test`.
+# Each installs what it needs on a fresh machine (Python 3.11 + Node 20): a venv with the package and its
+# test tools, the pinned Azurite from npm, and checkov in its own venv (its pins clash with the Azure SDKs).
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+TOOLS  := .venv-tools
+PIP    := PIP_DISABLE_PIP_VERSION_CHECK=1 $(BIN)/pip -q
+
+.PHONY: setup demo test lint bench clean
+
+$(BIN)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install --upgrade pip
+	$(PIP) install -e '.[dev]'
+	touch $@
+
+node_modules/.bin/azurite: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+$(TOOLS)/bin/checkov:
+	$(PYTHON) -m venv $(TOOLS)
+	PIP_DISABLE_PIP_VERSION_CHECK=1 $(TOOLS)/bin/pip -q install checkov==3.3.30
+
+setup: $(BIN)/.installed node_modules/.bin/azurite
+
+demo: setup
+	$(BIN)/python scripts/demo.py
+
+lint: setup
+	$(BIN)/ruff check sync_core agent tests $(wildcard function_app.py) $(wildcard bench)
+
+test: setup $(TOOLS)/bin/checkov lint
+	$(BIN)/python -m pytest -q
+
+clean:
+	rm -rf $(VENV) $(TOOLS) node_modules .demo .pytest_cache .ruff_cache
