@@ -35,11 +35,19 @@ class BlobConflictError(Exception):
     """A blob with our contract name exists but does not hold the content its name promises."""
 
 
+def normalize_etag(etag: str) -> str:
+    """ETags as blob listings report them (unquoted); write responses quote them. One form everywhere."""
+    return etag.strip('"')
+
+
 @dataclass(frozen=True, slots=True)
 class StoreResult:
     action: Action
     etag: str
     bytes_sent: int
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "etag", normalize_etag(self.etag))
 
 
 class BufferBudget:
