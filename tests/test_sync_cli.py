@@ -1,0 +1,147 @@
+"""The command line as a user and a scheduler see it: the seed's commands, errors and exit codes."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from azure.storage.blob import BlobServiceClient
+
+from .conftest import det_bytes, run_cli, write_file
+
+CLI = str(Path(sys.executable).with_name("azphotosync"))
+
+
+@pytest.fixture
+def library(tmp_path: Path) -> Path:
+    src = tmp_path / "Pictures"
+    write_file(src, "2024/a.jpg", det_bytes(1, 2000))
+    write_file(src, "2024/b.mov", det_bytes(2, 3000))
+    return src
+
+
+def one_line_error(err: str) -> str:
+    lines = [ln for ln in err.strip().splitlines() if ln.strip()]
+    assert len(lines) == 1, err
+    assert "Traceback" not in err
+    return lines[0]
+
+
+def test_seed_commands_verbatim(storage_env, container, library, tmp_path):
+    state = tmp_path / "state"
+    dry = run_cli("--source", str(library), "--dry-run", "--verbose", "--state-dir", str(state))
+    assert dry.code == 0, dry.err
+    assert "would upload 2 file(s)" in dry.out
+    assert "would_upload" in dry.err and "2024/a.jpg" in dry.err
+    assert list(container.list_blobs()) == []
+
+    real = run_cli("--source", str(library), "--state-dir", str(state), "--max-workers", "8")
+    assert real.code == 0, real.err
+    assert "uploaded 2" in real.out
+    assert len(list(container.list_blobs())) == 2
+
+    again = run_cli("--source", str(library), "--state-dir", str(state), "--json")
+    assert again.code == 0
+    summary = again.json()
+    assert (summary["uploaded"], summary["unchanged"], summary["exit_code"]) == (0, 2, 0)
+
+
+def test_console_script_and_help_document_exit_codes(tmp_path):
+    helped = subprocess.run([CLI, "--help"], capture_output=True, text=True, timeout=60)
+    assert helped.returncode == 0
+    assert "exit codes" in helped.stdout and "130" in helped.stdout
+    missing = subprocess.run([CLI, "--source", str(tmp_path / "nope")], capture_output=True, text=True, timeout=60)
+    assert missing.returncode == 2
+    assert "does not exist" in one_line_error(missing.stderr)
+
+
+def test_missing_and_non_directory_source(storage_env, tmp_path):
+    r = run_cli("--source", str(tmp_path / "missing"), "--state-dir", str(tmp_path / "s"))
+    assert r.code == 2 and "does not exist" in one_line_error(r.err)
+    f = write_file(tmp_path, "file.jpg", b"x")
+    r = run_cli("--source", str(f), "--state-dir", str(tmp_path / "s"))
+    assert r.code == 2 and "not a folder" in one_line_error(r.err)
+
+
+def test_invalid_container_name(storage_env, library, tmp_path):
+    r = run_cli("--source", str(library), "--state-dir", str(tmp_path / "s"), "--container", "Bad_Name")
+    assert r.code == 2
+    assert "invalid container name 'Bad_Name'" in one_line_error(r.err)
+
+
+def test_missing_container_then_create_container(storage_env, azurite, library, tmp_path):
+    name = storage_env["AZURE_STORAGE_CONTAINER"]
+    r = run_cli("--source", str(library), "--state-dir", str(tmp_path / "s"))
+    line = one_line_error(r.err)
+    assert r.code == 2 and name in line and "--create-container" in line
+
+    for _ in range(2):  # creating is harmless when it exists
+        r = run_cli("--source", str(library), "--state-dir", str(tmp_path / "s"), "--create-container")
+        assert r.code == 0, r.err
+    svc = BlobServiceClient.from_connection_string(azurite.connection_string)
+    assert len(list(svc.get_container_client(name).list_blobs())) == 2
+
+
+def test_no_credentials(monkeypatch, library, tmp_path):
+    for var in ("AZURE_STORAGE_CONNECTION_STRING", "AZURE_STORAGE_ACCOUNT_URL"):
+        monkeypatch.delenv(var, raising=False)
+    r = run_cli("--source", str(library), "--state-dir", str(tmp_path / "s"))
+    line = one_line_error(r.err)
+    assert r.code == 2
+    for needle in ("AZURE_STORAGE_ACCOUNT_URL", "AZURE_STORAGE_CONNECTION_STRING", "az login"):
+        assert needle in line
+
+
+def test_unwritable_state_dir(storage_env, container, library, tmp_path):
+    blocker = write_file(tmp_path, "not-a-dir", b"x")
+    r = run_cli("--source", str(library), "--state-dir", str(blocker / "state"))
+    assert r.code == 2
+    assert "state dir" in one_line_error(r.err)
+    assert list(container.list_blobs()) == []
+
+
+def test_traceback_only_with_verbose(storage_env, tmp_path):
+    quiet = run_cli("--source", str(tmp_path / "missing"))
+    assert "Traceback" not in quiet.err
+    loud = run_cli("--source", str(tmp_path / "missing"), "--verbose")
+    assert loud.code == 2 and "Traceback" in loud.err
+
+
+def test_failed_file_gives_exit_1_and_others_are_backed_up(storage_env, container, library, tmp_path):
+    write_file(library, "bad\\name.jpg", b"x")
+    r = run_cli("--source", str(library), "--state-dir", str(tmp_path / "s"), "--json")
+    assert r.code == 1
+    summary = r.json()
+    assert (summary["uploaded"], summary["failed"]) == (2, 1)
+    assert "bad\\name.jpg" in r.err  # each failure is named on stderr
+
+
+def test_usage_error_is_exit_2(tmp_path):
+    r = run_cli("--source", str(tmp_path), "--max-workers", "lots")
+    assert r.code == 2
+
+
+def test_emulator_mode_starts_and_reuses_azurite(monkeypatch, library, tmp_path):
+    for var in ("AZURE_STORAGE_CONNECTION_STRING", "AZURE_STORAGE_ACCOUNT_URL", "AZURE_STORAGE_CONTAINER"):
+        monkeypatch.delenv(var, raising=False)
+    state = tmp_path / "state"
+    try:
+        first = run_cli("--source", str(library), "--state-dir", str(state), "--emulator", "--json")
+        assert first.code == 0, first.err
+        assert first.json()["uploaded"] == 2
+        pid = json.loads((state / "azurite.json").read_text())["pid"]
+        second = run_cli("--source", str(library), "--state-dir", str(state), "--emulator", "--json")
+        assert second.json()["unchanged"] == 2
+        assert json.loads((state / "azurite.json").read_text())["pid"] == pid  # reused, not restarted
+        assert (state / "azurite").is_dir()
+    finally:
+        info = state / "azurite.json"
+        if info.exists():
+            with contextlib.suppress(OSError):
+                os.kill(json.loads(info.read_text())["pid"], signal.SIGTERM)
