@@ -9,7 +9,6 @@ from rich.markup import escape
 from rich.progress import (
     BarColumn,
     DownloadColumn,
-    MofNCompleteColumn,
     Progress,
     TaskID,
     TextColumn,
@@ -51,8 +50,7 @@ class ConsoleProgress:
             self._progress = Progress(
                 TextColumn("[bold]{task.description}"),
                 BarColumn(),
-                MofNCompleteColumn(),
-                TextColumn("files"),
+                TextColumn("{task.fields[files]} files"),
                 DownloadColumn(),
                 TransferSpeedColumn(),
                 TimeRemainingColumn(),
@@ -71,18 +69,20 @@ class ConsoleProgress:
         self._files_total, self._bytes_total = files, total_bytes
         self._t0 = self._last_line = time.monotonic()
         if self._progress is not None:
-            self._task = self._progress.add_task(self.label, total=files)
+            self._task = self._progress.add_task(self.label, total=total_bytes or None, files=f"0/{files}")
         elif files:
             self.console.print(f"{self.label}: {files} file(s), {human_bytes(total_bytes)} to process")
 
     def advance(self, nbytes: int) -> None:
         self._bytes_done += nbytes
+        if self._progress is not None and self._task is not None:
+            self._progress.advance(self._task, nbytes)
 
     def file_done(self, outcome: FileOutcome) -> None:
         if outcome.kind not in (Kind.UNCHANGED,):
             self._files_done += 1
         if self._progress is not None and self._task is not None:
-            self._progress.update(self._task, completed=self._files_done)
+            self._progress.update(self._task, files=f"{self._files_done}/{self._files_total}")
         if outcome.kind == Kind.FAILED:
             self.console.print(f"[red]failed[/red]  {escape(outcome.relpath)}: {escape(outcome.detail)}")
         elif self.verbose:
