@@ -68,6 +68,19 @@ MIGRATIONS: list[str] = [
         summary     TEXT
     );
     """,
+    # Table mirror and closed-loop repair (issue 3): find local copies by content; log repair outcomes.
+    """
+    CREATE INDEX IF NOT EXISTS files_by_sha ON files(sha256);
+    CREATE TABLE IF NOT EXISTS repair_log (
+        id        INTEGER PRIMARY KEY,
+        blob_name TEXT NOT NULL,
+        verdict   TEXT NOT NULL,
+        outcome   TEXT NOT NULL,
+        detail    TEXT NOT NULL,
+        at        REAL NOT NULL
+    );
+    CREATE INDEX IF NOT EXISTS repair_log_by_blob ON repair_log(blob_name, outcome);
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -311,6 +324,82 @@ class StateDB:
             self._write("DELETE FROM files WHERE relpath = ?", (rel,))
             n += 1
         return n
+
+    # -- Table mirror, closed-loop repair, rebuild (issue 3) ------------------------------------------
+    _BLOB_COLS = (
+        "blob_name, relpath, sha256, size, mtime_ns, etag, source_id, uploaded_at, is_current,"
+        " deleted_at, capture_time, camera_model"
+    )
+
+    def count_mirror_pending(self) -> int:
+        """Blobs whose Table row has not been written (or updated) yet."""
+        return self._w.execute("SELECT count(*) FROM blobs WHERE mirror_pending = 1").fetchone()[0]
+
+    def iter_mirror_pending(self) -> Iterator[BlobRow]:
+        """Pending blobs ordered by SHA-256, so each Table partition's rows arrive together."""
+        sql = f"SELECT {self._BLOB_COLS} FROM blobs WHERE mirror_pending = 1 ORDER BY sha256, blob_name"
+        for row in self._reader().execute(sql):
+            yield BlobRow(*row[:8], bool(row[8]), *row[9:])
+
+    def mark_mirrored(self, rows: Iterable[BlobRow]) -> None:
+        """Clear ``mirror_pending`` for rows the Table now holds, unless they changed since they were read."""
+        for r in rows:
+            self._write(
+                "UPDATE blobs SET mirror_pending = 0 WHERE blob_name = ? AND etag = ? AND is_current = ?"
+                " AND deleted_at IS ?",
+                (r.blob_name, r.etag, int(r.is_current), r.deleted_at),
+            )
+
+    def set_mirror_pending(self, blob_names: Iterable[str]) -> None:
+        for name in blob_names:
+            self._write("UPDATE blobs SET mirror_pending = 1 WHERE blob_name = ?", (name,))
+
+    def files_with_sha(self, sha256: str) -> list[FileRow]:
+        """Local files last seen with this content (candidates for re-uploading a damaged blob)."""
+        cur = self._w.execute(
+            "SELECT relpath, size, mtime_ns, inode, sha256, blob_name FROM files WHERE sha256 = ?", (sha256,)
+        )
+        return [FileRow(*r) for r in cur]
+
+    def set_blob_etag(self, blob_name: str, etag: str) -> None:
+        """A repaired blob has a new etag; the Table row must be told again."""
+        self._write("UPDATE blobs SET etag = ?, mirror_pending = 1 WHERE blob_name = ?", (etag, blob_name))
+
+    def log_repair(self, blob_name: str, verdict: str, outcome: str, detail: str) -> None:
+        self._write(
+            "INSERT INTO repair_log (blob_name, verdict, outcome, detail, at) VALUES (?,?,?,?,?)",
+            (blob_name, verdict, outcome, detail, time.time()),
+        )
+
+    def repair_logged(self, blob_name: str, outcome: str) -> bool:
+        return (
+            self._w.execute(
+                "SELECT 1 FROM repair_log WHERE blob_name = ? AND outcome = ? LIMIT 1", (blob_name, outcome)
+            ).fetchone()
+            is not None
+        )
+
+    def insert_blob_if_absent(self, row: BlobRow, *, mirror_pending: bool) -> bool:
+        """Rebuild: add a blob row we learned from the Table or the container; never replaces one."""
+        cur = self._write(
+            f"INSERT INTO blobs ({self._BLOB_COLS}, mirror_pending) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)"
+            " ON CONFLICT(blob_name) DO NOTHING",
+            (
+                row.blob_name, row.relpath, row.sha256, row.size, row.mtime_ns, row.etag, row.source_id,
+                row.uploaded_at, int(row.is_current), row.deleted_at, row.capture_time, row.camera_model,
+                int(mirror_pending),
+            ),
+        )  # fmt: skip
+        return cur.rowcount > 0
+
+    def insert_file_if_absent(self, row: FileRow) -> bool:
+        """Rebuild: add a ``files`` row (the next sync re-checks it by stat) unless the path is known."""
+        cur = self._write(
+            "INSERT INTO files (relpath, size, mtime_ns, inode, sha256, blob_name, synced_at)"
+            " VALUES (?,?,?,?,?,?,?) ON CONFLICT(relpath) DO NOTHING",
+            (row.relpath, row.size, row.mtime_ns, row.inode, row.sha256, row.blob_name, time.time()),
+        )
+        return cur.rowcount > 0
 
     # -- meta ---------------------------------------------------------------------------------------
     def get_meta(self, key: str) -> str | None:

@@ -11,7 +11,8 @@ characters: those (and ``%`` itself) are percent-encoded as UTF-8, which keeps k
 
 Properties written by the agent: ``BlobName RelPath Size MtimeNs Sha256 BlobEtag SourceId IsCurrent
 UploadedAt DeletedAt CaptureTime CameraModel``. Properties written by the cloud verifier (the agent never
-sends them, so a merge keeps them): ``VerifyStatus LastVerified LastDeepVerified VerifyDetail``.
+sends them in its mirror, so a merge keeps them): ``VerifyStatus LastVerified LastDeepVerified VerifyDetail``;
+the agent's repair step only clears a damage verdict by writing ``VerifyStatus = reuploaded`` plus a detail.
 """
 
 from __future__ import annotations
@@ -52,6 +53,9 @@ V_SHA_MISMATCH = "sha_mismatch"  # SHA-256 metadata differs, or a deep re-hash d
 V_SHA_MISSING = "sha_missing"
 V_ORPHAN_REPAIRED = "orphan_repaired"  # row re-created from a blob's self-consistent metadata
 DAMAGE_VERDICTS = frozenset({V_MISSING, V_SIZE_MISMATCH, V_ETAG_MISMATCH, V_SHA_MISMATCH, V_SHA_MISSING})
+# Written by the agent (the only Verify* value it writes) after re-uploading a flagged blob from its local
+# copy; the next verification replaces it with its own verdict.
+V_REUPLOADED = "reuploaded"
 
 
 def encode_key(text: str) -> str:

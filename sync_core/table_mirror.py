@@ -1,0 +1,275 @@
+"""Mirror the SQLite ``blobs`` history into the Azure Table index, so the cloud can verify without us.
+
+Writes are merge-upserts (replayable: a retry or a second run writes the same entity again) in
+entity-group transactions of at most 100 operations, one partition each: mirroring N rows costs about
+N/100 requests per partition touched. Merge mode never sends the ``Verify*`` properties, so the verdicts the
+cloud wrote stay. SQLite's ``blobs.mirror_pending`` says what the Table still has to learn; it is cleared
+only after the service accepted the transaction, so a crash or a failed mirror leaves the rows pending for
+the next run — and never marks a file as failed to upload.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from azure.core.exceptions import (
+    AzureError,
+    ClientAuthenticationError,
+    HttpResponseError,
+    ResourceNotFoundError,
+)
+from azure.data.tables import EdmType, EntityProperty, TableClient, TableServiceClient, UpdateMode
+
+from .config import StorageConfig
+from .errors import ConfigError
+from .state import BlobRow, StateDB
+from .table_index import (
+    DAMAGE_VERDICTS,
+    P_BLOB_ETAG,
+    P_BLOB_NAME,
+    P_CAMERA_MODEL,
+    P_CAPTURE_TIME,
+    P_DELETED_AT,
+    P_IS_CURRENT,
+    P_MTIME_NS,
+    P_RELPATH,
+    P_SHA256,
+    P_SIZE,
+    P_SOURCE_ID,
+    P_UPLOADED_AT,
+    P_VERIFY_STATUS,
+    all_shards,
+    keys_for_blob,
+    partition_key,
+)
+
+MAX_BATCH = 100  # the service's limit for one entity-group transaction
+_INT64_PROPS = (P_SIZE, P_MTIME_NS)
+
+
+# -- the entity ------------------------------------------------------------------------------------------
+def blob_prefix(blob_name: str, sha256: str) -> str:
+    """The prefix a contract blob name was written under (it may differ from today's ``--prefix``)."""
+    marker = f"/{sha256[:2]}/{sha256}/"
+    i = blob_name.find(marker)
+    if i <= 0:
+        raise ValueError(f"{blob_name!r} does not follow <prefix>/<xx>/<sha256>/<path>")
+    return blob_name[:i]
+
+
+def _ts(epoch: float) -> datetime:
+    return datetime.fromtimestamp(epoch, UTC)
+
+
+def entity_for(row: BlobRow) -> dict[str, Any]:
+    """The agent-written half of a row. ``Size``/``MtimeNs`` are Edm.Int64 (they pass 2^31)."""
+    pk, rk = keys_for_blob(blob_prefix(row.blob_name, row.sha256), row.blob_name)
+    e: dict[str, Any] = {
+        "PartitionKey": pk,
+        "RowKey": rk,
+        P_BLOB_NAME: row.blob_name,
+        P_RELPATH: row.relpath,
+        P_SIZE: EntityProperty(row.size, EdmType.INT64),
+        P_MTIME_NS: EntityProperty(row.mtime_ns, EdmType.INT64),
+        P_SHA256: row.sha256,
+        P_BLOB_ETAG: row.etag,
+        P_SOURCE_ID: row.source_id,
+        P_IS_CURRENT: row.is_current,
+        P_UPLOADED_AT: _ts(row.uploaded_at),
+    }
+    # A merge cannot remove a property: DeletedAt stays from the last local deletion and only means
+    # something while IsCurrent is false.
+    if row.deleted_at is not None:
+        e[P_DELETED_AT] = _ts(row.deleted_at)
+    if row.capture_time:
+        e[P_CAPTURE_TIME] = row.capture_time
+    if row.camera_model:
+        e[P_CAMERA_MODEL] = row.camera_model
+    return e
+
+
+def plain(entity: Any) -> dict[str, Any]:
+    """An entity read from the service as a plain dict: Int64 properties as ``int``, keys included."""
+    d = dict(entity)
+    for k, v in d.items():
+        if isinstance(v, EntityProperty):
+            d[k] = v.value
+    for k in _INT64_PROPS:
+        if k in d and d[k] is not None:
+            d[k] = int(d[k])
+    meta = getattr(entity, "metadata", None) or {}
+    if "etag" in meta:
+        d["odata.etag"] = meta["etag"]
+    return d
+
+
+# -- reads -------------------------------------------------------------------------------------------------
+def _prefix_filter(prefix: str) -> tuple[str, dict[str, str], set[str]]:
+    """A PartitionKey range covering the 256 partitions of ``prefix`` (exact keys checked client-side:
+    the range could also hold a longer prefix's partitions)."""
+    pks = {partition_key(prefix, s) for s in all_shards()}
+    return "PartitionKey ge @lo and PartitionKey le @hi", {"lo": min(pks), "hi": max(pks)}, pks
+
+
+def prefix_rows(
+    table_client: TableClient, prefix: str, source_id: str | None = None, *, extra: str = "", **params: str
+) -> Iterator[dict[str, Any]]:
+    """Every row under ``prefix`` (of ``source_id`` when given), as plain dicts, paged by the SDK."""
+    flt, parameters, pks = _prefix_filter(prefix)
+    if source_id is not None:
+        flt += " and SourceId eq @sid"
+        parameters["sid"] = source_id
+    if extra:
+        flt += f" and ( {extra} )"  # the SDK substitutes @names between spaces
+        parameters.update(params)
+    for ent in table_client.query_entities(flt, parameters=parameters, results_per_page=1000):
+        if ent["PartitionKey"] in pks:
+            yield plain(ent)
+
+
+def flagged_rows(table_client: TableClient, prefix: str, source_id: str) -> list[dict[str, Any]]:
+    """Rows of ``source_id`` under ``prefix`` that the cloud flagged as damaged (``VerifyStatus`` in
+    :data:`~sync_core.table_index.DAMAGE_VERDICTS`). One filtered range query over the prefix's partitions."""
+    verdicts = sorted(DAMAGE_VERDICTS)
+    extra = " or ".join(f"{P_VERIFY_STATUS} eq @v{i}" for i in range(len(verdicts)))
+    params = {f"v{i}": v for i, v in enumerate(verdicts)}
+    return list(prefix_rows(table_client, prefix, source_id, extra=extra, **params))
+
+
+# -- opening the table ---------------------------------------------------------------------------------------
+def open_table(service: TableServiceClient, cfg: StorageConfig, *, create: bool = False) -> TableClient:
+    """The index table's client after checking it exists (creating it only when allowed), with one-line
+    :class:`ConfigError` messages that say what to do."""
+    table = service.get_table_client(cfg.table)
+    try:
+        if create:
+            service.create_table_if_not_exists(cfg.table)
+        else:
+            # One small query: works with 'Storage Table Data Contributor' scoped to the table alone.
+            next(iter(table.query_entities("PartitionKey eq '~'", results_per_page=1).by_page()), None)
+    except ResourceNotFoundError:
+        raise ConfigError(
+            f"index table {cfg.table!r} does not exist: create it (az storage table create --name {cfg.table} "
+            "--auth-mode login --account-name ACCOUNT), deploy infra/, or pass --create-container"
+        ) from None
+    except ClientAuthenticationError as exc:
+        raise ConfigError(f"table authentication failed: {_first_line(exc)}") from None
+    except HttpResponseError as exc:
+        if exc.status_code == 403:
+            raise ConfigError(
+                f"access to table {cfg.table!r} denied: grant this identity 'Storage Table Data Contributor' "
+                "on the index table"
+            ) from None
+        raise ConfigError(f"cannot use table {cfg.table!r}: {_first_line(exc)}") from None
+    except AzureError as exc:
+        raise ConfigError(f"cannot reach the table service at {service.url}: {_first_line(exc)}") from None
+    return table
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__
+
+
+# -- the mirror ----------------------------------------------------------------------------------------------
+@dataclass
+class MirrorResult:
+    mirrored: int = 0  # rows the Table accepted
+    transactions: int = 0  # entity-group transactions sent (and accepted)
+    partitions: int = 0  # partitions touched
+    pending: int = 0  # rows still pending afterwards
+    error: str = ""  # why mirroring stopped early (rows stay pending for the next run)
+    rejected: list[dict[str, str]] = field(default_factory=list)  # single rows the service refused
+
+
+class TableMirror:
+    """Writes pending ``blobs`` rows of ``state`` into ``table``. One instance per run, main thread only."""
+
+    def __init__(
+        self,
+        table: TableClient,
+        state: StateDB,
+        *,
+        batch_size: int = MAX_BATCH,
+        on_transaction: Callable[[str, int], None] | None = None,
+    ):
+        if not 1 <= batch_size <= MAX_BATCH:
+            raise ValueError(f"batch_size must be 1..{MAX_BATCH}")
+        self.table = table
+        self.state = state
+        self.batch_size = batch_size
+        self.on_transaction = on_transaction  # (partition key, operations) after each accepted transaction
+
+    def run(self) -> MirrorResult:
+        """Mirror every pending row; stops at the first service error that is not about one entity."""
+        res = MirrorResult()
+        self.state.commit()  # pending rows are read through a separate connection
+        touched: set[str] = set()
+        try:
+            for pk, rows in self._batches(self.state.iter_mirror_pending()):
+                touched.add(pk)
+                self._send(pk, rows, res)
+                self.state.maybe_commit(every=1000)
+        except AzureError as exc:
+            res.error = _first_line(exc)
+        finally:
+            self.state.commit()
+        res.partitions = len(touched)
+        res.pending = self.state.count_mirror_pending()
+        return res
+
+    def _batches(self, rows: Iterable[BlobRow]) -> Iterator[tuple[str, list[tuple[BlobRow, dict[str, Any]]]]]:
+        """Group rows (arriving in SHA-256 order) into full per-partition batches; a partition's
+        remainder is flushed when the shard changes, so memory stays small."""
+        buffers: dict[str, list[tuple[BlobRow, dict[str, Any]]]] = {}
+        shard = None
+        for row in rows:
+            if row.sha256[:2] != shard:
+                yield from self._flush(buffers)
+                shard = row.sha256[:2]
+            ent = entity_for(row)
+            buf = buffers.setdefault(ent["PartitionKey"], [])
+            if any(e["RowKey"] == ent["RowKey"] for _, e in buf):  # one entity per transaction
+                yield from self._flush({ent["PartitionKey"]: buffers.pop(ent["PartitionKey"])})
+                buf = buffers.setdefault(ent["PartitionKey"], [])
+            buf.append((row, ent))
+            if len(buf) >= self.batch_size:
+                yield ent["PartitionKey"], buffers.pop(ent["PartitionKey"])
+        yield from self._flush(buffers)
+
+    @staticmethod
+    def _flush(buffers: dict[str, list[tuple[BlobRow, dict[str, Any]]]]) -> Iterator[tuple[str, list[Any]]]:
+        for pk in list(buffers):
+            batch = buffers.pop(pk)
+            if batch:
+                yield pk, batch
+
+    def _send(self, pk: str, batch: list[tuple[BlobRow, dict[str, Any]]], res: MirrorResult) -> None:
+        ops = [("upsert", ent, {"mode": UpdateMode.MERGE}) for _, ent in batch]
+        try:
+            self.table.submit_transaction(ops)
+        except HttpResponseError as exc:
+            if exc.status_code not in (400, 409, 413):
+                raise
+            self._send_singly(batch, res)  # isolate the entity the service refuses; the rest go through
+            return
+        res.transactions += 1
+        res.mirrored += len(batch)
+        self.state.mark_mirrored(row for row, _ in batch)
+        if self.on_transaction is not None:
+            self.on_transaction(pk, len(batch))
+
+    def _send_singly(self, batch: list[tuple[BlobRow, dict[str, Any]]], res: MirrorResult) -> None:
+        for row, ent in batch:
+            try:
+                self.table.upsert_entity(ent, mode=UpdateMode.MERGE)
+            except HttpResponseError as exc:
+                if exc.status_code not in (400, 409, 413):
+                    raise
+                res.rejected.append({"blob_name": row.blob_name, "error": _first_line(exc)})
+                continue
+            res.mirrored += 1
+            self.state.mark_mirrored([row])

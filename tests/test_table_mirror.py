@@ -1,0 +1,157 @@
+"""The Table mirror against Azurite's Table service: exact rows, batching, merge semantics, read helpers."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from azure.data.tables import TableClient, UpdateMode
+
+from sync_core import table_index as ti
+from sync_core.clients import table_service
+from sync_core.config import StorageConfig
+from sync_core.errors import ConfigError
+from sync_core.state import StateDB
+from sync_core.table_mirror import TableMirror, blob_prefix, entity_for, flagged_rows, open_table, plain
+
+BIG = 5 * 2**31  # sizes and mtimes beyond Int32 must round-trip (Edm.Int64)
+
+
+def sha_of(i: int, shard: str | None = None) -> str:
+    h = hashlib.sha256(str(i).encode()).hexdigest()
+    return (shard + h[2:]) if shard else h
+
+
+def add_blob(state: StateDB, prefix: str, rel: str, sha: str, *, size: int = 10, source: str = "testhost") -> str:
+    name = f"{prefix}/{sha[:2]}/{sha}/{rel}"
+    state.record_blob(
+        relpath=rel, size=size, mtime_ns=BIG + 7, inode=1, sha256=sha, blob_name=name,
+        etag=f'"0x{sha[:8]}"', source_id=source, now=1_700_000_000.5,
+    )  # fmt: skip
+    return name
+
+
+@pytest.fixture
+def table(cfg: StorageConfig) -> TableClient:
+    return open_table(table_service(cfg), cfg, create=True)
+
+
+def test_one_row_per_blob_with_exact_fields(cfg, table, tmp_path: Path):
+    state = StateDB(tmp_path / "state")
+    sha = sha_of(1)
+    name = add_blob(state, "photos/dev", "2024/IMG 1.JPG", sha, size=BIG)
+    state.commit()
+    assert state.count_mirror_pending() == 1
+    res = TableMirror(table, state).run()
+    assert (res.mirrored, res.transactions, res.partitions, res.pending, res.error) == (1, 1, 1, 0, "")
+    assert state.count_mirror_pending() == 0
+
+    rows = [plain(e) for e in table.list_entities()]
+    assert len(rows) == 1
+    row = rows[0]
+    assert row["PartitionKey"] == f"photos%2Fdev%2F{sha[:2]}"
+    assert row["RowKey"] == f"{sha}%2F2024%2FIMG 1.JPG"
+    assert (row["PartitionKey"], row["RowKey"]) == ti.keys_for_blob("photos/dev", name)
+    assert row[ti.P_BLOB_NAME] == name
+    assert row[ti.P_RELPATH] == "2024/IMG 1.JPG"
+    assert row[ti.P_SIZE] == BIG and row[ti.P_MTIME_NS] == BIG + 7
+    assert row[ti.P_SHA256] == sha
+    assert row[ti.P_BLOB_ETAG] == f'"0x{sha[:8]}"'
+    assert row[ti.P_SOURCE_ID] == "testhost"
+    assert row[ti.P_IS_CURRENT] is True
+    assert row[ti.P_UPLOADED_AT] == datetime(2023, 11, 14, 22, 13, 20, 500000, tzinfo=UTC)
+    assert ti.P_DELETED_AT not in row and ti.P_VERIFY_STATUS not in row
+    state.close()
+
+
+def test_250_rows_in_one_partition_take_3_transactions(cfg, tmp_path: Path):
+    """Counted twice for real: by the mirror's own callback and by an azure-core per-request hook that sees
+    every HTTP request the Table client sends."""
+    batches: list[str] = []
+
+    def count_request(request) -> None:
+        if request.http_request.url.split("?")[0].endswith("$batch"):
+            batches.append(request.http_request.method)
+
+    table = open_table(table_service(cfg, raw_request_hook=count_request), cfg, create=True)
+    state = StateDB(tmp_path / "state")
+    for i in range(250):
+        add_blob(state, "photos", f"a/{i}.jpg", sha_of(i, shard="7f"))
+    seen: list[tuple[str, int]] = []
+    res = TableMirror(table, state, on_transaction=lambda pk, n: seen.append((pk, n))).run()
+    assert res.transactions == 3 and res.mirrored == 250 and res.partitions == 1
+    assert batches == ["POST"] * 3
+    assert seen == [("photos%2F7f", 100), ("photos%2F7f", 100), ("photos%2F7f", 50)]
+    assert len(list(table.query_entities("PartitionKey eq 'photos%2F7f'"))) == 250
+    # Replaying is safe and sends nothing: no row is pending any more.
+    again = TableMirror(table, state).run()
+    assert (again.transactions, again.mirrored) == (0, 0) and batches == ["POST"] * 3
+    state.close()
+
+
+def test_rows_spread_over_partitions_batch_per_partition(cfg, table, tmp_path: Path):
+    state = StateDB(tmp_path / "state")
+    for i in range(30):
+        add_blob(state, "photos", f"{i}.jpg", sha_of(i, shard=("0a", "b3", "ff")[i % 3]))
+    res = TableMirror(table, state).run()
+    assert (res.transactions, res.partitions, res.mirrored) == (3, 3, 30)
+    state.close()
+
+
+def test_merge_keeps_cloud_verdicts(cfg, table, tmp_path: Path):
+    state = StateDB(tmp_path / "state")
+    sha = sha_of(3)
+    add_blob(state, "photos", "x.jpg", sha)
+    TableMirror(table, state).run()
+    ent = next(iter(table.list_entities()))
+    verdict = {"PartitionKey": ent["PartitionKey"], "RowKey": ent["RowKey"], ti.P_VERIFY_STATUS: ti.V_OK,
+               ti.P_LAST_VERIFIED: datetime(2026, 1, 1, tzinfo=UTC), ti.P_VERIFY_DETAIL: "fine"}  # fmt: skip
+    table.update_entity(verdict, mode=UpdateMode.MERGE)
+    state.mark_deleted(["x.jpg"], now=1_800_000_000)
+    assert TableMirror(table, state).run().mirrored == 1
+    row = plain(table.get_entity(ent["PartitionKey"], ent["RowKey"]))
+    assert row[ti.P_VERIFY_STATUS] == ti.V_OK and row[ti.P_VERIFY_DETAIL] == "fine"
+    assert row[ti.P_IS_CURRENT] is False
+    assert row[ti.P_DELETED_AT] == datetime.fromtimestamp(1_800_000_000, UTC)
+    state.close()
+
+
+def test_flagged_rows_and_pending_count(cfg, table, tmp_path: Path):
+    state = StateDB(tmp_path / "state")
+    names = [add_blob(state, "photos/dev", f"{i}.jpg", sha_of(i)) for i in range(4)]
+    other = add_blob(state, "photos/dev", "o.jpg", sha_of(9), source="otherhost")
+    longer = add_blob(state, "photos/dev/0a", "l.jpg", sha_of(10))  # a longer prefix inside the key range
+    TableMirror(table, state).run()
+    assert state.count_mirror_pending() == 0
+    verdicts = {names[0]: ti.V_MISSING, names[1]: ti.V_OK, names[2]: ti.V_SHA_MISMATCH, other: ti.V_MISSING,
+                longer: ti.V_MISSING}  # fmt: skip
+    for name, verdict in verdicts.items():
+        pk, rk = ti.keys_for_blob(blob_prefix(name, name.split("/")[-2]), name)
+        table.update_entity({"PartitionKey": pk, "RowKey": rk, ti.P_VERIFY_STATUS: verdict}, mode=UpdateMode.MERGE)
+    got = flagged_rows(table, "photos/dev", "testhost")
+    assert sorted(r[ti.P_BLOB_NAME] for r in got) == sorted([names[0], names[2]])
+    assert {r[ti.P_VERIFY_STATUS] for r in got} == {ti.V_MISSING, ti.V_SHA_MISMATCH}
+    assert all(isinstance(r[ti.P_SIZE], int) for r in got)
+    state.close()
+
+
+def test_entity_keys_for_names_table_keys_forbid(tmp_path: Path):
+    state = StateDB(tmp_path / "state")
+    sha = sha_of(5)
+    rel = "a#b/c?d/%e/tab\there/ü.jpg"
+    name = add_blob(state, "photos/x", rel, sha)
+    state.commit()
+    row = state.get_blob(name)
+    assert row is not None
+    ent = entity_for(row)
+    for ch in "/\\#?\t":
+        assert ch not in ent["PartitionKey"] and ch not in ent["RowKey"]
+    assert ent["RowKey"] == f"{sha}%2Fa%23b%2Fc%3Fd%2F%25e%2Ftab%09here%2Fü.jpg"
+    state.close()
+
+
+def test_missing_table_is_a_clear_config_error(cfg):
+    with pytest.raises(ConfigError, match=r"does not exist.*--create-container"):
+        open_table(table_service(cfg), cfg)
