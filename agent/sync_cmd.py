@@ -8,10 +8,12 @@ from pathlib import Path
 
 from rich.console import Console
 
+from sync_core.clients import table_service
 from sync_core.errors import ConfigError
 from sync_core.exclude import ExcludeRules
 from sync_core.pipeline import SyncEngine, SyncOptions
 from sync_core.state import StateDB
+from sync_core.table_mirror import open_table
 
 from .console import ConsoleProgress, print_summary
 from .options import open_storage, state_dir, storage_config
@@ -27,7 +29,11 @@ def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
     p.add_argument("--source", required=True, help="root folder of the photo/video library")
     p.add_argument("--dry-run", action="store_true", help="show what would be uploaded; write nothing anywhere")
     p.add_argument("--max-workers", type=int, default=8, help="files processed in parallel (default 8)")
-    p.add_argument("--create-container", action="store_true", help="create the container if it does not exist")
+    p.add_argument(
+        "--create-container",
+        action="store_true",
+        help="create the container and the index table if they do not exist",
+    )
     p.add_argument("--all-files", action="store_true", help="back up every file, not only photos and videos")
     p.add_argument(
         "--exclude", action="append", default=[], metavar="GLOB", help="skip paths or names matching GLOB (repeatable)"
@@ -65,7 +71,9 @@ def run(args: argparse.Namespace) -> int:
     else:
         state = StateDB(state_dir(args))
         storage = open_storage(args, state=state, create=args.create_container, pool_size=2 * args.max_workers + 4)
-        engine = SyncEngine(storage.cfg, state, storage.container, opts)
+        create_table = args.create_container or args.emulator
+        table = open_table(table_service(storage.cfg), storage.cfg, create=create_table)
+        engine = SyncEngine(storage.cfg, state, storage.container, opts, table=table)
         where = storage.cfg.describe()
     run_id = None if args.dry_run else state.start_run("sync")
     try:

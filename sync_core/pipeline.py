@@ -18,8 +18,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from azure.core.exceptions import AzureError
+from azure.data.tables import TableClient
 from azure.storage.blob import ContainerClient
 
+from . import repair, table_mirror
 from .blobmeta import BlobMeta
 from .blobname import blob_name
 from .config import StorageConfig
@@ -74,12 +76,16 @@ class SyncEngine:
         container: ContainerClient | None,
         opts: SyncOptions,
         progress: ProgressSink | None = None,
+        *,
+        table: TableClient | None = None,
     ):
+        """``table``: the Table index; when given, the run repairs flagged blobs first and mirrors last."""
         if not opts.dry_run and (cfg is None or container is None):
             raise ValueError("a real run needs a storage configuration and a container")
         self.cfg = cfg
         self.state = state
         self.container = container
+        self.table = table
         self.opts = opts
         self.progress: ProgressSink = progress or NullProgress()
         self.summary = RunSummary(dry_run=opts.dry_run)
@@ -104,14 +110,41 @@ class SyncEngine:
         self._report_scan_problems(scan_result.problems)
         if not self.opts.dry_run:
             self._probe_first = not index and self._container_has_blobs()
+            self._repair_flagged()
             self._transfer_all(work, index)
             self._record_deletions(index, scan_result)
             self.state.commit()
+            self._mirror()
         else:
             for e in work:
                 self._finish(_Done(FileOutcome(e.relpath, Kind.WOULD_UPLOAD, e.size), e))
         self.summary.seconds = time.monotonic() - t0
         return self.summary
+
+    # -- Table index: closed-loop repair first, mirror last ---------------------------------------------
+    def _repair_flagged(self) -> None:
+        """Re-upload what the cloud flagged, from local copies (after the scan proved the source mounted)."""
+        if self.table is None or self.cfg is None or self.container is None:
+            return
+        res = repair.Repairer(self.cfg, self.state, self.container, self.table, self.opts.source).run()
+        repair.add_to_summary(res, self.summary)
+        for item in res.items:
+            self.progress.note(f"repair {item.outcome}: {item.blob_name}: {item.detail}", verbose=False)
+        if res.error:
+            self.progress.note(f"warning: {res.error}", verbose=False)
+
+    def _mirror(self) -> None:
+        """Tell the Table about new, edited and deleted blobs; a failure leaves rows pending, fails no file."""
+        if self.table is None:
+            return
+        res = table_mirror.TableMirror(self.table, self.state).run()
+        table_mirror.add_to_summary(res, self.summary)
+        if self.summary.mirror_error:
+            self.progress.note(
+                f"warning: index table not fully updated ({self.summary.mirror_error}); "
+                f"{res.pending} row(s) retried next run",
+                verbose=False,
+            )
 
     # -- scan + plan -------------------------------------------------------------------------------
     def _plan(self, index: dict[str, FileRow], scan_result: ScanResult) -> Iterator[ScanEntry]:

@@ -47,6 +47,15 @@ class RunSummary:
     seconds: float = 0.0
     dry_run: bool = False
     failures: list[dict[str, str]] = field(default_factory=list)
+    # Table index (issue 3): the closed-loop repair at the start, the mirror at the end
+    repaired: int = 0  # flagged blobs put right (re-uploaded, or found whole again)
+    repair_lost: int = 0  # flagged blobs whose bytes no local file has any more
+    repair_failed: int = 0
+    repair_problems: list[dict[str, str]] = field(default_factory=list)
+    mirrored: int = 0
+    mirror_pending: int = 0  # rows the Table still has to learn (retried next run)
+    mirror_error: str = ""
+    problems: int = 0  # non-file problems that make the run exit 1 (new losses, failed repairs, mirror)
 
     def add(self, o: FileOutcome) -> None:
         match o.kind:
@@ -73,8 +82,8 @@ class RunSummary:
 
     @property
     def exit_code(self) -> int:
-        """0 all good, 1 some files failed (the rest were backed up)."""
-        return 1 if self.failed else 0
+        """0 all good, 1 some files failed (the rest were backed up) or a problem was found."""
+        return 1 if self.failed or self.problems else 0
 
     def to_dict(self) -> dict[str, object]:
         d = asdict(self)

@@ -25,6 +25,7 @@ from azure.data.tables import EdmType, EntityProperty, TableClient, TableService
 
 from .config import StorageConfig
 from .errors import ConfigError
+from .progress import RunSummary
 from .state import BlobRow, StateDB
 from .table_index import (
     DAMAGE_VERDICTS,
@@ -273,3 +274,15 @@ class TableMirror:
                 continue
             res.mirrored += 1
             self.state.mark_mirrored([row])
+
+
+def add_to_summary(res: MirrorResult, summary: RunSummary) -> None:
+    """Fold a mirror pass into the run summary. A failed mirror fails no file: its rows stay pending and
+    the run exits 1 so the gap in the cloud's view is noticed."""
+    summary.mirrored += res.mirrored
+    summary.mirror_pending = res.pending
+    problems = [res.error] if res.error else []
+    problems += [f"{r['blob_name']}: {r['error']}" for r in res.rejected[:5]]
+    if problems:
+        summary.mirror_error = "; ".join(problems)
+        summary.problems += 1

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from azure.data.tables import TableServiceClient
 from azure.storage.blob import BlobServiceClient, ContainerClient
 
 from agent.emulator import Azurite, start_azurite
@@ -30,13 +31,15 @@ def azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Azurite]:
 
 @pytest.fixture
 def storage_env(azurite: Azurite, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
-    """Environment pointing the agent at Azurite with a fresh, unique container (created by the test)."""
+    """Environment pointing the agent at Azurite with a fresh, unique container and index table of the
+    same name (created by the ``container`` fixture or the test)."""
     name = f"t{uuid.uuid4().hex[:20]}"
     for var in ("AZURE_STORAGE_ACCOUNT_URL", "AZURE_STORAGE_TABLE", "AZURE_STORAGE_TABLE_ENDPOINT"):
         monkeypatch.delenv(var, raising=False)
     env = {
         "AZURE_STORAGE_CONNECTION_STRING": azurite.connection_string,
         "AZURE_STORAGE_CONTAINER": name,
+        "AZURE_STORAGE_TABLE": name,
         "AZPHOTOSYNC_SOURCE_ID": "testhost",
     }
     for k, v in env.items():
@@ -49,6 +52,8 @@ def container(azurite: Azurite, storage_env: dict[str, str]) -> ContainerClient:
     svc = BlobServiceClient.from_connection_string(azurite.connection_string)
     c = svc.get_container_client(storage_env["AZURE_STORAGE_CONTAINER"])
     c.create_container()
+    tables = TableServiceClient.from_connection_string(azurite.connection_string)
+    tables.create_table(storage_env["AZURE_STORAGE_TABLE"])
     return c
 
 
@@ -56,7 +61,7 @@ def container(azurite: Azurite, storage_env: dict[str, str]) -> ContainerClient:
 def cfg(azurite: Azurite, storage_env: dict[str, str]) -> StorageConfig:
     return StorageConfig(
         container=storage_env["AZURE_STORAGE_CONTAINER"],
-        table=f"t{uuid.uuid4().hex[:20]}",
+        table=storage_env["AZURE_STORAGE_TABLE"],
         prefix="photos",
         source_id="testhost",
         connection_string=azurite.connection_string,

@@ -1,0 +1,298 @@
+"""The agent's half of the closed loop: re-upload what the cloud verifier flagged as damaged.
+
+At the start of a run the agent reads the rows of its source id whose ``VerifyStatus`` is a damage verdict
+(:data:`~sync_core.table_index.DAMAGE_VERDICTS`). For each one it looks for a local file that still has the
+row's SHA-256 (found through SQLite, then re-hashed — the bytes are proven, not assumed), and puts those
+bytes back under the same blob name, conditionally:
+
+* the blob is absent — create-only (``If-None-Match: *``);
+* the blob is present — replace only the exact blob just inspected (``If-Match: <its etag>``), so a blob
+  someone else changed in the meantime is never overwritten blindly.
+
+The new etag goes into SQLite (and the Table through the mirror) and the flag is cleared by writing
+``VerifyStatus = reuploaded`` with a detail line; the next verification pass gives its own verdict. Where no
+local copy has those bytes any more, the loss is reported plainly and logged, and nothing is changed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from azure.core import MatchConditions
+from azure.core.exceptions import AzureError, HttpResponseError, ResourceExistsError, ResourceNotFoundError
+from azure.data.tables import TableClient, UpdateMode
+from azure.storage.blob import BlobBlock, BlobClient, BlobProperties, ContainerClient, ContentSettings
+
+from .blobmeta import K_SHA256, BlobMeta, build_metadata
+from .blobname import blob_name as contract_name
+from .config import StorageConfig
+from .mediatypes import content_type
+from .progress import RunSummary
+from .state import BlobRow, StateDB
+from .table_index import (
+    P_BLOB_ETAG,
+    P_BLOB_NAME,
+    P_IS_CURRENT,
+    P_MTIME_NS,
+    P_RELPATH,
+    P_SHA256,
+    P_SIZE,
+    P_SOURCE_ID,
+    P_VERIFY_DETAIL,
+    P_VERIFY_STATUS,
+    V_ETAG_MISMATCH,
+    V_MISSING,
+    V_REUPLOADED,
+)
+from .table_mirror import blob_prefix, flagged_rows
+from .transfer import block_id
+
+MiB = 1024 * 1024
+
+# Outcomes (also the ``repair_log.outcome`` values)
+REUPLOADED = "reuploaded"  # bytes sent again from a local copy
+RESTORED = "restored"  # the blob is (again) what we wrote: nothing sent, flag cleared
+LOST = "lost"  # no local file has those bytes any more
+FAILED = "failed"  # the service refused or the blob changed meanwhile; retried next run
+
+
+@dataclass(frozen=True, slots=True)
+class RepairItem:
+    blob_name: str
+    verdict: str
+    outcome: str
+    detail: str
+    bytes_sent: int = 0
+
+
+@dataclass
+class RepairResult:
+    flagged: int = 0
+    items: list[RepairItem] = field(default_factory=list)
+    new_losses: int = 0  # losses not reported by an earlier run
+    error: str = ""  # the flags could not be read (the backup itself goes on)
+
+    def count(self, outcome: str) -> int:
+        return sum(1 for i in self.items if i.outcome == outcome)
+
+    @property
+    def bytes_sent(self) -> int:
+        return sum(i.bytes_sent for i in self.items)
+
+
+class _NotThatContent(Exception):
+    """The local candidate no longer hashes to the row's SHA-256."""
+
+
+class Repairer:
+    """Repairs the flagged rows of ``cfg.source_id`` under ``cfg.prefix`` from the files under ``source``."""
+
+    def __init__(
+        self,
+        cfg: StorageConfig,
+        state: StateDB,
+        container: ContainerClient,
+        table: TableClient,
+        source: Path,
+        *,
+        block_size: int = 8 * MiB,
+        single_put_max: int = 8 * MiB,
+    ):
+        self.cfg = cfg
+        self.state = state
+        self.container = container
+        self.table = table
+        self.source = source
+        self.block_size = block_size
+        self.single_put_max = single_put_max
+
+    def run(self) -> RepairResult:
+        res = RepairResult()
+        try:
+            rows = flagged_rows(self.table, self.cfg.prefix, self.cfg.source_id)
+        except AzureError as exc:
+            res.error = f"cannot read verification flags: {_first_line(exc)}"
+            return res
+        res.flagged = len(rows)
+        for row in rows:
+            item = self._repair(row)
+            if item.outcome == LOST and not self.state.repair_logged(item.blob_name, LOST):
+                res.new_losses += 1
+            self.state.log_repair(item.blob_name, item.verdict, item.outcome, item.detail)
+            res.items.append(item)
+        self.state.commit()
+        return res
+
+    # -- one row -----------------------------------------------------------------------------------
+    def _repair(self, row: dict[str, Any]) -> RepairItem:
+        name, verdict = str(row.get(P_BLOB_NAME, "")), str(row.get(P_VERIFY_STATUS, ""))
+        sha, rel = str(row.get(P_SHA256, "")), str(row.get(P_RELPATH, ""))
+        try:
+            if contract_name(blob_prefix(name, sha), sha, rel) != name:
+                raise ValueError("name, SHA-256 and path disagree")
+            size = int(row[P_SIZE])
+        except (ValueError, KeyError, TypeError) as exc:
+            return RepairItem(name, verdict, FAILED, f"row is not usable ({exc}); left for the verifier")
+        blob = self.container.get_blob_client(name)
+        try:
+            props: BlobProperties | None = blob.get_blob_properties()
+        except ResourceNotFoundError:
+            props = None
+        except AzureError as exc:
+            return RepairItem(name, verdict, FAILED, f"cannot inspect the blob: {_first_line(exc)}")
+        if props is not None and self._is_ours(props, name, sha, size, verdict):
+            etag = str(props.etag)
+            detail = "the blob holds the expected size and SHA-256 metadata again; nothing sent"
+            return self._cleared(row, name, verdict, etag, RESTORED, detail, 0)
+        candidates = self._candidates(sha, size, rel)
+        if not candidates:
+            detail = f"no local file has this content any more (it was {rel!r}); the cloud copy is damaged"
+            return RepairItem(name, verdict, LOST, detail)
+        last = ""
+        for rel_local in candidates:
+            try:
+                etag, sent = self._upload(blob, props, rel_local, row, sha, size, rel)
+            except _NotThatContent:
+                last = f"{rel_local!r} no longer has this content"
+                continue
+            except OSError as exc:
+                last = f"cannot read {rel_local!r}: {exc.strerror or exc}"
+                continue
+            except (ResourceExistsError, ResourceNotFoundError) as exc:
+                detail = f"the blob changed while it was being repaired ({_first_line(exc)}); retried next run"
+                return RepairItem(name, verdict, FAILED, detail)
+            except HttpResponseError as exc:
+                if exc.status_code == 412:
+                    detail = "the blob changed since it was inspected; left untouched, retried next run"
+                else:
+                    detail = f"re-upload refused: {_first_line(exc)}"
+                return RepairItem(name, verdict, FAILED, detail)
+            except AzureError as exc:
+                return RepairItem(name, verdict, FAILED, f"re-upload failed: {_first_line(exc)}")
+            how = "replaced the damaged blob" if props is not None else "re-created the missing blob"
+            detail = f"{how} from {rel_local!r}"
+            return self._cleared(row, name, verdict, etag, REUPLOADED, detail, sent)
+        return RepairItem(name, verdict, LOST, f"no local file has this content any more ({last})")
+
+    def _is_ours(self, props: BlobProperties, name: str, sha: str, size: int, verdict: str) -> bool:
+        """A blob reported missing that is back with the right size and SHA-256 metadata, or an etag
+        "mismatch" against a stale Table row while the blob is exactly what SQLite recorded."""
+        if props.size != size or (props.metadata or {}).get(K_SHA256) != sha:
+            return False
+        if verdict == V_MISSING:
+            return True
+        known = self.state.get_blob(name)
+        return verdict == V_ETAG_MISMATCH and known is not None and known.etag == props.etag
+
+    def _candidates(self, sha: str, size: int, rel: str) -> list[str]:
+        """Local paths last seen with this content and size, the row's own path first."""
+        rels = [f.relpath for f in self.state.files_with_sha(sha) if f.size == size]
+        rels.sort(key=lambda r: r != rel)
+        return [r for r in rels if (self.source / r).is_file()]
+
+    def _upload(
+        self,
+        blob: BlobClient,
+        props: BlobProperties | None,
+        rel_local: str,
+        row: dict[str, Any],
+        sha: str,
+        size: int,
+        rel: str,
+    ) -> tuple[str, int]:
+        """Send the local bytes, proving on the way that they hash to ``sha``; returns (etag, bytes sent)."""
+        meta = BlobMeta(sha, rel, size, int(row.get(P_MTIME_NS) or 0), str(row.get(P_SOURCE_ID) or ""))
+        cond: dict[str, Any] = (
+            {"match_condition": MatchConditions.IfMissing}
+            if props is None
+            else {"etag": props.etag, "match_condition": MatchConditions.IfNotModified}
+        )
+        common = {"metadata": build_metadata(meta), "content_settings": ContentSettings(content_type(rel)), **cond}
+        path = self.source / rel_local
+        with open(path, "rb") as f:
+            if size <= self.single_put_max:
+                data = f.read(size + 1)
+                if len(data) != size or hashlib.sha256(data).hexdigest() != sha:
+                    raise _NotThatContent
+                resp = blob.upload_blob(data, overwrite=props is not None, **common)
+                return str(resp["etag"]), size
+            h = hashlib.sha256()
+            ids: list[str] = []
+            for i in range(-(-size // self.block_size)):
+                chunk = f.read(self.block_size)
+                if not chunk:
+                    raise _NotThatContent
+                h.update(chunk)
+                bid = block_id(sha, self.block_size, i)
+                blob.stage_block(bid, chunk, length=len(chunk))
+                ids.append(bid)
+            if f.read(1) or h.hexdigest() != sha:
+                raise _NotThatContent  # staged blocks are never committed; the service discards them
+            resp = blob.commit_block_list([BlobBlock(block_id=b) for b in ids], **common)
+            return str(resp["etag"]), size
+
+    # -- clearing the flag -------------------------------------------------------------------------
+    def _cleared(
+        self, row: dict[str, Any], name: str, verdict: str, etag: str, outcome: str, detail: str, sent: int
+    ) -> RepairItem:
+        """Record the blob's etag locally and in the Table, and replace the verdict with ``reuploaded``."""
+        if self.state.get_blob(name) is None:
+            self.state.insert_blob_if_absent(_row_from_entity(row, etag), mirror_pending=True)
+        self.state.set_blob_etag(name, etag)
+        self.state.commit()
+        when = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        text = f"{detail}; by {self.cfg.source_id} at {when} after '{verdict}'"
+        patch = {
+            "PartitionKey": row["PartitionKey"],
+            "RowKey": row["RowKey"],
+            P_BLOB_ETAG: etag,
+            P_VERIFY_STATUS: V_REUPLOADED,
+            P_VERIFY_DETAIL: text,
+        }
+        try:
+            self.table.update_entity(patch, mode=UpdateMode.MERGE)
+        except AzureError as exc:
+            # The blob is whole again; the flag stays and the next run finds the blob is ours and clears it.
+            return RepairItem(name, verdict, outcome, f"{detail}; flag not cleared yet ({_first_line(exc)})", sent)
+        return RepairItem(name, verdict, outcome, detail, sent)
+
+
+def _row_from_entity(row: dict[str, Any], etag: str) -> BlobRow:
+    return BlobRow(
+        blob_name=str(row[P_BLOB_NAME]),
+        relpath=str(row[P_RELPATH]),
+        sha256=str(row[P_SHA256]),
+        size=int(row[P_SIZE]),
+        mtime_ns=int(row.get(P_MTIME_NS) or 0),
+        etag=etag,
+        source_id=str(row.get(P_SOURCE_ID) or ""),
+        uploaded_at=time.time(),
+        is_current=bool(row.get(P_IS_CURRENT, False)),
+        deleted_at=None,
+    )
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__
+
+
+def add_to_summary(res: RepairResult, summary: RunSummary) -> None:
+    """Fold a repair pass into the run summary: new losses and failed repairs make the run exit 1."""
+    summary.repaired += res.count(REUPLOADED) + res.count(RESTORED)
+    summary.repair_lost += res.count(LOST)
+    summary.repair_failed += res.count(FAILED)
+    summary.bytes_uploaded += res.bytes_sent
+    for i in res.items:
+        if i.outcome in (LOST, FAILED) and len(summary.repair_problems) < 1000:
+            summary.repair_problems.append(
+                {"blob_name": i.blob_name, "verdict": i.verdict, "outcome": i.outcome, "detail": i.detail}
+            )
+    if res.error:
+        summary.repair_problems.append({"blob_name": "", "verdict": "", "outcome": FAILED, "detail": res.error})
+    summary.problems += res.new_losses + res.count(FAILED) + (1 if res.error else 0)
