@@ -127,3 +127,20 @@ def print_summary(console: Console, s: RunSummary, where: str) -> None:
         console.print(f"  sent {human_bytes(s.bytes_uploaded)} in {s.seconds:.1f} s ({human_bytes(rate)}/s)")
     if s.failed:
         console.print(f"[red]{s.failed} file(s) failed[/red]; they are retried on the next run")
+    _print_table_index(console, s)
+
+
+def _print_table_index(console: Console, s: RunSummary) -> None:
+    """The closed loop and the Table mirror: what was repaired, what is lost, what the cloud cannot see yet."""
+    if s.repaired or s.repair_lost or s.repair_failed:
+        console.print(
+            f"  cloud-flagged blobs: repaired {s.repaired}  lost {s.repair_lost}  repair failed {s.repair_failed}"
+        )
+    for p in s.repair_problems:
+        label = "[red]LOST[/red]" if p["outcome"] == "lost" else "[yellow]repair failed[/yellow]"
+        console.print(f"{label} {escape(p['blob_name'])}: {escape(p['detail'])}")
+    if s.mirror_error:
+        console.print(
+            f"[yellow]index table not fully updated[/yellow] ({escape(s.mirror_error)}); "
+            f"{s.mirror_pending} row(s) are retried on the next run"
+        )

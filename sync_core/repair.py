@@ -50,7 +50,7 @@ from .table_index import (
     V_REUPLOADED,
 )
 from .table_mirror import blob_prefix, flagged_rows
-from .transfer import block_id
+from .transfer import block_id, normalize_etag
 
 MiB = 1024 * 1024
 
@@ -146,7 +146,7 @@ class Repairer:
         except AzureError as exc:
             return RepairItem(name, verdict, FAILED, f"cannot inspect the blob: {_first_line(exc)}")
         if props is not None and self._is_ours(props, name, sha, size, verdict):
-            etag = str(props.etag)
+            etag = normalize_etag(str(props.etag))
             detail = "the blob holds the expected size and SHA-256 metadata again; nothing sent"
             return self._cleared(row, name, verdict, etag, RESTORED, detail, 0)
         candidates = self._candidates(sha, size, rel)
@@ -187,7 +187,7 @@ class Repairer:
         if verdict == V_MISSING:
             return True
         known = self.state.get_blob(name)
-        return verdict == V_ETAG_MISMATCH and known is not None and known.etag == props.etag
+        return verdict == V_ETAG_MISMATCH and known is not None and known.etag == normalize_etag(str(props.etag))
 
     def _candidates(self, sha: str, size: int, rel: str) -> list[str]:
         """Local paths last seen with this content and size, the row's own path first."""
@@ -220,7 +220,7 @@ class Repairer:
                 if len(data) != size or hashlib.sha256(data).hexdigest() != sha:
                     raise _NotThatContent
                 resp = blob.upload_blob(data, overwrite=props is not None, **common)
-                return str(resp["etag"]), size
+                return normalize_etag(str(resp["etag"])), size
             h = hashlib.sha256()
             ids: list[str] = []
             for i in range(-(-size // self.block_size)):
@@ -234,7 +234,7 @@ class Repairer:
             if f.read(1) or h.hexdigest() != sha:
                 raise _NotThatContent  # staged blocks are never committed; the service discards them
             resp = blob.commit_block_list([BlobBlock(block_id=b) for b in ids], **common)
-            return str(resp["etag"]), size
+            return normalize_etag(str(resp["etag"])), size
 
     # -- clearing the flag -------------------------------------------------------------------------
     def _cleared(
