@@ -12,6 +12,7 @@ from sync_core import __version__
 from sync_core.errors import ConfigError
 
 from . import sync_cmd
+from .lock import LockHeldError
 from .options import storage_options
 
 EXIT_OK = 0
@@ -76,6 +77,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             traceback.print_exc()
         print(f"azphotosync: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except LockHeldError as exc:
+        print(f"azphotosync: {exc}", file=sys.stderr)
+        return EXIT_LOCKED
     except KeyboardInterrupt:
         print("azphotosync: interrupted; the next run resumes where this one stopped", file=sys.stderr)
         return EXIT_INTERRUPTED

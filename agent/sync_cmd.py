@@ -16,6 +16,7 @@ from sync_core.state import StateDB
 from sync_core.table_mirror import open_table
 
 from .console import ConsoleProgress, print_summary
+from .lock import StateLock
 from .options import open_storage, state_dir, storage_config
 
 
@@ -48,6 +49,14 @@ def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
 
 
 def run(args: argparse.Namespace) -> int:
+    """A real run holds the state-dir lock from before the index opens until after it closes."""
+    if args.dry_run:
+        return _run(args)
+    with StateLock(state_dir(args), "sync"):
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
     if args.max_workers < 1 or args.max_workers > 64:
         raise ConfigError("--max-workers must be between 1 and 64")
     err = Console(stderr=True, highlight=False, soft_wrap=True)

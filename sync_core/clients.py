@@ -6,6 +6,9 @@ our own. The HTTP connection pool is sized for the worker count so parallel uplo
 
 from __future__ import annotations
 
+import email.utils
+import random
+import time
 from typing import Any
 
 import requests
@@ -16,15 +19,58 @@ from azure.core.pipeline.transport import RequestsTransport
 from azure.data.tables import TableServiceClient
 from azure.storage.blob import BlobServiceClient, ContainerClient, ExponentialRetry
 
+from .concurrency import THROTTLE
 from .config import NO_CREDENTIALS_HINT, StorageConfig, table_endpoint_from_blob_url
 from .errors import ConfigError
 
 # Short first backoff with jitter: a transient fault should cost seconds, not the SDK default's ~15 s.
 RETRY_TOTAL = 8
+RETRY_FIRST_BACKOFF = 0.5  # seconds; doubles per retry, +-50 % jitter
+RETRY_MAX_BACKOFF = 30.0  # seconds; also caps a server's Retry-After
+
+
+class BlobRetry(ExponentialRetry):
+    """The storage SDK's ``ExponentialRetry`` with a capped, proportionally jittered backoff that also
+    honours ``Retry-After``: the SDK's own storage policies ignore that header (azure-core's generic
+    ``RetryPolicy`` reads it, the storage ones do not), so a throttled service would be asked again too soon.
+    """
+
+    def get_backoff_time(self, settings: dict[str, Any]) -> float:
+        base = min(RETRY_MAX_BACKOFF, self.initial_backoff * self.increment_base ** settings["count"])
+        backoff = random.uniform(0.5 * base, 1.5 * base)
+        history = settings.get("history") or []
+        response = history[-1].http_response if history else None
+        if response is not None:
+            backoff = max(backoff, _retry_after_seconds(response.headers.get("Retry-After")))
+        return min(backoff, RETRY_MAX_BACKOFF)
+
+
+def _retry_after_seconds(value: str | None) -> float:
+    """``Retry-After`` as seconds (the service sends delta-seconds; an HTTP date is also allowed)."""
+    if not value:
+        return 0.0
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return 0.0
+    return max(0.0, when.timestamp() - time.time())
 
 
 def blob_retry_policy() -> ExponentialRetry:
-    return ExponentialRetry(initial_backoff=0.5, increment_base=2, retry_total=RETRY_TOTAL, random_jitter_range=1)
+    # Each kind of failure (connection, read, status) gets enough attempts to ride out a bad minute.
+    return BlobRetry(
+        initial_backoff=RETRY_FIRST_BACKOFF,  # type: ignore[arg-type]  # the SDK annotates int, uses float
+        increment_base=2,
+        retry_total=RETRY_TOTAL,
+        random_jitter_range=0,
+        retry_connect=RETRY_TOTAL,
+        retry_read=RETRY_TOTAL,
+        retry_status=RETRY_TOTAL,
+    )
 
 
 def make_transport(pool_size: int) -> RequestsTransport:
@@ -55,6 +101,7 @@ def blob_service(
     """The blob service client for ``cfg``: connection string (dev) or account URL + token credential."""
     common: dict[str, Any] = {
         "retry_policy": blob_retry_policy(),
+        "raw_response_hook": THROTTLE,  # every attempt's answer feeds the adaptive concurrency
         "transport": make_transport(pool_size),
         "max_single_put_size": 8 * 1024 * 1024,
         "max_block_size": 8 * 1024 * 1024,

@@ -24,6 +24,7 @@ from azure.storage.blob import ContainerClient
 from . import repair, table_mirror
 from .blobmeta import BlobMeta
 from .blobname import blob_name
+from .concurrency import THROTTLE, AdaptiveLimiter
 from .config import StorageConfig
 from .errors import ConfigError, UnstorableNameError
 from .exclude import ExcludeRules
@@ -94,6 +95,7 @@ class SyncEngine:
         self._stored: dict[str, str] = {}  # sha -> blob name stored this run, until committed
         self._probe_first = False
         self._transfer: Transfer | None = None
+        self._limiter = AdaptiveLimiter(max(1, opts.max_workers))
 
     # -- the run -----------------------------------------------------------------------------------
     def run(self) -> RunSummary:
@@ -188,6 +190,7 @@ class SyncEngine:
         with (
             ThreadPoolExecutor(workers, thread_name_prefix="file") as pool,
             ThreadPoolExecutor(workers, thread_name_prefix="block") as block_pool,
+            THROTTLE.listening(self._limiter),  # throttling answers shrink the files in flight (AIMD)
         ):
             assert self.container is not None
             self._budget = BufferBudget(max(1, opts.memory_budget // opts.block_size))
@@ -206,6 +209,8 @@ class SyncEngine:
         done, rest = wait(pending, return_when=FIRST_COMPLETED)
         for fut in done:
             self._finish(fut.result())
+        for line in self._limiter.drain_changes():
+            self.progress.note(line, verbose=True)
         if self.state.maybe_commit():
             with self._lock:
                 self._stored.clear()  # committed rows are visible to the workers' DB readers now
@@ -214,7 +219,8 @@ class SyncEngine:
     def _process(self, entry: ScanEntry, row: FileRow | None) -> _Done:
         """Worker: hash and store one file. Never raises: every problem becomes an outcome."""
         try:
-            return self._hash_and_store(entry, row)
+            with self._limiter:
+                return self._hash_and_store(entry, row)
         except FileChangedError as exc:
             return _Done(FileOutcome(entry.relpath, Kind.SKIPPED, entry.size, detail=f"{exc}; retried next run"), entry)
         except FileNotFoundError:
