@@ -244,6 +244,7 @@ def build_report(
         "deep_verified": int(summary.get("deep_verified", 0)),
         "deep_bytes": int(summary.get("deep_bytes", 0)),
         "candidate_bytes": int(summary.get("candidate_bytes", 0)),
+        "prefix_bytes": {k: int(v) for k, v in sorted(summary.get("prefix_bytes", {}).items())},
         "skipped_changed": int(summary.get("skipped_changed", 0)),
         "requests": dict(summary.get("requests", {})),
         "counts": counts,

@@ -262,14 +262,17 @@ class PartitionResult:
             "deep_bytes": self.deep_bytes,
             "candidate_bytes": self.candidate_bytes,
             "skipped_changed": self.skipped_changed,
+            "prefix_bytes": {split_partition(self.partition)[0]: self.candidate_bytes},
             "requests": {"listing_pages": self.listing_pages, "query_pages": self.query_pages, "writes": self.writes},
         }
 
 
 def merge_summaries(summaries: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
     """Fan-in: add up partition (or batch) summaries. Pure and order-independent (the orchestrator uses it)."""
-    out: dict[str, Any] = {"partitions": 0, "rows": 0, "blobs": 0, "counts": {}, "problems": 0, "deep_verified": 0,
-                           "deep_bytes": 0, "candidate_bytes": 0, "skipped_changed": 0, "requests": {}}  # fmt: skip
+    out: dict[str, Any] = {
+        "partitions": 0, "rows": 0, "blobs": 0, "counts": {}, "problems": 0, "deep_verified": 0, "deep_bytes": 0,
+        "candidate_bytes": 0, "skipped_changed": 0, "requests": {}, "errors": [], "prefix_bytes": {},
+    }  # fmt: skip
     for s in summaries:
         out["partitions"] += int(s.get("partitions", 1))
         for k in ("rows", "blobs", "problems", "deep_verified", "deep_bytes", "candidate_bytes", "skipped_changed"):
@@ -278,6 +281,9 @@ def merge_summaries(summaries: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
             out["counts"][k] = out["counts"].get(k, 0) + int(v)
         for k, v in s.get("requests", {}).items():
             out["requests"][k] = out["requests"].get(k, 0) + int(v)
+        out["errors"].extend(s.get("errors", []))
+        for k, v in s.get("prefix_bytes", {}).items():
+            out["prefix_bytes"][k] = out["prefix_bytes"].get(k, 0) + int(v)
     out["counts"] = {k: out["counts"][k] for k in sorted(out["counts"])}
     return out
 

@@ -1,0 +1,151 @@
+"""``azphotosync verify``: the cloud's verification, run here — same sync_core steps, same partition
+fan-out (a thread pool instead of Durable activities), same report."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import uuid
+from datetime import UTC, datetime
+
+from azure.core.exceptions import AzureError
+from rich.console import Console
+from rich.markup import escape
+
+from sync_core.clients import open_container, table_service
+from sync_core.errors import ConfigError
+from sync_core.reports import (
+    DEFAULT_REPORTS_CONTAINER,
+    DEFAULT_RUNS_TABLE,
+    ENV_REPORTS_CONTAINER,
+    ENV_RUNS_TABLE,
+    iso,
+    report_is_clean,
+)
+from sync_core.sizes import format_size, parse_size
+from sync_core.table_mirror import open_table
+from sync_core.verify import partitions_for, verify_all
+from sync_core.verify_run import ENV_DEEP_BUDGET, Verifier, VerifySettings
+
+from .console import human_bytes
+from .options import storage_config
+
+EXIT_OK, EXIT_PROBLEMS = 0, 1
+
+
+def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "verify",
+        parents=parents,
+        help="check every blob against the index table now (what the cloud does nightly)",
+        description="Compare the container with the index table partition by partition, record verdicts in "
+        "the table (the next sync re-uploads what is damaged), re-create rows for blobs that lost theirs, "
+        "re-hash a rotating share of the blobs (--deep-budget), and write the report.",
+    )
+    p.add_argument(
+        "--deep-budget",
+        metavar="SIZE",
+        default=os.environ.get(ENV_DEEP_BUDGET, "0"),
+        help=f"bytes to download and re-hash this run, e.g. 500MB or 2GiB (env {ENV_DEEP_BUDGET}; default 0: "
+        "metadata checks only; downloads may cost egress)",
+    )
+    p.add_argument(
+        "--all-prefixes",
+        action="store_true",
+        help="verify every prefix that has rows in the table, not only this device's (--prefix)",
+    )
+    p.add_argument("--max-workers", type=int, default=8, help="partitions verified in parallel (default 8)")
+    p.add_argument(
+        "--reports-container",
+        default=os.environ.get(ENV_REPORTS_CONTAINER, DEFAULT_REPORTS_CONTAINER),
+        help=f"where the report is stored (env {ENV_REPORTS_CONTAINER}; default {DEFAULT_REPORTS_CONTAINER})",
+    )
+    p.add_argument(
+        "--runs-table",
+        default=os.environ.get(ENV_RUNS_TABLE, DEFAULT_RUNS_TABLE),
+        help=f"table of run summaries (env {ENV_RUNS_TABLE}; default {DEFAULT_RUNS_TABLE})",
+    )
+    p.add_argument("--json", action="store_true", help="print the report document alone on stdout")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.max_workers < 1 or args.max_workers > 64:
+        raise ConfigError("--max-workers must be between 1 and 64")
+    budget = parse_size(args.deep_budget, what="--deep-budget")
+    cfg = storage_config(args)
+    settings = VerifySettings(
+        cfg=cfg,
+        deep_budget=budget,
+        reports_container=args.reports_container,
+        runs_table=args.runs_table,
+        prefixes=(cfg.prefix,),
+        discover=bool(args.all_prefixes),
+    )
+    v = Verifier(settings, pool_size=2 * args.max_workers + 4)
+    open_container(v.blobs, cfg)  # one-line errors for a missing container or missing rights
+    open_table(table_service(cfg), cfg)
+    err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+    plan = v.plan()
+    partitions = partitions_for(plan["prefixes"])
+    started = datetime.now(UTC).replace(microsecond=0)
+    run_id = uuid.uuid4().hex[:12]
+    if not args.json:
+        err.print(
+            f"verifying {len(plan['prefixes'])} prefix(es), {len(partitions)} partitions in {escape(cfg.describe())}"
+            + (f"; deep-verifying up to {format_size(budget)}" if budget else "")
+        )
+    summary, problems = verify_all(
+        v.container,
+        v.table,
+        partitions,
+        now=started,
+        deep_budget=budget,
+        deep_reference=plan["deep_reference"],
+        workers=args.max_workers,
+    )
+    summary.update(prefixes=plan["prefixes"], deep_budget=budget)
+    try:
+        report = v.publish(
+            run_id=run_id, started_at=iso(started), summary=summary, problems=[p.to_dict() for p in problems]
+        )
+    except AzureError as exc:  # no rights on the reports container/runs table: still show the result
+        from sync_core.reports import build_report
+
+        err.print(f"[yellow]report not stored[/yellow] ({escape(_first_line(exc))})")
+        report = build_report(
+            run_id=run_id, started_at=iso(started), finished_at=iso(datetime.now(UTC)), container=cfg.container,
+            table=cfg.table, summary=summary, problems=[p.to_dict() for p in problems],
+        )  # fmt: skip
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        print_report(Console(highlight=False, soft_wrap=True), report)
+    return EXIT_OK if report_is_clean(report) else EXIT_PROBLEMS
+
+
+def print_report(out: Console, report: dict) -> None:
+    """A verification report for people (``status`` shows the latest one the same way)."""
+    c = report["counts"]
+    out.print(
+        f"verification {report['run_id']} started {report['started_at']}: {report['rows']} row(s) in "
+        f"{report['partitions']} partition(s); deep-verified {report['deep_verified']} blob(s), "
+        f"{human_bytes(report['deep_bytes'])}"
+    )
+    out.print("  " + "  ".join(f"{k.replace('_', ' ')} {v}" for k, v in c.items()))
+    for p in report["problems"]:
+        style = "green" if p["verdict"] == "orphan_repaired" else "red"
+        out.print(f"[{style}]{p['verdict']:<15}[/{style}] {escape(p['blob_name'])}: {escape(p['detail'])}")
+    for e in report.get("errors", []):
+        out.print(f"[red]error[/red] {escape(e)}")
+    if report_is_clean(report):
+        out.print("everything verified" + (" (rows re-created for orphans)" if c.get("orphan_repaired") else ""))
+    else:
+        out.print("[red]problems found[/red]: the next sync re-uploads damaged blobs it still has locally")
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__

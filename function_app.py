@@ -1,0 +1,160 @@
+"""AzPhotoSync cloud verification (Azure Functions, Python v2 model, Durable Functions).
+
+    timer (VERIFY_SCHEDULE) ──> singleton start ──> verify_orchestrator
+        plan_verification                 prefixes to verify, deep-verify reference
+        verify_prefix (one per prefix)    sub-orchestration: 256 partitions in batches of BATCH
+            verify_partition              listing ⨝ partition query, verdicts, orphan repair, deep share
+        publish_report                    report JSON, latest.json, runs-table row
+
+Bindings only: every step is a call into :mod:`sync_core.verify_run`. Between functions travel ids and
+counts, never row lists (each partition's problems wait in staging blobs until the report step).
+Orchestrators are deterministic: no I/O, clock or randomness outside the context.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+from collections.abc import Generator
+from typing import Any
+
+import azure.durable_functions as df
+import azure.functions as func
+
+from sync_core.verify import merge_summaries, partitions_for
+from sync_core.verify_run import Verifier, VerifySettings, outcome
+
+INSTANCE_ID = "azphotosync-verify"  # fixed: at most one verification runs at a time
+ORCHESTRATOR = "verify_orchestrator"
+PREFIX_ORCHESTRATOR = "verify_prefix"
+BATCH = 32  # partitions in flight per prefix (host.json bounds activities per instance as well)
+PREFIX_FANOUT = 4  # prefixes (sub-orchestrations) in flight
+ACTIVITY_RETRY = df.RetryOptions(first_retry_interval_in_milliseconds=15_000, max_number_of_attempts=3)
+ACTIVE = {
+    df.OrchestrationRuntimeStatus.Running,
+    df.OrchestrationRuntimeStatus.Pending,
+    df.OrchestrationRuntimeStatus.ContinuedAsNew,
+    df.OrchestrationRuntimeStatus.Suspended,
+}
+
+log = logging.getLogger("azphotosync.verify")
+app = df.DFApp()
+
+
+# -- starter ------------------------------------------------------------------------------------------------
+@app.timer_trigger(schedule="%VERIFY_SCHEDULE%", arg_name="timer", run_on_startup=False, use_monitor=True)
+@app.durable_client_input(client_name="client")
+async def verify_timer(timer: func.TimerRequest, client: df.DurableOrchestrationClient) -> None:
+    await start_singleton(client, past_due=timer.past_due)
+
+
+async def start_singleton(client: df.DurableOrchestrationClient, *, past_due: bool = False) -> str | None:
+    """Start the verification under the fixed instance id unless one is still running; returns the
+    instance id when started, ``None`` when skipped."""
+    if past_due:
+        log.warning("verification timer is past due (the app was down or busy at the scheduled time); running now")
+    status = await client.get_status(INSTANCE_ID)
+    if status is not None and status.runtime_status in ACTIVE:
+        log.info("verification %s is still %s; not starting another", INSTANCE_ID, status.runtime_status.value)
+        return None
+    started = await client.start_new(ORCHESTRATOR, instance_id=INSTANCE_ID, client_input={})
+    log.info("verification %s started", started)
+    return started
+
+
+# -- orchestrators --------------------------------------------------------------------------------------------
+@app.orchestration_trigger(context_name="context", orchestration=ORCHESTRATOR)
+def verify_orchestrator(context: df.DurableOrchestrationContext) -> Generator[Any, Any, dict[str, Any]]:
+    run_id = str((context.get_input() or {}).get("run_id") or context.new_uuid())
+    started_at = context.current_utc_datetime.strftime("%Y-%m-%dT%H:%M:%SZ")
+    plan = yield context.call_activity_with_retry("plan_verification", ACTIVITY_RETRY, {"run_id": run_id})
+    prefixes: list[str] = plan["prefixes"]
+    job = {
+        "run_id": run_id,
+        "started_at": started_at,
+        "deep_budget": plan["deep_budget"],
+        "deep_reference": plan["deep_reference"],
+        "partitions_total": 256 * len(prefixes),
+    }
+    summaries: list[dict[str, Any]] = []
+    errors: list[str] = []
+    for i in range(0, len(prefixes), PREFIX_FANOUT):
+        group = prefixes[i : i + PREFIX_FANOUT]
+        tasks = [
+            context.call_sub_orchestrator_with_retry(
+                PREFIX_ORCHESTRATOR, ACTIVITY_RETRY, {**job, "prefix": p}, instance_id=f"{run_id}-p{i + k}"
+            )
+            for k, p in enumerate(group)
+        ]
+        try:
+            summaries.extend((yield context.task_all(tasks)))
+        except Exception as exc:  # a prefix failed after its retries: report it, keep the rest
+            errors.append(f"prefixes {', '.join(group)}: {_first_line(exc)}")
+    summary = merge_summaries(summaries)
+    summary["errors"] = summary["errors"] + errors
+    summary["prefixes"] = prefixes
+    summary["deep_budget"] = plan["deep_budget"]
+    result = yield context.call_activity_with_retry(
+        "publish_report", ACTIVITY_RETRY, {"run_id": run_id, "started_at": started_at, "summary": summary}
+    )
+    return result
+
+
+@app.orchestration_trigger(context_name="context", orchestration=PREFIX_ORCHESTRATOR)
+def verify_prefix(context: df.DurableOrchestrationContext) -> Generator[Any, Any, dict[str, Any]]:
+    """One prefix's 256 partitions, BATCH at a time; a batch that fails after retries is reported."""
+    job = context.get_input()
+    common = {k: v for k, v in job.items() if k != "prefix"}
+    partitions = partitions_for([job["prefix"]])
+    summaries: list[dict[str, Any]] = []
+    errors: list[str] = []
+    for i in range(0, len(partitions), BATCH):
+        batch = partitions[i : i + BATCH]
+        tasks = [
+            context.call_activity_with_retry("verify_partition", ACTIVITY_RETRY, {**common, "partition": p})
+            for p in batch
+        ]
+        try:
+            summaries.extend((yield context.task_all(tasks)))
+        except Exception as exc:
+            errors.append(f"partitions {batch[0]} … {batch[-1]}: {_first_line(exc)}")
+    summary = merge_summaries(summaries)
+    summary["errors"] = summary["errors"] + errors
+    return summary
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0][:300] if text else type(exc).__name__
+
+
+# -- activities (thin: sync_core does the work) --------------------------------------------------------------
+@functools.cache
+def _verifier(_settings_key: tuple[str, ...]) -> Verifier:
+    return Verifier(VerifySettings.from_env())
+
+
+def verifier() -> Verifier:
+    """One set of clients per worker process (and per settings, which only change in tests)."""
+    keys = ("AZURE_STORAGE_ACCOUNT_URL", "AZURE_STORAGE_CONNECTION_STRING", "AZURE_STORAGE_CONTAINER",
+            "AZURE_STORAGE_TABLE", "AZURE_STORAGE_TABLE_ENDPOINT", "VERIFY_DEEP_BUDGET", "VERIFY_REPORTS_CONTAINER",
+            "VERIFY_RUNS_TABLE", "VERIFY_PREFIXES")  # fmt: skip
+    return _verifier(tuple(os.environ.get(k, "") for k in keys))
+
+
+@app.activity_trigger(input_name="job", activity="plan_verification")
+def plan_verification(job: dict[str, Any]) -> dict[str, Any]:
+    return verifier().plan()
+
+
+@app.activity_trigger(input_name="job", activity="verify_partition")
+def verify_partition(job: dict[str, Any]) -> dict[str, Any]:
+    summary, _ = verifier().partition(job, stage=True)
+    return summary
+
+
+@app.activity_trigger(input_name="job", activity="publish_report")
+def publish_report(job: dict[str, Any]) -> dict[str, Any]:
+    report = verifier().publish(run_id=job["run_id"], started_at=job["started_at"], summary=job["summary"])
+    return outcome(report)

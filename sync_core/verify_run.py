@@ -1,0 +1,178 @@
+"""The steps of one verification run — plan, verify a partition, publish the report — shared by the
+Functions activities (one step per activity) and by ``azphotosync verify`` (all steps in-process).
+
+Settings come from the same environment variables everywhere (docs/verification.md):
+``AZURE_STORAGE_*`` for the archive, ``VERIFY_DEEP_BUDGET``, ``VERIFY_REPORTS_CONTAINER``,
+``VERIFY_RUNS_TABLE`` and the optional ``VERIFY_PREFIXES``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from azure.core.exceptions import ResourceNotFoundError
+from azure.data.tables import TableClient, TableServiceClient
+from azure.storage.blob import BlobServiceClient, ContainerClient
+
+from . import reports
+from .blobname import normalize_prefix
+from .clients import blob_service, table_service
+from .config import StorageConfig, resolve_storage_config
+from .errors import ConfigError, UnstorableNameError
+from .sizes import parse_size
+from .verify import Problem, discover_prefixes, merge_summaries, verify_partition
+
+ENV_DEEP_BUDGET = "VERIFY_DEEP_BUDGET"
+ENV_PREFIXES = "VERIFY_PREFIXES"
+DEFAULT_CLOUD_DEEP_BUDGET = "2GiB"
+
+
+@dataclass(frozen=True)
+class VerifySettings:
+    cfg: StorageConfig
+    deep_budget: int
+    reports_container: str
+    runs_table: str
+    prefixes: tuple[str, ...] = ()  # always verified, even with no rows (orphans); others are discovered
+    discover: bool = True
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> VerifySettings:
+        """The Function App's settings (the archive's identity-based URL, or a connection string locally)."""
+        env = os.environ if env is None else env
+        cfg = resolve_storage_config(env=env, source_id="verifier")
+        return cls(
+            cfg=cfg,
+            deep_budget=parse_size(env.get(ENV_DEEP_BUDGET) or DEFAULT_CLOUD_DEEP_BUDGET, what=ENV_DEEP_BUDGET),
+            reports_container=reports.reports_container_name(env),
+            runs_table=reports.runs_table_name(env),
+            prefixes=parse_prefixes(env.get(ENV_PREFIXES, "")),
+        )
+
+
+def parse_prefixes(text: str | Iterable[str]) -> tuple[str, ...]:
+    items = text.split(",") if isinstance(text, str) else list(text)
+    try:
+        return tuple(sorted({normalize_prefix(p) for p in items if p.strip()}))
+    except UnstorableNameError as exc:
+        raise ConfigError(f"{ENV_PREFIXES}: {exc}") from None
+
+
+@dataclass
+class Verifier:
+    """Clients for one settings object, created once and shared by every partition (thread-safe)."""
+
+    settings: VerifySettings
+    blobs: BlobServiceClient = field(init=False)
+    tables: TableServiceClient = field(init=False)
+    pool_size: int = 16
+
+    def __post_init__(self) -> None:
+        self.blobs = blob_service(self.settings.cfg, pool_size=self.pool_size)
+        self.tables = table_service(self.settings.cfg, pool_size=self.pool_size)
+
+    @property
+    def container(self) -> ContainerClient:
+        return self.blobs.get_container_client(self.settings.cfg.container)
+
+    @property
+    def table(self) -> TableClient:
+        return self.tables.get_table_client(self.settings.cfg.table)
+
+    # -- step 1 -----------------------------------------------------------------------------------------
+    def plan(self) -> dict[str, Any]:
+        """Which prefixes to verify and the byte total the deep-verify shares are computed against (the
+        previous report's), as ids and counts."""
+        found: list[str] = []
+        if self.settings.discover:
+            try:
+                found = discover_prefixes(self.table)
+            except ResourceNotFoundError:
+                raise ConfigError(
+                    f"index table {self.settings.cfg.table!r} does not exist: run a sync first or check "
+                    "AZURE_STORAGE_TABLE"
+                ) from None
+        previous = None
+        try:
+            previous = reports.read_latest_report(self.blobs, self.settings.reports_container)
+        except (ValueError, ResourceNotFoundError):
+            previous = None
+        prefixes = sorted(set(found) | set(self.settings.prefixes))
+        # The deep-verify shares are computed against the previous run's bytes over the same prefixes.
+        by_prefix = (previous or {}).get("prefix_bytes") or {}
+        reference = sum(int(by_prefix.get(p, 0)) for p in prefixes)
+        return {
+            "prefixes": prefixes,
+            "deep_budget": self.settings.deep_budget,
+            "deep_reference": reference or None,
+        }
+
+    # -- step 2 -----------------------------------------------------------------------------------------
+    def partition(self, job: Mapping[str, Any], *, stage: bool = True) -> tuple[dict[str, Any], list[Problem]]:
+        """Verify one partition. ``job`` holds ``run_id partition started_at deep_budget deep_reference
+        partitions_total``. With ``stage`` the problems are parked for :meth:`publish` (cloud runs)."""
+        res = verify_partition(
+            self.container,
+            self.table,
+            job["partition"],
+            now=reports.parse_iso(job["started_at"]),
+            deep_budget=int(job.get("deep_budget") or 0),
+            deep_reference=job.get("deep_reference"),
+            partitions_total=int(job.get("partitions_total") or 256),
+        )
+        problems = [p.to_dict() for p in res.problems]
+        if stage:
+            reports.stage_problems(
+                self.blobs, self.settings.reports_container, job["run_id"], job["partition"], problems
+            )
+        return res.summary(), res.problems
+
+    # -- step 3 -----------------------------------------------------------------------------------------
+    def publish(
+        self,
+        *,
+        run_id: str,
+        started_at: str,
+        summary: Mapping[str, Any],
+        problems: Iterable[Mapping[str, Any]] | None = None,
+        finished_at: str | None = None,
+    ) -> dict[str, Any]:
+        """Build and store the report and the runs-table row; returns the report document. Without
+        ``problems`` they are gathered from the staging blobs (and those removed afterwards)."""
+        staged = problems is None
+        if staged:
+            problems = reports.collect_staged(self.blobs, self.settings.reports_container, run_id)
+        report = reports.build_report(
+            run_id=run_id,
+            started_at=started_at,
+            finished_at=finished_at or reports.iso(datetime.now(UTC)),
+            container=self.settings.cfg.container,
+            table=self.settings.cfg.table,
+            summary=summary,
+            problems=problems or [],
+            errors=summary.get("errors", []),
+        )
+        name = reports.write_report(self.blobs, self.settings.reports_container, report)
+        reports.write_run_row(self.tables, self.settings.runs_table, report, name)
+        if staged:
+            reports.clear_staged(self.blobs, self.settings.reports_container, run_id)
+        return report
+
+
+def outcome(report: Mapping[str, Any], report_blob: str | None = None) -> dict[str, Any]:
+    """The small value a run returns (orchestration output): ids and counts."""
+    return {
+        "run_id": report["run_id"],
+        "report": report_blob or reports.report_blob_name(report["started_at"], report["run_id"]),
+        "clean": reports.report_is_clean(report),
+        "rows": report["rows"],
+        "problems": len(report["problems"]),
+        "errors": len(report.get("errors", [])),
+    }
+
+
+__all__ = ["Verifier", "VerifySettings", "merge_summaries", "outcome", "parse_prefixes"]
