@@ -6,9 +6,11 @@ import argparse
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from azure.storage.blob import BlobServiceClient, ContainerClient
 
+from sync_core.bandwidth import parse_rate
 from sync_core.clients import blob_service, open_container
 from sync_core.config import (
     DEFAULT_CONTAINER,
@@ -62,6 +64,14 @@ def storage_options() -> argparse.ArgumentParser:
     return p
 
 
+def rate_arg(text: str) -> int:
+    """argparse ``type`` for ``--bwlimit``: bytes per second, or a usage error that says what to type."""
+    try:
+        return parse_rate(text)
+    except ConfigError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def state_dir(args: argparse.Namespace) -> Path:
     return Path(args.state_dir).expanduser()
 
@@ -103,9 +113,15 @@ class Storage:
 
 
 def open_storage(
-    args: argparse.Namespace, *, state: StateDB | None = None, create: bool = False, pool_size: int = 16
+    args: argparse.Namespace,
+    *,
+    state: StateDB | None = None,
+    create: bool = False,
+    pool_size: int = 16,
+    **client_kwargs: Any,
 ) -> Storage:
+    """``client_kwargs`` go to the blob service client (e.g. download chunk sizes for restore)."""
     cfg = storage_config(args, state)
-    service = blob_service(cfg, pool_size=pool_size)
+    service = blob_service(cfg, pool_size=pool_size, **client_kwargs)
     container = open_container(service, cfg, create=create or bool(getattr(args, "emulator", False)))
     return Storage(cfg, service, container)

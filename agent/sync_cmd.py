@@ -17,7 +17,7 @@ from sync_core.table_mirror import open_table
 
 from .console import ConsoleProgress, print_summary
 from .lock import StateLock
-from .options import open_storage, state_dir, storage_config
+from .options import open_storage, rate_arg, state_dir, storage_config
 
 
 def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentParser]) -> None:
@@ -44,6 +44,9 @@ def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
         action="store_true",
         help="accept an empty source although the index lists files (marks them deleted)",
     )
+    p.add_argument(
+        "--bwlimit", type=rate_arg, metavar="RATE", help="cap upload bandwidth, e.g. 5MB or 2MiB (per second)"
+    )
     p.add_argument("--json", action="store_true", help="print the end summary as JSON on stdout")
     p.set_defaults(func=run)
 
@@ -68,6 +71,7 @@ def _run(args: argparse.Namespace) -> int:
         max_workers=args.max_workers,
         rules=ExcludeRules(all_files=args.all_files, globs=tuple(args.exclude)),
         allow_empty_source=args.allow_empty_source,
+        bwlimit=args.bwlimit,
     )
     if not source.is_dir():  # fail fast, before touching storage or the state dir
         what = "does not exist" if not source.exists() else "is not a folder"

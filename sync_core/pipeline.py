@@ -22,8 +22,10 @@ from azure.data.tables import TableClient
 from azure.storage.blob import ContainerClient
 
 from . import repair, table_mirror
+from .bandwidth import limiter
 from .blobmeta import BlobMeta
 from .blobname import blob_name
+from .capture import NOTHING, Capture, read_capture
 from .concurrency import THROTTLE, AdaptiveLimiter
 from .config import StorageConfig
 from .errors import ConfigError, UnstorableNameError
@@ -48,6 +50,7 @@ class SyncOptions:
     block_size: int = 8 * MiB
     memory_budget: int = 64 * MiB  # bytes held for uploads across all workers
     allow_empty_source: bool = False
+    bwlimit: int | None = None  # bytes per second for uploads (None: unlimited)
 
 
 @dataclass(slots=True)
@@ -60,6 +63,7 @@ class _Done:
     etag: str | None = None
     record: bool = False  # the blob is confirmed and is now the current version of the path
     history_only: bool = False  # the blob is confirmed, but the file changed: keep it as history
+    capture: Capture = NOTHING  # when the photo/video was taken, camera model
 
 
 def _first_line(exc: BaseException) -> str:
@@ -195,7 +199,11 @@ class SyncEngine:
             assert self.container is not None
             self._budget = BufferBudget(max(1, opts.memory_budget // opts.block_size))
             self._transfer = Transfer(
-                self.container, block_size=opts.block_size, block_pool=block_pool, budget=self._budget
+                self.container,
+                block_size=opts.block_size,
+                block_pool=block_pool,
+                budget=self._budget,
+                read_hook=limiter(opts.bwlimit),
             )
             pending: set[Future[_Done]] = set()
             for entry in work:
@@ -255,7 +263,7 @@ class SyncEngine:
             o = FileOutcome(entry.relpath, Kind.SKIPPED, h.size, result.bytes_sent, name, detail)
             return _Done(o, entry, h.sha256, result.etag, history_only=True)
         o = FileOutcome(entry.relpath, kind, h.size, result.bytes_sent, name)
-        return _Done(o, entry, h.sha256, result.etag, record=True)
+        return _Done(o, entry, h.sha256, result.etag, record=True, capture=read_capture(entry.path, h.data))
 
     def _store_dedup(self, name: str, entry: ScanEntry, meta: BlobMeta, data: bytes | None) -> StoreResult:
         """Store once per content per run: a second file with the same SHA-256 waits for the first, then
@@ -316,6 +324,8 @@ class SyncEngine:
                     blob_name=o.blob_name,
                     etag=d.etag,
                     source_id=self.cfg.source_id,
+                    capture_time=d.capture.time,
+                    camera_model=d.capture.camera_model,
                 )
             else:
                 self.state.record_history_blob(

@@ -1,0 +1,616 @@
+"""Restore the current version of every file under a prefix into a folder: catalog -> select -> fetch.
+
+* **catalog** — the Azure Table index (current rows under the prefix), or, when the index is unavailable
+  or empty, one paged blob listing with metadata: without the index the newest blob of each path counts
+  as current (so files deleted at the source come back too).
+* **select** — filter by source id and ``--path`` globs; every name is checked before anything touches the
+  disk: ``..``, absolute paths, backslashes, NUL and control characters, drive letters, or a row that
+  disagrees with its own blob name are *rejected* (reported, never written).
+* **fetch** — parallel workers stream each blob into a temporary file next to its target, SHA-256 and size
+  checked against the name before an atomic move into place; mtime restored. A file already there with the
+  same hash is left alone (an interrupted restore resumes where it stopped); a different one is kept unless
+  ``overwrite``.
+
+Every file operation goes through :class:`DestDir`, which walks from an open descriptor of the target
+folder with ``O_NOFOLLOW``: no symbolic link — planted before or during the restore — can carry a write
+outside it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fnmatch
+import hashlib
+import os
+import re
+import stat
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, Literal, Protocol
+
+from azure.core.exceptions import AzureError
+from azure.data.tables import TableClient
+from azure.storage.blob import ContainerClient
+
+from .bandwidth import limiter
+from .blobmeta import parse_metadata
+from .blobname import normalize_prefix, parse_blob_name
+from .errors import ConfigError
+from .table_index import P_BLOB_NAME, P_MTIME_NS, P_RELPATH, P_SHA256, P_SIZE, P_SOURCE_ID, P_UPLOADED_AT
+
+READ_CHUNK = 1024 * 1024
+TEMP_PREFIX = ".azps-restore-"
+_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_DRIVE_RE = re.compile(r"^[A-Za-z]:")
+_O_DIR = getattr(os, "O_DIRECTORY", 0)
+_O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+IndexSource = Literal["auto", "table", "listing"]
+
+
+class RestoreKind(StrEnum):
+    RESTORED = "restored"
+    PRESENT = "present"  # already there with the same content: untouched
+    KEPT = "kept"  # a different local file is in the way: kept (pass overwrite to replace it)
+    REJECTED = "rejected"  # a name that could land outside the folder, or a row that contradicts its blob
+    CORRUPT = "corrupt"  # the blob's bytes do not hash to its name: not written
+    FAILED = "failed"  # storage or local I/O error
+
+
+PROBLEM_KINDS = frozenset({RestoreKind.KEPT, RestoreKind.REJECTED, RestoreKind.CORRUPT, RestoreKind.FAILED})
+
+
+@dataclass(frozen=True, slots=True)
+class RestoreEntry:
+    """One file to restore, from a Table row or a blob's metadata."""
+
+    relpath: str
+    sha256: str
+    size: int
+    mtime_ns: int
+    blob_name: str
+    source_id: str
+    uploaded: float = 0.0  # orders several candidates for the same path: newest wins
+
+
+@dataclass(frozen=True, slots=True)
+class Rejected:
+    name: str  # printable form of the offending name
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class RestoreOutcome:
+    relpath: str
+    kind: RestoreKind
+    size: int = 0
+    bytes_received: int = 0
+    detail: str = ""
+
+
+@dataclass
+class RestoreOptions:
+    dest: Path
+    patterns: tuple[str, ...] = ()  # --path globs; a pattern without wildcards also selects a folder
+    source_id: str | None = None  # only rows/blobs written by this source
+    overwrite: bool = False
+    max_workers: int = 8
+    bwlimit: int | None = None  # bytes per second for downloads
+    index: IndexSource = "auto"
+
+
+@dataclass
+class RestoreSummary:
+    index: str = ""  # "table" or "listing": where the catalog came from
+    index_note: str = ""  # why the listing was used instead of the table
+    candidates: int = 0  # current files under the prefix (after --source-id and --path)
+    restored: int = 0
+    present: int = 0
+    kept: int = 0
+    rejected: int = 0
+    corrupt: int = 0
+    failed: int = 0
+    superseded: int = 0  # older candidates for a path that several rows/blobs claim as current
+    bytes_received: int = 0
+    seconds: float = 0.0
+    problems: list[dict[str, str]] = field(default_factory=list)
+
+    def add(self, o: RestoreOutcome) -> None:
+        setattr(self, o.kind.value, getattr(self, o.kind.value) + 1)
+        self.bytes_received += o.bytes_received
+        if o.kind in PROBLEM_KINDS and len(self.problems) < 1000:
+            self.problems.append({"path": o.relpath, "kind": o.kind.value, "detail": o.detail})
+
+    @property
+    def exit_code(self) -> int:
+        """0 when every selected file is in place, 1 when any was kept, rejected, corrupt or failed."""
+        return 1 if (self.kept or self.rejected or self.corrupt or self.failed) else 0
+
+    def to_dict(self) -> dict[str, object]:
+        d = {k: getattr(self, k) for k in self.__dataclass_fields__}
+        d["seconds"] = round(self.seconds, 3)
+        d["exit_code"] = self.exit_code
+        return d
+
+
+class RestoreProgress(Protocol):
+    def planned(self, files: int, total_bytes: int) -> None: ...
+
+    def advance(self, nbytes: int) -> None: ...
+
+    def file_done(self, outcome: RestoreOutcome) -> None: ...
+
+    def note(self, text: str, *, verbose: bool = False) -> None: ...
+
+
+class _NullProgress:
+    def planned(self, files: int, total_bytes: int) -> None:
+        pass
+
+    def advance(self, nbytes: int) -> None:
+        pass
+
+    def file_done(self, outcome: RestoreOutcome) -> None:
+        pass
+
+    def note(self, text: str, *, verbose: bool = False) -> None:
+        pass
+
+
+# -- names ---------------------------------------------------------------------------------------------
+def unsafe_reason(relpath: str) -> str | None:
+    """Why ``relpath`` must not become a path under the restore folder; ``None`` when it is a plain,
+    relative, ``/``-separated path."""
+    if not relpath:
+        return "empty path"
+    try:
+        relpath.encode("utf-8")
+    except UnicodeEncodeError:
+        return "not valid UTF-8"
+    if "\x00" in relpath or _CONTROL_RE.search(relpath):
+        return "contains NUL or control characters"
+    if "\\" in relpath:
+        return "contains a backslash"
+    if relpath.startswith("/"):
+        return "is an absolute path"
+    if _DRIVE_RE.match(relpath):
+        return "starts with a drive letter"
+    if any(seg in ("", ".", "..") for seg in relpath.split("/")):
+        return "has an empty, '.' or '..' segment"
+    if any(sep in relpath for sep in (os.sep, os.altsep) if sep and sep != "/"):
+        return "contains a path separator of this system"
+    return None
+
+
+def path_selected(relpath: str, patterns: Sequence[str]) -> bool:
+    """True when no pattern is given or one matches: a glob over the whole path (``*`` crosses folders),
+    or, for a pattern without wildcards, the path itself or anything under it as a folder."""
+    if not patterns:
+        return True
+    for pat in patterns:
+        if any(c in pat for c in "*?["):
+            if fnmatch.fnmatchcase(relpath, pat):
+                return True
+        else:
+            folder = pat.strip("/")
+            if relpath == folder or relpath.startswith(folder + "/"):
+                return True
+    return False
+
+
+# -- catalogs ------------------------------------------------------------------------------------------
+def _epoch(value: Any) -> float:
+    if isinstance(value, datetime):
+        return value.timestamp()
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return 0.0
+
+
+def _check(prefix: str, relpath: str, sha: str, blob: str, size: Any, mtime: Any) -> str | None:
+    """Consistency of an entry with its own blob name (the contract: the name holds sha and path)."""
+    try:
+        name_sha, name_rel = parse_blob_name(prefix, blob)
+    except ValueError:
+        return f"blob name {blob!r} is not a contract name under prefix {prefix!r}"
+    if name_sha != sha:
+        return f"SHA-256 {sha!r} disagrees with blob name {blob!r}"
+    if name_rel != relpath:
+        return f"path disagrees with blob name {blob!r}"
+    try:
+        if int(size) < 0 or int(mtime) < 0:
+            return "negative size or mtime"
+    except (TypeError, ValueError):
+        return "size or mtime is not a number"
+    return None
+
+
+def table_catalog(table: TableClient, prefix: str, source_id: str | None) -> Iterator[RestoreEntry | Rejected]:
+    """Current rows under ``prefix`` (of ``source_id`` when given), read with the Table contract."""
+    from .table_mirror import prefix_rows
+
+    for row in prefix_rows(table, prefix, source_id, extra="IsCurrent eq true"):
+        rel, sha, blob = row.get(P_RELPATH), row.get(P_SHA256), row.get(P_BLOB_NAME)
+        if not isinstance(rel, str) or not isinstance(sha, str) or not isinstance(blob, str):
+            yield Rejected(
+                repr(rel if isinstance(rel, str) else row.get("RowKey")), "row lacks RelPath/Sha256/BlobName"
+            )
+            continue
+        bad = unsafe_reason(rel) or _check(prefix, rel, sha, blob, row.get(P_SIZE), row.get(P_MTIME_NS))
+        if bad:
+            yield Rejected(repr(rel), bad)
+            continue
+        sid = row.get(P_SOURCE_ID)
+        yield RestoreEntry(
+            rel, sha, int(row[P_SIZE]), int(row[P_MTIME_NS]), blob, sid if isinstance(sid, str) else "",
+            _epoch(row.get(P_UPLOADED_AT)),
+        )  # fmt: skip
+
+
+def listing_catalog(
+    container: ContainerClient, prefix: str, source_id: str | None
+) -> Iterator[RestoreEntry | Rejected]:
+    """Every blob under ``prefix`` with its metadata (one paged listing, no per-blob request)."""
+    for b in container.list_blobs(name_starts_with=normalize_prefix(prefix) + "/", include=["metadata"]):
+        try:
+            sha, rel = parse_blob_name(prefix, b.name)
+        except ValueError:
+            yield Rejected(repr(b.name), "not a contract blob name <prefix>/<xx>/<sha256>/<path>")
+            continue
+        meta = parse_metadata(b.metadata)
+        if source_id is not None and (meta is None or meta.source_id != source_id):
+            continue
+        uploaded = b.last_modified.timestamp() if b.last_modified else 0.0
+        if meta is None:  # name alone: content is still proven by the SHA-256 check on download
+            size, mtime_ns, sid = int(b.size or 0), int(uploaded * 1e9), ""
+        else:
+            if meta.sha256 != sha or meta.relpath != rel:
+                yield Rejected(repr(meta.relpath), f"metadata disagrees with blob name {b.name!r}")
+                continue
+            if meta.size != b.size:
+                yield Rejected(repr(rel), f"metadata size {meta.size} but the blob holds {b.size} bytes")
+                continue
+            size, mtime_ns, sid = meta.size, meta.mtime_ns, meta.source_id
+        bad = unsafe_reason(rel)
+        if bad:
+            yield Rejected(repr(rel), bad)
+            continue
+        yield RestoreEntry(rel, sha, size, mtime_ns, b.name, sid, uploaded)
+
+
+def select_current(
+    catalog: Iterable[RestoreEntry | Rejected], patterns: Sequence[str]
+) -> tuple[list[RestoreEntry], list[Rejected], int]:
+    """One entry per path (the newest upload when several claim it), the rejected, and how many older
+    candidates were dropped."""
+    best: dict[str, RestoreEntry] = {}
+    rejected: list[Rejected] = []
+    superseded = 0
+    for item in catalog:
+        if isinstance(item, Rejected):
+            rejected.append(item)
+            continue
+        if not path_selected(item.relpath, patterns):
+            continue
+        old = best.get(item.relpath)
+        if old is not None:
+            superseded += 1
+            if (old.uploaded, old.mtime_ns, old.blob_name) >= (item.uploaded, item.mtime_ns, item.blob_name):
+                continue
+        best[item.relpath] = item
+    return sorted(best.values(), key=lambda e: e.relpath), rejected, superseded
+
+
+# -- the destination -----------------------------------------------------------------------------------
+class UnsafePathError(Exception):
+    """A path component is a symbolic link (or not a folder): nothing is written through it."""
+
+
+def dir_fd_supported() -> bool:
+    needed = (os.open, os.mkdir, os.rename, os.unlink, os.link, os.stat)
+    return bool(_O_NOFOLLOW and _O_DIR) and all(f in os.supports_dir_fd for f in needed)
+
+
+class DestDir:
+    """The restore folder. Paths are resolved one segment at a time from an open descriptor of the root,
+    each with ``O_NOFOLLOW``, so every write stays inside it whatever the names or the links on disk."""
+
+    def __init__(self, root: Path):
+        if not dir_fd_supported():
+            raise ConfigError("restore needs openat()-style file APIs (Linux, macOS, BSD); this system lacks them")
+        try:
+            root.mkdir(parents=True, exist_ok=True)
+            self.fd = os.open(root, os.O_RDONLY | _O_DIR)
+        except OSError as exc:
+            raise ConfigError(f"cannot use {str(root)!r} as the restore folder: {exc.strerror or exc}") from None
+        self.root = root
+        self._mk_lock = threading.Lock()
+
+    def close(self) -> None:
+        os.close(self.fd)
+
+    def open_parent(self, parts: Sequence[str]) -> int:
+        """Descriptor of the folder ``parts`` under the root, created as needed; caller closes it."""
+        fd = os.dup(self.fd)
+        try:
+            for i, seg in enumerate(parts):
+                try:
+                    nfd = os.open(seg, os.O_RDONLY | _O_DIR | _O_NOFOLLOW, dir_fd=fd)
+                except FileNotFoundError:
+                    with contextlib.suppress(FileExistsError):  # another worker made it
+                        os.mkdir(seg, 0o777, dir_fd=fd)
+                    nfd = self._open_checked(seg, fd, parts[: i + 1])
+                except OSError as exc:
+                    if exc.errno not in (errno.ELOOP, errno.ENOTDIR, errno.EMLINK):
+                        raise
+                    nfd = self._open_checked(seg, fd, parts[: i + 1])
+                os.close(fd)
+                fd = nfd
+            return fd
+        except BaseException:
+            os.close(fd)
+            raise
+
+    @staticmethod
+    def _open_checked(seg: str, fd: int, shown: Sequence[str]) -> int:
+        try:
+            return os.open(seg, os.O_RDONLY | _O_DIR | _O_NOFOLLOW, dir_fd=fd)
+        except OSError as exc:
+            if exc.errno not in (errno.ELOOP, errno.ENOTDIR, errno.EMLINK):
+                raise
+            st = os.stat(seg, dir_fd=fd, follow_symlinks=False)
+            what = "a symbolic link" if stat.S_ISLNK(st.st_mode) else "not a folder"
+            raise UnsafePathError(f"{'/'.join(shown)!r} is {what}; nothing is written through it") from None
+
+
+def _hash_at(name: str, dir_fd: int) -> str:
+    fd = os.open(name, os.O_RDONLY | _O_NOFOLLOW, dir_fd=dir_fd)
+    with os.fdopen(fd, "rb") as f:
+        h = hashlib.sha256()
+        while chunk := f.read(READ_CHUNK):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def temp_name(name: str) -> str:
+    """Fixed-length, deterministic per target: a retry after a crash reuses (truncates) the same file."""
+    return TEMP_PREFIX + hashlib.sha256(name.encode("utf-8", "surrogateescape")).hexdigest()[:16] + ".part"
+
+
+class CorruptBlobError(Exception):
+    """The bytes downloaded do not hash to the SHA-256 in the blob's name (or have the wrong size)."""
+
+
+# -- the engine ----------------------------------------------------------------------------------------
+class RestoreEngine:
+    """One restore of ``prefix`` into ``opts.dest``."""
+
+    def __init__(
+        self,
+        container: ContainerClient,
+        prefix: str,
+        opts: RestoreOptions,
+        *,
+        table: TableClient | None = None,
+        table_error: str = "",
+        progress: RestoreProgress | None = None,
+    ):
+        self.container = container
+        self.prefix = normalize_prefix(prefix)
+        self.opts = opts
+        self.table = table
+        self.table_error = table_error  # why the table could not be opened (auto mode falls back)
+        self.progress: RestoreProgress = progress or _NullProgress()
+        self.summary = RestoreSummary()
+        self._bucket: Callable[[int], float] | None = limiter(opts.bwlimit)
+
+    def catalog(self) -> tuple[list[RestoreEntry], list[Rejected], int]:
+        """Read the catalog (table first in auto mode, listing as the fallback) and select from it."""
+        mode, opts = self.opts.index, self.opts
+        if mode in ("auto", "table"):
+            if self.table is None:
+                if mode == "table":
+                    raise ConfigError(self.table_error or "the index table is not available")
+                self._use_listing(f"index table unavailable ({self.table_error})")
+            else:
+                try:
+                    chosen = select_current(table_catalog(self.table, self.prefix, opts.source_id), opts.patterns)
+                except AzureError as exc:
+                    if mode == "table":
+                        raise ConfigError(f"cannot read the index table: {_first_line(exc)}") from None
+                    self._use_listing(f"index table unreadable ({_first_line(exc)})")
+                else:
+                    if chosen[0] or chosen[1] or mode == "table":
+                        self.summary.index = "table"
+                        return chosen
+                    self._use_listing("the index table has no current rows under this prefix")
+        else:
+            self.summary.index = "listing"
+        return select_current(listing_catalog(self.container, self.prefix, opts.source_id), opts.patterns)
+
+    def _use_listing(self, why: str) -> None:
+        self.summary.index, self.summary.index_note = "listing", why
+        self.progress.note(f"{why}: reading blob metadata instead (paths deleted at the source come back too)")
+
+    def run(self) -> RestoreSummary:
+        t0 = time.monotonic()
+        entries, rejected, superseded = self.catalog()
+        s = self.summary
+        s.candidates, s.superseded = len(entries), superseded
+        for r in rejected:
+            self._done(RestoreOutcome(r.name, RestoreKind.REJECTED, detail=r.reason))
+        if not entries and not rejected:
+            raise ConfigError(self._nothing_message())
+        dest = DestDir(self.opts.dest)
+        try:
+            self.progress.planned(len(entries), sum(e.size for e in entries))
+            self._fetch_all(dest, entries)
+        finally:
+            dest.close()
+            s.seconds = time.monotonic() - t0
+        return s
+
+    def _nothing_message(self) -> str:
+        where = f"under prefix {self.prefix!r}"
+        if self.opts.source_id:
+            where += f" from source id {self.opts.source_id!r}"
+        if self.opts.patterns:
+            return f"nothing {where} matches --path {' '.join(self.opts.patterns)}"
+        return (
+            f"nothing to restore {where}: pass the --source-id (or --prefix) the files were backed up with; "
+            "`azphotosync status` on that device shows both"
+        )
+
+    def _fetch_all(self, dest: DestDir, entries: list[RestoreEntry]) -> None:
+        workers = max(1, self.opts.max_workers)
+        pool = ThreadPoolExecutor(workers, thread_name_prefix="restore")
+        pending: set[Future[RestoreOutcome]] = set()
+        try:
+            for e in entries:
+                while len(pending) >= 2 * workers:
+                    pending = self._collect(pending)
+                pending.add(pool.submit(self._restore_one, dest, e))
+            while pending:
+                pending = self._collect(pending)
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+
+    def _collect(self, pending: set[Future[RestoreOutcome]]) -> set[Future[RestoreOutcome]]:
+        done, rest = wait(pending, return_when=FIRST_COMPLETED)
+        for fut in done:
+            self._done(fut.result())
+        return rest
+
+    def _done(self, o: RestoreOutcome) -> None:
+        self.summary.add(o)
+        self.progress.file_done(o)
+
+    # -- one file (worker thread) ------------------------------------------------------------------
+    def _restore_one(self, dest: DestDir, e: RestoreEntry) -> RestoreOutcome:
+        """Never raises: every problem becomes an outcome."""
+        try:
+            return self._place(dest, e)
+        except UnsafePathError as exc:
+            return RestoreOutcome(e.relpath, RestoreKind.REJECTED, e.size, detail=str(exc))
+        except CorruptBlobError as exc:
+            return RestoreOutcome(e.relpath, RestoreKind.CORRUPT, e.size, detail=str(exc))
+        except AzureError as exc:
+            return RestoreOutcome(e.relpath, RestoreKind.FAILED, e.size, detail=f"storage error: {_first_line(exc)}")
+        except OSError as exc:
+            return RestoreOutcome(e.relpath, RestoreKind.FAILED, e.size, detail=f"cannot write: {exc.strerror or exc}")
+        finally:
+            self.progress.advance(e.size)
+
+    def _place(self, dest: DestDir, e: RestoreEntry) -> RestoreOutcome:
+        *folders, name = e.relpath.split("/")
+        dir_fd = dest.open_parent(folders)
+        try:
+            existing = self._existing(e, name, dir_fd)
+            if existing is not None:
+                return existing
+            tmp = temp_name(name)
+            received = self._download(e, tmp, dir_fd)
+            try:
+                kept = self._move_into_place(e, tmp, name, dir_fd)
+            finally:
+                _unlink_quietly(tmp, dir_fd)
+            if kept is not None:
+                return kept
+            return RestoreOutcome(e.relpath, RestoreKind.RESTORED, e.size, received)
+        finally:
+            os.close(dir_fd)
+
+    def _existing(self, e: RestoreEntry, name: str, dir_fd: int) -> RestoreOutcome | None:
+        """``None`` when the target is free (or may be overwritten); otherwise the outcome."""
+        try:
+            st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+        except FileNotFoundError:
+            return None
+        if stat.S_ISLNK(st.st_mode):
+            return RestoreOutcome(
+                e.relpath, RestoreKind.REJECTED, e.size, detail="is a symbolic link here; not followed"
+            )
+        if not stat.S_ISREG(st.st_mode):
+            return RestoreOutcome(e.relpath, RestoreKind.KEPT, e.size, detail="a folder or special file is in the way")
+        if st.st_size == e.size and _hash_at(name, dir_fd) == e.sha256:
+            return RestoreOutcome(e.relpath, RestoreKind.PRESENT, e.size)
+        if self.opts.overwrite:
+            return None
+        return RestoreOutcome(
+            e.relpath,
+            RestoreKind.KEPT,
+            e.size,
+            detail="a different local file is there; kept (--overwrite replaces it)",
+        )
+
+    def _download(self, e: RestoreEntry, tmp: str, dir_fd: int) -> int:
+        """Stream the blob into ``tmp``; raise :class:`CorruptBlobError` (temp removed) when its bytes do
+        not hash to the name. Returns the bytes received."""
+        _unlink_quietly(tmp, dir_fd)  # a leftover of an interrupted run; O_EXCL below refuses links
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _O_NOFOLLOW, 0o666, dir_fd=dir_fd)
+        ok = False
+        try:
+            with os.fdopen(fd, "wb", closefd=False) as f:
+                h = hashlib.sha256()
+                received = 0
+                for chunk in self.container.get_blob_client(e.blob_name).download_blob(max_concurrency=1).chunks():
+                    if self._bucket is not None:
+                        self._bucket(len(chunk))
+                    h.update(chunk)
+                    f.write(chunk)
+                    received += len(chunk)
+                    if received > e.size:
+                        break
+                f.flush()
+                if received != e.size or h.hexdigest() != e.sha256:
+                    got = f"{received} bytes" if received != e.size else f"SHA-256 {h.hexdigest()}"
+                    raise CorruptBlobError(
+                        f"corrupted blob {e.blob_name!r}: got {got}, expected {e.size} bytes with SHA-256 {e.sha256};"
+                        " not written — run `azphotosync verify`"
+                    )
+                os.fsync(fd)
+            os.utime(fd, ns=(e.mtime_ns, e.mtime_ns))
+            ok = True
+            return received
+        finally:
+            os.close(fd)
+            if not ok:
+                _unlink_quietly(tmp, dir_fd)
+
+    def _move_into_place(self, e: RestoreEntry, tmp: str, name: str, dir_fd: int) -> RestoreOutcome | None:
+        """Atomic rename; without ``overwrite`` a hard link (which refuses an existing target) so a file
+        that appeared meanwhile is never replaced. ``None`` when placed."""
+        if self.opts.overwrite:
+            os.replace(tmp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+            return None
+        try:
+            os.link(tmp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd, follow_symlinks=False)
+            return None
+        except FileExistsError:
+            return self._existing(e, name, dir_fd) or RestoreOutcome(e.relpath, RestoreKind.KEPT, e.size)
+        except OSError as exc:
+            if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV, errno.EMLINK, errno.ENOSYS):
+                raise
+        # No hard links here (FAT, some network shares): check, then rename.
+        existing = self._existing(e, name, dir_fd)
+        if existing is not None:
+            return existing
+        os.rename(tmp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+        return None
+
+
+def _unlink_quietly(name: str, dir_fd: int) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(name, dir_fd=dir_fd)
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__
