@@ -11,6 +11,7 @@ the next run — and never marks a file as failed to upload.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ALL_COMPLETED, FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -186,6 +187,16 @@ class MirrorResult:
     rejected: list[dict[str, str]] = field(default_factory=list)  # single rows the service refused
 
 
+@dataclass
+class _Sent:
+    accepted: list[BlobRow]
+    rejected: list[dict[str, str]]
+    transactions: int
+
+
+_ENTITY_ERRORS = (400, 409, 413)  # about one entity (bad property, too large): isolate it, go on
+
+
 class TableMirror:
     """Writes pending ``blobs`` rows of ``state`` into ``table``. One instance per run, main thread only."""
 
@@ -195,6 +206,7 @@ class TableMirror:
         state: StateDB,
         *,
         batch_size: int = MAX_BATCH,
+        workers: int = 4,
         on_transaction: Callable[[str, int], None] | None = None,
     ):
         if not 1 <= batch_size <= MAX_BATCH:
@@ -202,18 +214,29 @@ class TableMirror:
         self.table = table
         self.state = state
         self.batch_size = batch_size
+        self.workers = max(1, workers)
         self.on_transaction = on_transaction  # (partition key, operations) after each accepted transaction
 
     def run(self) -> MirrorResult:
-        """Mirror every pending row; stops at the first service error that is not about one entity."""
+        """Mirror every pending row; stops at the first service error that is not about one entity.
+
+        Partitions are independent, so up to ``workers`` transactions are in flight; the main thread alone
+        writes SQLite, after each transaction the service accepted."""
         res = MirrorResult()
         self.state.commit()  # pending rows are read through a separate connection
         touched: set[str] = set()
+        inflight: dict[Future[_Sent], str] = {}
         try:
-            for pk, rows in self._batches(self.state.iter_mirror_pending()):
-                touched.add(pk)
-                self._send(pk, rows, res)
-                self.state.maybe_commit(every=1000)
+            with ThreadPoolExecutor(self.workers, thread_name_prefix="mirror") as pool:
+                try:
+                    for pk, batch in self._batches(self.state.iter_mirror_pending()):
+                        touched.add(pk)
+                        while len(inflight) >= 2 * self.workers:
+                            self._collect(inflight, res, FIRST_COMPLETED)
+                        inflight[pool.submit(self._send, batch)] = pk
+                finally:
+                    while inflight:  # let what was sent finish, and record it
+                        self._collect(inflight, res, ALL_COMPLETED)
         except AzureError as exc:
             res.error = _first_line(exc)
         finally:
@@ -221,6 +244,26 @@ class TableMirror:
         res.partitions = len(touched)
         res.pending = self.state.count_mirror_pending()
         return res
+
+    def _collect(self, inflight: dict[Future[_Sent], str], res: MirrorResult, when: str) -> None:
+        done, _ = wait(inflight, return_when=when)
+        error: AzureError | None = None
+        for fut in done:
+            pk = inflight.pop(fut)
+            try:
+                sent = fut.result()
+            except AzureError as exc:
+                error = error or exc
+                continue
+            res.transactions += sent.transactions
+            res.mirrored += len(sent.accepted)
+            res.rejected += sent.rejected
+            self.state.mark_mirrored(sent.accepted)
+            if sent.transactions and self.on_transaction is not None:
+                self.on_transaction(pk, len(sent.accepted))
+        self.state.maybe_commit(every=1000)
+        if error is not None:
+            raise error
 
     def _batches(self, rows: Iterable[BlobRow]) -> Iterator[tuple[str, list[tuple[BlobRow, dict[str, Any]]]]]:
         """Group rows (arriving in SHA-256 order) into full per-partition batches; a partition's
@@ -248,32 +291,25 @@ class TableMirror:
             if batch:
                 yield pk, batch
 
-    def _send(self, pk: str, batch: list[tuple[BlobRow, dict[str, Any]]], res: MirrorResult) -> None:
+    def _send(self, batch: list[tuple[BlobRow, dict[str, Any]]]) -> _Sent:
+        """Worker: one transaction; when the service refuses it for an entity's sake, row by row."""
         ops = [("upsert", ent, {"mode": UpdateMode.MERGE}) for _, ent in batch]
         try:
             self.table.submit_transaction(ops)
+            return _Sent([row for row, _ in batch], [], 1)
         except HttpResponseError as exc:
-            if exc.status_code not in (400, 409, 413):
+            if exc.status_code not in _ENTITY_ERRORS:
                 raise
-            self._send_singly(batch, res)  # isolate the entity the service refuses; the rest go through
-            return
-        res.transactions += 1
-        res.mirrored += len(batch)
-        self.state.mark_mirrored(row for row, _ in batch)
-        if self.on_transaction is not None:
-            self.on_transaction(pk, len(batch))
-
-    def _send_singly(self, batch: list[tuple[BlobRow, dict[str, Any]]], res: MirrorResult) -> None:
+        sent = _Sent([], [], 0)  # isolate the entity the service refuses; the rest go through
         for row, ent in batch:
             try:
                 self.table.upsert_entity(ent, mode=UpdateMode.MERGE)
+                sent.accepted.append(row)
             except HttpResponseError as exc:
-                if exc.status_code not in (400, 409, 413):
+                if exc.status_code not in _ENTITY_ERRORS:
                     raise
-                res.rejected.append({"blob_name": row.blob_name, "error": _first_line(exc)})
-                continue
-            res.mirrored += 1
-            self.state.mark_mirrored([row])
+                sent.rejected.append({"blob_name": row.blob_name, "error": _first_line(exc)})
+        return sent
 
 
 def add_to_summary(res: MirrorResult, summary: RunSummary) -> None:
