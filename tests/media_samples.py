@@ -49,8 +49,7 @@ def exif_tiff(
 def jpeg_with_exif(pixels: bytes = b"", **kw: str | None) -> bytes:
     """SOI + APP1 Exif + some opaque payload + EOI (enough for EXIF readers; not a decodable image)."""
     app1 = b"Exif\x00\x00" + exif_tiff(**kw)
-    payload = b"\xff\xfe" + struct.pack(">H", 2 + len(pixels)) + pixels if pixels else b""
-    return b"\xff\xd8\xff\xe1" + struct.pack(">H", 2 + len(app1)) + app1 + payload + b"\xff\xd9"
+    return b"\xff\xd8\xff\xe1" + struct.pack(">H", 2 + len(app1)) + app1 + pixels + b"\xff\xd9"
 
 
 def _box(kind: bytes, payload: bytes, *, large: bool = False) -> bytes:
