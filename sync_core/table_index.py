@@ -23,7 +23,8 @@ import re
 from .blobname import normalize_prefix, parse_blob_name
 
 MAX_KEY_BYTES = 1024  # service limit, counted in UTF-16 bytes to be safe
-_FORBIDDEN = re.compile(r"[%/\\#?\x00-\x1f\x7f-\x9f]")
+# Also the lone surrogates that stand for undecodable (non-UTF-8) bytes of a POSIX file name.
+_FORBIDDEN = re.compile(r"[%/\\#?\x00-\x1f\x7f-\x9f\udc80-\udcff]")
 
 # Agent-written properties
 P_BLOB_NAME = "BlobName"

@@ -171,3 +171,20 @@ def test_an_entity_the_service_refuses_is_isolated_and_stays_pending(cfg, table,
     assert [r["blob_name"] for r in res.rejected] == [f"photos/42/{sha_of(99, shard='42')}/huge.jpg"]
     assert len(list(table.list_entities())) == 3
     state.close()
+
+
+def test_keys_for_any_file_name_are_accepted_by_the_service(table):
+    """Control characters, the forbidden four, '%', non-UTF-8 bytes (as os.fsdecode gives them), very long."""
+    sha = sha_of(6)
+    names = ["tab\there", "a/b\\c#d?e%f", "raw\udcff\udcfebytes.jpg", "ü" * 600, "#" * 400]
+    keys = set()
+    for rel in names:
+        rk = ti.row_key(sha, rel)
+        assert not any(c in rk for c in "/\\#?\t") and len(rk.encode("utf-16-le")) <= ti.MAX_KEY_BYTES
+        rk.encode("utf-8")  # no lone surrogate left
+        table.upsert_entity({"PartitionKey": ti.partition_key("photos", sha), "RowKey": rk, "n": rel.encode(
+            "utf-8", "surrogateescape").hex()})  # fmt: skip
+        keys.add(rk)
+    assert ti.row_key(sha, "raw\udcff\udcfebytes.jpg") == f"{sha}%2Fraw%FF%FEbytes.jpg"
+    stored = {e["RowKey"] for e in table.list_entities()}
+    assert stored == keys and len(keys) == len(names)
