@@ -188,3 +188,40 @@ def test_keys_for_any_file_name_are_accepted_by_the_service(table):
     assert ti.row_key(sha, "raw\udcff\udcfebytes.jpg") == f"{sha}%2Fraw%FF%FEbytes.jpg"
     stored = {e["RowKey"] for e in table.list_entities()}
     assert stored == keys and len(keys) == len(names)
+
+
+def test_throttled_transactions_are_retried_by_the_sdk_policy(azurite, cfg, tmp_path: Path):
+    """503 ServerBusy on the first two transactions (a real HTTP proxy in front of Azurite's Table port)."""
+    from .faultproxy import FaultPlan, FaultProxy
+
+    plan = FaultPlan(busy=1.0, first_n=2, retry_after=0, only=lambda r: r.path.endswith("$batch"))
+    with FaultProxy(azurite.table_port, plan) as proxy:
+        conn = (cfg.connection_string or "").replace(
+            azurite.table_url, f"http://127.0.0.1:{proxy.port}/devstoreaccount1"
+        )
+        proxied = StorageConfig(**{**cfg.__dict__, "connection_string": conn})
+        table = open_table(table_service(proxied), proxied, create=True)
+        state = StateDB(tmp_path / "state")
+        for i in range(150):
+            add_blob(state, "photos", f"{i}.jpg", sha_of(i, shard="c4"))
+        res = TableMirror(table, state).run()
+        state.close()
+        batches = [e for e in proxy.exchanges() if e.request.path.endswith("$batch")]
+    assert (res.error, res.mirrored, res.transactions, res.pending) == ("", 150, 2, 0)
+    assert proxy.fault_counts()["busy"] == 2 and len(batches) == 4
+    assert [e.status for e in batches].count(202) == 2
+
+
+def test_table_endpoint_from_account_url_or_explicit():
+    class Token:
+        def get_token(self, *scopes, **kw):  # never called: no request is made
+            raise AssertionError
+
+    base = {"container": "c1c", "table": "t1t", "prefix": "p", "source_id": "s"}
+    derived = table_service(StorageConfig(**base, account_url="https://acct.blob.core.windows.net"), credential=Token())
+    assert derived.url.startswith("https://acct.table.core.windows.net")
+    explicit = table_service(
+        StorageConfig(**base, account_url="https://acct.blob.example.org", table_endpoint="https://tables.example.org"),
+        credential=Token(),
+    )
+    assert explicit.url.startswith("https://tables.example.org")
