@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from sync_core import __version__
 from sync_core.errors import ConfigError
 
-from . import index_cmd, restore_cmd, sync_cmd, verify_cmd
+from . import index_cmd, restore_cmd, status_cmd, sync_cmd, verify_cmd
 from .lock import LockHeldError
 from .options import storage_options
 
@@ -32,7 +32,7 @@ EXIT_CODES_HELP = """exit codes:
 """
 
 # Each command module offers add_parser(subparsers, parents) and sets ``func`` on its parser.
-COMMANDS = [sync_cmd, restore_cmd, index_cmd, verify_cmd]
+COMMANDS = [sync_cmd, restore_cmd, status_cmd, index_cmd, verify_cmd]
 DEFAULT_COMMAND = "sync"
 
 

@@ -220,6 +220,12 @@ class StateDB:
     def file_count(self) -> int:
         return self._w.execute("SELECT count(*) FROM files").fetchone()[0]
 
+    def totals(self) -> tuple[int, int, int]:
+        """``(files, bytes, blobs)``: files backed up now, their bytes, and blobs ever written (history)."""
+        files, size = self._w.execute("SELECT count(*), coalesce(sum(size), 0) FROM files").fetchone()
+        blobs = self._w.execute("SELECT count(*) FROM blobs").fetchone()[0]
+        return int(files), int(size), int(blobs)
+
     def blob_for_sha(self, sha256: str) -> str | None:
         """Any blob we know holds this content (for a server-side copy instead of an upload)."""
         row = (

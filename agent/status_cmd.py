@@ -1,0 +1,278 @@
+"""``azphotosync status``: is all well? Local index figures, the last sync, the Table mirror's lag, the
+cloud's latest verification report and the rows it flagged for this device — and an exit code to match
+(0 all well, 1 something needs attention, listed)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from azure.core.exceptions import AzureError
+from rich.console import Console
+from rich.markup import escape
+
+from sync_core.clients import blob_service, open_container, table_service
+from sync_core.config import StorageConfig
+from sync_core.errors import ConfigError
+from sync_core.exclude import ExcludeRules
+from sync_core.pipeline import SyncEngine, SyncOptions
+from sync_core.reports import DEFAULT_REPORTS_CONTAINER, ENV_REPORTS_CONTAINER, read_latest_report, report_is_clean
+from sync_core.state import StateDB
+from sync_core.table_index import P_BLOB_NAME, P_RELPATH, P_VERIFY_DETAIL, P_VERIFY_STATUS
+from sync_core.table_mirror import flagged_rows, open_table
+
+from .console import human_bytes
+from .options import state_dir, storage_config
+
+MAX_LISTED = 20  # flagged rows and failures shown one per line; the counts are always complete
+
+
+def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "status",
+        parents=parents,
+        help="show whether all is well: local index, last sync, mirror lag, cloud verification",
+        description="Show the local index figures, the last sync (and its failures), the Table mirror's lag, "
+        "the latest cloud verification report and the rows the cloud flagged for this device. Exit 0 when all "
+        "is well, 1 when something needs attention (listed under 'attention').",
+    )
+    p.add_argument(
+        "--source",
+        metavar="DIR",
+        help="also count files new or changed since the last sync (one stat per file, nothing is read)",
+    )
+    p.add_argument("--local", action="store_true", help="local figures only: no request to Azure")
+    p.add_argument(
+        "--reports-container",
+        default=os.environ.get(ENV_REPORTS_CONTAINER, DEFAULT_REPORTS_CONTAINER),
+        help=f"where verification reports are stored (env {ENV_REPORTS_CONTAINER}; default "
+        f"{DEFAULT_REPORTS_CONTAINER})",
+    )
+    p.add_argument(
+        "--stale-days",
+        type=float,
+        default=3.0,
+        help="flag a last sync or verification older than this many days (default 3)",
+    )
+    p.add_argument("--json", action="store_true", help="print the status as JSON on stdout")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.stale_days <= 0:
+        raise ConfigError("--stale-days must be more than 0")
+    if args.source and not Path(args.source).expanduser().is_dir():
+        raise ConfigError(f"--source {args.source!r} is not a folder; point it at your library's root")
+    state = StateDB(state_dir(args), readonly=True)
+    try:
+        doc = gather(args, state)
+    finally:
+        state.close()
+    if args.json:
+        print(json.dumps(doc, indent=2))
+    else:
+        render(Console(highlight=False, soft_wrap=True), doc)
+    return int(doc["exit_code"])
+
+
+# -- gathering -------------------------------------------------------------------------------------------
+def _iso(epoch: float | None) -> str | None:
+    return None if epoch is None else datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _age_days(iso_text: str | None, now: float) -> float | None:
+    if not iso_text:
+        return None
+    try:
+        when = datetime.fromisoformat(iso_text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return (now - when.timestamp()) / 86400
+
+
+def gather(args: argparse.Namespace, state: StateDB) -> dict[str, Any]:
+    now = time.time()
+    attention: list[str] = []
+    files, size, blobs = state.totals()
+    doc: dict[str, Any] = {
+        "state_dir": str(state.state_dir),
+        "source_id": state.get_meta("source_id"),
+        "local": {
+            "files": files,
+            "bytes": size,
+            "blobs": blobs,
+            "mirror_pending": state.count_mirror_pending(),
+        },
+    }
+    doc["last_sync"] = _last_sync(state, now, args.stale_days, attention)
+    if args.source:
+        doc["local"].update(_pending_uploads(Path(args.source).expanduser(), state))
+    if doc["local"]["mirror_pending"]:
+        attention.append(
+            f"{doc['local']['mirror_pending']} row(s) not yet in the Table index: the cloud cannot verify them "
+            "until the next sync mirrors them"
+        )
+    if not args.local:
+        doc.update(_cloud(args, state, now, attention))
+    doc["attention"] = attention
+    doc["exit_code"] = 1 if attention else 0
+    return doc
+
+
+def _last_sync(state: StateDB, now: float, stale_days: float, attention: list[str]) -> dict[str, Any] | None:
+    row = state.last_run("sync")
+    if row is None:
+        attention.append("no sync has run with this state dir yet")
+        return None
+    started, finished, code, summary_json = row
+    try:
+        summary = json.loads(summary_json) if summary_json else {}
+    except ValueError:
+        summary = {}
+    failures = summary.get("failures", []) if isinstance(summary, dict) else []
+    info: dict[str, Any] = {
+        "started_at": _iso(started),
+        "finished_at": _iso(finished),
+        "exit_code": code,
+        "uploaded": summary.get("uploaded", 0),
+        "failed": summary.get("failed", 0),
+        "failures": failures[:MAX_LISTED],
+        "problems": summary.get("problems", 0),
+    }
+    if finished is None:
+        info["state"] = "running or interrupted"
+    else:
+        info["state"] = "ok" if code == 0 else "problems"
+    if info["failed"]:
+        attention.append(f"the last sync ({info['finished_at']}) failed {info['failed']} file(s); retried next sync")
+    elif code not in (0, None):
+        attention.append(f"the last sync ({info['finished_at']}) ended with exit code {code}")
+    if (now - started) / 86400 > stale_days:
+        attention.append(f"no sync since {info['started_at']}: is the timer running?")
+    return info
+
+
+def _pending_uploads(source: Path, state: StateDB) -> dict[str, Any]:
+    """New or changed files by the planner's stat comparison (a dry run: nothing is read or sent)."""
+    summary = SyncEngine(None, state, None, SyncOptions(source=source, dry_run=True, rules=ExcludeRules())).run()
+    return {"pending_files": summary.would_upload, "pending_bytes": summary.would_upload_bytes}
+
+
+def _cloud(args: argparse.Namespace, state: StateDB, now: float, attention: list[str]) -> dict[str, Any]:
+    out: dict[str, Any] = {"verification": None, "flagged": None, "cloud_error": None}
+    try:
+        cfg = storage_config(args, state)
+    except ConfigError as exc:
+        out["cloud_error"] = f"cloud checks skipped: {exc}"
+        return out
+    out.update({"prefix": cfg.prefix, "container": cfg.container, "table": cfg.table})
+    out["source_id"] = cfg.source_id  # the effective one (flag, env, remembered or host name)
+    try:
+        service = blob_service(cfg, pool_size=4)
+        open_container(service, cfg)
+        out["verification"] = _verification(service, args.reports_container, now, args.stale_days, attention)
+        out["flagged"] = _flagged(cfg, attention)
+    except (ConfigError, AzureError, ValueError) as exc:
+        text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        out["cloud_error"] = text
+        attention.append(f"cloud checks failed: {text}")
+    return out
+
+
+def _verification(
+    service: Any, reports_container: str, now: float, stale_days: float, attention: list[str]
+) -> dict[str, Any] | None:
+    report = read_latest_report(service, reports_container)
+    if report is None:
+        return None
+    counts = {k: int(v) for k, v in (report.get("counts") or {}).items()}
+    clean = report_is_clean(report)
+    info = {
+        "run_id": report.get("run_id"),
+        "started_at": report.get("started_at"),
+        "finished_at": report.get("finished_at"),
+        "rows": report.get("rows"),
+        "deep_verified": report.get("deep_verified"),
+        "counts": counts,
+        "problems": len(report.get("problems") or []),
+        "errors": list(report.get("errors") or []),
+        "clean": clean,
+    }
+    if not clean:
+        bad = {k: v for k, v in counts.items() if v and k not in ("ok", "orphan_repaired")}
+        detail = ", ".join(f"{k} {v}" for k, v in sorted(bad.items())) or "; ".join(info["errors"])[:200]
+        attention.append(f"the latest cloud verification ({info['finished_at']}) found problems: {detail}")
+    age = _age_days(info["finished_at"] or info["started_at"], now)
+    if age is not None and age > stale_days:
+        attention.append(f"no cloud verification since {info['finished_at']}: is the Function App's timer running?")
+    return info
+
+
+def _flagged(cfg: StorageConfig, attention: list[str]) -> dict[str, Any]:
+    table = open_table(table_service(cfg, pool_size=4), cfg)
+    rows = flagged_rows(table, cfg.prefix, cfg.source_id)
+    listed = [
+        {
+            "path": r.get(P_RELPATH),
+            "verdict": r.get(P_VERIFY_STATUS),
+            "detail": r.get(P_VERIFY_DETAIL) or "",
+            "blob_name": r.get(P_BLOB_NAME),
+        }
+        for r in rows[:MAX_LISTED]
+    ]
+    if rows:
+        attention.append(f"{len(rows)} blob(s) flagged by the cloud as damaged: the next sync re-uploads them")
+    return {"count": len(rows), "rows": listed}
+
+
+# -- rendering -----------------------------------------------------------------------------------------
+def render(console: Console, doc: dict[str, Any]) -> None:
+    loc = doc["local"]
+    who = doc.get("source_id") or "(not set yet)"
+    console.print(f"[bold]azphotosync status[/bold]  source id {escape(str(who))}  state {escape(doc['state_dir'])}")
+    if doc.get("container"):
+        console.print(
+            f"  archive   container {escape(doc['container'])}, prefix {escape(doc['prefix'])}, "
+            f"table {escape(doc['table'])}"
+        )
+    console.print(
+        f"  local     {loc['files']} file(s), {human_bytes(loc['bytes'])} backed up; "
+        f"{loc['blobs']} blob(s) incl. past versions"
+    )
+    if "pending_files" in loc:
+        console.print(f"  pending   {loc['pending_files']} file(s), {human_bytes(loc['pending_bytes'])} new or changed")
+    console.print(f"  mirror    {loc['mirror_pending']} row(s) waiting for the Table index")
+    last = doc["last_sync"]
+    if last is None:
+        console.print("  last sync never")
+    else:
+        console.print(
+            f"  last sync {last['started_at']} ({last['state']}): uploaded {last['uploaded']}, failed {last['failed']}"
+        )
+        for f in last["failures"]:
+            console.print(f"            [red]failed[/red] {escape(str(f.get('path')))}: {escape(str(f.get('error')))}")
+    if doc.get("cloud_error") and doc.get("verification") is None and doc.get("flagged") is None:
+        console.print(f"  cloud     {escape(doc['cloud_error'])}")
+    elif "verification" in doc:
+        v = doc["verification"]
+        if v is None:
+            console.print("  verified  no cloud verification report yet (deploy infra/ or run `azphotosync verify`)")
+        else:
+            counts = "  ".join(f"{k} {n}" for k, n in v["counts"].items() if n)
+            console.print(f"  verified  {v['finished_at']}: {v['rows']} row(s); {counts or 'nothing checked'}")
+        fl = doc.get("flagged")
+        if fl is not None:
+            console.print(f"  flagged   {fl['count']} row(s) of this source id")
+            for r in fl["rows"]:
+                console.print(f"            [red]{escape(str(r['verdict']))}[/red] {escape(str(r['path']))}")
+    if doc["attention"]:
+        console.print("[bold red]attention[/bold red]")
+        for line in doc["attention"]:
+            console.print(f"  - {escape(line)}")
+    else:
+        console.print("[bold green]all well[/bold green]")

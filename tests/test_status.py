@@ -1,0 +1,141 @@
+"""`azphotosync status` on Azurite: local figures, the last sync, mirror lag, the latest verification report
+and the rows the cloud flagged — and exit 1 exactly when something needs attention."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+from azure.data.tables import TableServiceClient, UpdateMode
+from azure.storage.blob import BlobServiceClient, ContainerClient
+
+from sync_core.reports import build_report, write_report
+from sync_core.state import StateDB
+from tests.conftest import det_bytes, run_cli, write_file
+
+
+@pytest.fixture
+def synced(tmp_path: Path, container: ContainerClient) -> tuple[Path, Path]:
+    src, state = tmp_path / "src", tmp_path / "state"
+    write_file(src, "a.jpg", det_bytes(1, 1000))
+    write_file(src, "b/c.mp4", det_bytes(2, 2500))
+    r = run_cli("sync", "--source", str(src), "--state-dir", str(state), "--json")
+    assert r.code == 0, r.err
+    return src, state
+
+
+def status(state: Path, *extra: str) -> tuple[int, dict]:
+    r = run_cli("status", "--state-dir", str(state), "--json", *extra)
+    assert r.code in (0, 1), r.err
+    return r.code, r.json()
+
+
+def test_all_well_after_a_clean_sync(synced: tuple[Path, Path], storage_env: dict[str, str]) -> None:
+    src, state = synced
+    code, doc = status(state, "--source", str(src), "--reports-container", f"r{uuid.uuid4().hex[:20]}")
+    assert code == 0, doc["attention"]
+    assert doc["local"] == {
+        "files": 2, "bytes": 3500, "blobs": 2, "mirror_pending": 0, "pending_files": 0, "pending_bytes": 0,
+    }  # fmt: skip
+    assert doc["last_sync"]["state"] == "ok" and doc["last_sync"]["uploaded"] == 2
+    assert doc["verification"] is None  # no report yet: said, but not a problem
+    assert doc["flagged"] == {"count": 0, "rows": []}
+    assert (doc["source_id"], doc["prefix"], doc["container"]) == (
+        "testhost", "photos/testhost", storage_env["AZURE_STORAGE_CONTAINER"],
+    )  # fmt: skip
+    r = run_cli("status", "--state-dir", str(state), "--reports-container", f"r{uuid.uuid4().hex[:20]}")
+    assert r.code == 0 and "all well" in r.out and "2 file(s)" in r.out
+
+
+def test_status_reflects_verification_report_and_flagged_rows(
+    synced: tuple[Path, Path], azurite, storage_env: dict[str, str]
+) -> None:
+    _, state = synced
+    reports = f"r{uuid.uuid4().hex[:20]}"
+    svc = BlobServiceClient.from_connection_string(azurite.connection_string)
+    table = TableServiceClient.from_connection_string(azurite.connection_string).get_table_client(
+        storage_env["AZURE_STORAGE_TABLE"]
+    )
+    row = next(e for e in table.list_entities() if e["RelPath"] == "b/c.mp4")
+    problem = {"blob_name": row["BlobName"], "verdict": "missing", "detail": "blob not found"}
+    report = build_report(
+        run_id="run-1", started_at="2026-11-25T03:00:00Z",
+        finished_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        container=storage_env["AZURE_STORAGE_CONTAINER"], table=storage_env["AZURE_STORAGE_TABLE"],
+        summary={"rows": 2, "partitions": 2, "counts": {"ok": 1, "missing": 1}}, problems=[problem],
+    )  # fmt: skip
+    write_report(svc, reports, report)
+    # The cloud flags the row (as the verifier does) for the agent's next run.
+    table.update_entity(
+        {"PartitionKey": row["PartitionKey"], "RowKey": row["RowKey"], "VerifyStatus": "missing",
+         "VerifyDetail": "blob not found"},
+        mode=UpdateMode.MERGE,
+    )  # fmt: skip
+
+    code, doc = status(state, "--reports-container", reports)
+    assert code == 1
+    v = doc["verification"]
+    assert (v["run_id"], v["rows"], v["problems"], v["clean"]) == ("run-1", 2, 1, False)
+    assert {k: n for k, n in v["counts"].items() if n} == {"ok": 1, "missing": 1}
+    assert doc["flagged"]["count"] == 1
+    assert doc["flagged"]["rows"][0] | {} == {
+        "path": "b/c.mp4", "verdict": "missing", "detail": "blob not found", "blob_name": row["BlobName"],
+    }  # fmt: skip
+    text = " ".join(doc["attention"])
+    assert "found problems: missing 1" in text and "1 blob(s) flagged" in text
+
+    r = run_cli("status", "--state-dir", str(state), "--reports-container", reports)
+    assert r.code == 1 and "missing" in r.out and "b/c.mp4" in r.out and "attention" in r.out
+
+
+def test_last_run_failures_mirror_lag_and_pending_files(synced: tuple[Path, Path]) -> None:
+    src, state_dir = synced
+    db = StateDB(state_dir)
+    run_id = db.start_run("sync")
+    summary = {"uploaded": 3, "failed": 2, "failures": [{"path": "x.jpg", "error": "cannot read: Permission denied"},
+                                                        {"path": "y.jpg", "error": "storage error"}]}  # fmt: skip
+    db.finish_run(run_id, 1, json.dumps(summary))
+    blob = next(db.iter_blobs()).blob_name
+    db.set_mirror_pending([blob])
+    db.commit()
+    db.close()
+    write_file(src, "new.jpg", det_bytes(3, 700))
+
+    code, doc = status(state_dir, "--local", "--source", str(src))
+    assert code == 1
+    assert "verification" not in doc  # --local: no request to Azure
+    assert (doc["local"]["mirror_pending"], doc["local"]["pending_files"], doc["local"]["pending_bytes"]) == (1, 1, 700)
+    last = doc["last_sync"]
+    assert (last["failed"], last["exit_code"], last["state"]) == (2, 1, "problems")
+    assert [f["path"] for f in last["failures"]] == ["x.jpg", "y.jpg"]
+    assert last["finished_at"] and last["finished_at"].endswith("Z")
+    text = " ".join(doc["attention"])
+    assert "failed 2 file(s)" in text and "1 row(s) not yet in the Table" in text
+
+
+def test_stale_sync_and_never_synced(
+    tmp_path: Path, synced: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _, state = synced
+    import agent.status_cmd as status_cmd
+
+    real = time.time
+    monkeypatch.setattr(status_cmd.time, "time", lambda: real() + 5 * 86400)
+    code, doc = status(state, "--local")
+    assert code == 1 and any("no sync since" in a for a in doc["attention"])
+    code, doc = status(state, "--local", "--stale-days", "10")
+    assert code == 0
+
+    code, doc = status(tmp_path / "fresh", "--local")
+    assert code == 1 and doc["last_sync"] is None and doc["local"]["files"] == 0
+    assert not (tmp_path / "fresh").exists()  # status never creates or changes the state dir
+
+
+def test_unreachable_cloud_is_attention(synced: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    _, state = synced
+    monkeypatch.setenv("AZURE_STORAGE_CONTAINER", "no-such-container")
+    code, doc = status(state)
+    assert code == 1 and "does not exist" in doc["cloud_error"]
