@@ -37,11 +37,15 @@ T0 = datetime(2026, 11, 25, 3, 0, 0, tzinfo=UTC)
 
 
 @functools.cache
+def app_functions() -> list[Any]:
+    """The app's functions as the worker indexes them (``get_functions()`` may run once per app)."""
+    return function_app.app.get_functions()
+
+
 def registered() -> dict[str, Any]:
-    """name -> user function, as the app registers them (orchestrators: the generator function).
-    ``get_functions()`` indexes the app once, as the worker does."""
+    """name -> user function, as the app registers them (orchestrators: the generator function)."""
     out: dict[str, Any] = {}
-    for fn in function_app.app.get_functions():
+    for fn in app_functions():
         user = fn.get_user_function()
         out[fn.get_function_name()] = getattr(user, "orchestrator_function", user)
     return out

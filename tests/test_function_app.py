@@ -1,0 +1,128 @@
+"""The Functions app without a host: binding metadata as the worker indexes it, and the timer starter's
+singleton behaviour through the real ``DurableOrchestrationClient``, talking to a small stand-in for the
+Durable extension's HTTP management endpoint (the host is the one part we replace)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import web
+from azure.durable_functions.models.utils import http_utils
+from azure.functions.timer import TimerRequest
+
+import function_app
+from tests.test_orchestrator import app_functions
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def bindings_json() -> dict[str, list[dict[str, Any]]]:
+    return {fn.get_function_name(): json.loads(fn.get_function_json())["bindings"] for fn in app_functions()}
+
+
+def test_binding_metadata(bindings_json):
+    timer = {b["type"]: b for b in bindings_json["verify_timer"]}
+    assert timer["timerTrigger"]["schedule"] == "%VERIFY_SCHEDULE%"
+    assert timer["timerTrigger"]["useMonitor"] is True and timer["timerTrigger"]["runOnStartup"] is False
+    assert timer["durableClient"]["name"] == "client"
+    assert bindings_json["verify_orchestrator"] == [
+        {"direction": "IN", "type": "orchestrationTrigger", "name": "context", "orchestration": "verify_orchestrator"}
+    ]
+    assert bindings_json["verify_prefix"][0]["orchestration"] == "verify_prefix"
+    for name in ("plan_verification", "verify_partition", "publish_report"):
+        assert bindings_json[name] == [{"direction": "IN", "type": "activityTrigger", "name": "job", "activity": name}]
+    assert set(bindings_json) == {
+        "verify_timer", "verify_orchestrator", "verify_prefix", "plan_verification", "verify_partition",
+        "publish_report",
+    }  # fmt: skip
+
+
+def test_host_json_and_requirements():
+    host = json.loads((ROOT / "host.json").read_text())
+    assert host["version"] == "2.0"
+    assert host["extensionBundle"] == {"id": "Microsoft.Azure.Functions.ExtensionBundle", "version": "[4.*, 5.0.0)"}
+    durable = host["extensions"]["durableTask"]
+    assert durable["hubName"] == "azphotosyncverify"
+    assert 1 <= durable["maxConcurrentActivityFunctions"] <= 16
+    reqs = {
+        line.split(">=")[0] for line in (ROOT / "requirements.txt").read_text().splitlines() if line and line[0] != "#"
+    }
+    # everything function_app and sync_core's verification import at run time
+    assert {"azure-functions", "azure-functions-durable", "azure-storage-blob", "azure-data-tables", "azure-identity",
+            "humanfriendly"} <= reqs  # fmt: skip
+
+
+# -- the singleton starter -----------------------------------------------------------------------------------
+class FakeDurableExtension:
+    """The host's Durable management API, as much as the starter uses: instance status and start."""
+
+    def __init__(self) -> None:
+        self.instances: dict[str, dict[str, Any]] = {}
+        self.started: list[tuple[str, str, Any]] = []
+
+    async def status(self, request: web.Request) -> web.Response:
+        inst = self.instances.get(request.match_info["id"])
+        if inst is None:
+            return web.json_response(None, status=404)
+        return web.json_response(inst, status=200 if inst["runtimeStatus"] != "Running" else 202)
+
+    async def start(self, request: web.Request) -> web.Response:
+        name, iid = request.match_info["name"], request.match_info["id"]
+        body = await request.json()  # the client sends the input JSON-encoded once more
+        self.started.append((name, iid, json.loads(body) if isinstance(body, str) else body))
+        when = "2026-11-25T03:00:00Z"
+        self.instances[iid] = {"name": name, "instanceId": iid, "runtimeStatus": "Running", "createdTime": when,
+                               "lastUpdatedTime": when}  # fmt: skip
+        return web.json_response({"id": iid}, status=202)
+
+
+async def _with_extension(body) -> FakeDurableExtension:
+    ext = FakeDurableExtension()
+    app = web.Application()
+    app.router.add_get("/durabletask/instances/{id}", ext.status)
+    app.router.add_post("/durabletask/orchestrators/{name}/{id}", ext.start)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]
+    binding = json.dumps({"taskHubName": "azphotosyncverify", "creationUrls": {}, "managementUrls": {},
+                          "rpcBaseUrl": f"http://127.0.0.1:{port}/durabletask/"})  # fmt: skip
+    try:
+        await body(ext, binding)
+    finally:
+        await (await http_utils._get_session()).close()  # the SDK's shared session belongs to this loop
+        await runner.cleanup()
+    return ext
+
+
+@pytest.fixture
+def timer_fn() -> Iterator[Any]:
+    yield next(f for f in app_functions() if f.get_function_name() == "verify_timer").get_user_function()
+
+
+def test_timer_starts_one_instance_under_the_fixed_id_and_skips_while_it_runs(timer_fn, caplog):
+    async def body(ext: FakeDurableExtension, binding: str) -> None:
+        await timer_fn(timer=TimerRequest(past_due=False), client=binding)
+        assert ext.started == [("verify_orchestrator", function_app.INSTANCE_ID, {})]
+        await timer_fn(timer=TimerRequest(past_due=False), client=binding)  # still running
+        assert len(ext.started) == 1
+        ext.instances[function_app.INSTANCE_ID]["runtimeStatus"] = "Completed"
+        await timer_fn(timer=TimerRequest(past_due=True), client=binding)  # finished: next run may start
+        assert len(ext.started) == 2
+        ext.instances[function_app.INSTANCE_ID]["runtimeStatus"] = "Failed"
+        await timer_fn(timer=TimerRequest(past_due=False), client=binding)
+        assert len(ext.started) == 3
+
+    with caplog.at_level(logging.INFO, logger="azphotosync.verify"):
+        asyncio.run(_with_extension(body))
+    messages = [r.getMessage() for r in caplog.records if r.name == "azphotosync.verify"]
+    assert any("still Running; not starting another" in m for m in messages)
+    assert sum("past due" in m for m in messages) == 1
