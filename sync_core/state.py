@@ -14,6 +14,7 @@ worker threads read (duplicate lookups) while the pipeline's single writer recor
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 import threading
 import time
@@ -189,19 +190,38 @@ class StateDB:
         if self.readonly:
             raise RuntimeError("state database opened read-only")
         with self._lock:
-            if not self._in_tx:
-                self._w.execute("BEGIN")
-                self._in_tx = True
-            self._pending_writes += 1
-            return self._w.execute(sql, tuple(params))
+            try:
+                if not self._in_tx:
+                    self._w.execute("BEGIN")
+                    self._in_tx = True
+                self._pending_writes += 1
+                return self._w.execute(sql, tuple(params))
+            except sqlite3.OperationalError as exc:
+                raise self._write_failed(exc) from None
 
     def commit(self) -> None:
         """Make recorded rows durable. Called in batches by the pipeline and at the end of a run."""
         with self._lock:
             if self._in_tx:
-                self._w.execute("COMMIT")
+                try:
+                    self._w.execute("COMMIT")
+                except sqlite3.OperationalError as exc:
+                    raise self._write_failed(exc) from None
                 self._in_tx = False
                 self._pending_writes = 0
+
+    def _write_failed(self, exc: sqlite3.OperationalError) -> ConfigError:
+        """The index cannot be written (disk full, read-only, I/O error). Drop the open batch — SQLite keeps
+        every earlier commit intact — and say what to fix; blobs sent in the lost batch are adopted next run."""
+        if self._w.in_transaction:
+            with contextlib.suppress(sqlite3.Error):
+                self._w.execute("ROLLBACK")
+        self._in_tx = False
+        self._pending_writes = 0
+        return ConfigError(
+            f"cannot write the index in state dir {str(self.state_dir)!r} ({exc}): is the disk full or "
+            "read-only? Everything recorded before is kept; files sent since are picked up by the next run"
+        )
 
     def maybe_commit(self, every: int = 500) -> bool:
         """Commit when enough writes are pending; True when it committed."""
