@@ -93,7 +93,7 @@ def run(args: argparse.Namespace) -> int:
         try:
             table = open_table(table_service(cfg), cfg)
         except ConfigError as exc:
-            table_error = str(exc)
+            table_error = str(exc).split(": ", 1)[0]  # what is wrong, without the advice meant for sync
     opts = RestoreOptions(
         dest=dest,
         patterns=tuple(args.path),

@@ -418,7 +418,7 @@ class RestoreEngine:
             if self.table is None:
                 if mode == "table":
                     raise ConfigError(self.table_error or "the index table is not available")
-                self._use_listing(f"index table unavailable ({self.table_error})")
+                self._use_listing(self.table_error or "the index table is unavailable")
             else:
                 try:
                     chosen = select_current(table_catalog(self.table, self.prefix, opts.source_id), opts.patterns)

@@ -92,6 +92,10 @@ def test_round_trip_is_byte_identical_with_mtimes(tmp_path: Path, container: Con
     code, s, _ = restore(dest)
     assert (code, s["present"], s["restored"], s["bytes_received"]) == (0, 9, 0, 0)
 
+    # A new machine carrying on under the same source id: the restored library is found in the archive.
+    again = sync(dest, tmp_path / "new-machine-state")
+    assert (again["uploaded"], again["already_present"], again["bytes_uploaded"]) == (0, 9, 0)
+
 
 def test_restores_current_versions_only_and_listing_fallback(
     tmp_path: Path, container: ContainerClient, table_name: str, monkeypatch: pytest.MonkeyPatch
@@ -112,7 +116,7 @@ def test_restores_current_versions_only_and_listing_fallback(
     monkeypatch.setenv("AZURE_STORAGE_TABLE", "nosuchtable123")
     code, s, err = restore(tmp_path / "l")
     assert (code, s["index"]) == (0, "listing"), err
-    assert "index table unavailable" in s["index_note"]
+    assert s["index_note"] == "index table 'nosuchtable123' does not exist"
     assert tree(tmp_path / "l") == {
         "a.jpg": (b"version 2, longer", MTIME + 10**9),
         "gone.jpg": (b"deleted later", MTIME),
