@@ -133,6 +133,7 @@ class StateDB:
         self._local = threading.local()
         self._in_tx = False
         self._pending_writes = 0
+        self._tx_started = 0.0
         try:
             if readonly:
                 self._w = self._open_readonly()
@@ -194,6 +195,7 @@ class StateDB:
                 if not self._in_tx:
                     self._w.execute("BEGIN")
                     self._in_tx = True
+                    self._tx_started = time.monotonic()
                 self._pending_writes += 1
                 return self._w.execute(sql, tuple(params))
             except sqlite3.OperationalError as exc:
@@ -223,10 +225,13 @@ class StateDB:
             "read-only? Everything recorded before is kept; files sent since are picked up by the next run"
         )
 
-    def maybe_commit(self, every: int = 500) -> bool:
-        """Commit when enough writes are pending; True when it committed."""
+    def maybe_commit(self, every: int = 500, max_age: float = 5.0) -> bool:
+        """Commit when enough writes are pending, or the oldest has waited ``max_age`` seconds (so a crash
+        loses at most a few seconds of records; their blobs are adopted next run); True when it committed."""
         with self._lock:
-            if self._pending_writes >= every:
+            if self._pending_writes >= every or (
+                self._pending_writes and time.monotonic() - self._tx_started >= max_age
+            ):
                 self.commit()
                 return True
             return False
