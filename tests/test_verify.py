@@ -1,0 +1,206 @@
+"""sync_core.verify against Azurite: cost per partition, write-back under etag conditions, the deep-verify
+rotation's coverage guarantee, prefix discovery; plus the pure verdict and allowance rules."""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from azure.data.tables import TableClient, TableServiceClient, UpdateMode
+
+from sync_core.table_index import (
+    P_DELETED_AT,
+    P_IS_CURRENT,
+    P_LAST_DEEP_VERIFIED,
+    P_LAST_VERIFIED,
+    P_VERIFY_STATUS,
+    encode_key,
+    keys_for_blob,
+)
+from sync_core.verify import (
+    BlobView,
+    deep_allowance,
+    discover_prefixes,
+    merge_summaries,
+    partitions_for,
+    quick_verdict,
+    verify_all,
+    verify_partition,
+)
+from tests.conftest import det_bytes, run_cli, write_file
+
+PREFIX = "photos/testhost"
+T0 = datetime(2026, 11, 1, 3, 0, 0, tzinfo=UTC)
+LATER = datetime.now(UTC).replace(microsecond=0) + timedelta(hours=1)  # after the test's uploads
+
+
+def _sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _in_shard(shard: str, seed: int, size: int) -> bytes:
+    while not _sha(data := det_bytes(seed, size)).startswith(shard):
+        seed += 1
+    return data
+
+
+def _sync(src, tmp_path) -> None:
+    r = run_cli("sync", "--source", str(src), "--state-dir", str(tmp_path / "state"))
+    assert r.code == 0, r.err
+
+
+@pytest.fixture
+def table(azurite, storage_env, container) -> TableClient:
+    return TableServiceClient.from_connection_string(azurite.connection_string).get_table_client(
+        storage_env["AZURE_STORAGE_TABLE"]
+    )
+
+
+# -- pure rules ---------------------------------------------------------------------------------------------
+SHA = "ab" + "0" * 62
+
+
+@pytest.mark.parametrize(
+    ("row", "blob", "verdict"),
+    [
+        ({"Size": 10, "BlobEtag": "e1"}, None, "missing"),
+        ({"Size": 10, "BlobEtag": "e1"}, BlobView("n", 9, '"e1"', {"sha256": SHA}), "size_mismatch"),
+        ({"Size": 10, "BlobEtag": "e1"}, BlobView("n", 10, '"e1"', {}), "sha_missing"),
+        ({"Size": 10, "BlobEtag": "e1"}, BlobView("n", 10, '"e1"', {"Sha256": "cd" + "0" * 62}), "sha_mismatch"),
+        ({"Size": 10, "BlobEtag": "e1"}, BlobView("n", 10, '"e2"', {"sha256": SHA}), "etag_mismatch"),
+        ({"Size": 10, "BlobEtag": '"e1"'}, BlobView("n", 10, "e1", {"sha256": SHA}), "ok"),
+    ],
+)
+def test_quick_verdicts(row: dict, blob: BlobView | None, verdict: str):
+    assert quick_verdict(row, blob, SHA)[0] == verdict
+
+
+def test_deep_allowance_is_a_proportional_share_rounded_up():
+    assert deep_allowance(0, 100, 1000, 256) == 0
+    assert deep_allowance(500, 0, 1000, 256) == 0
+    assert deep_allowance(300, 100, 1000, 256) == 30
+    assert deep_allowance(1, 100, 1000, 256) == 1  # rounded up: every partition moves
+    assert deep_allowance(10, 5000, 1000, 256) == 10  # never more than it has
+    assert deep_allowance(300, 1000, None, 4) == 250  # no previous run: an even split
+
+
+def test_merge_is_order_independent():
+    a = {"partition": "p/00", "rows": 2, "counts": {"ok": 2}, "prefix_bytes": {"p": 5}, "requests": {"writes": 1}}
+    b = {"partition": "p/01", "rows": 1, "counts": {"missing": 1}, "errors": ["x"], "prefix_bytes": {"p": 1}}
+    assert merge_summaries([a, b]) == merge_summaries([b, a]) | {"errors": ["x"]}
+    m = merge_summaries([a, b])
+    assert m["partitions"] == 2 and m["rows"] == 3 and m["counts"] == {"missing": 1, "ok": 2}
+    assert m["prefix_bytes"] == {"p": 6}
+
+
+# -- against Azurite -------------------------------------------------------------------------------------------
+def test_cost_is_one_listing_and_one_query_per_partition_and_a_steady_archive_writes_nothing(
+    container, table, tmp_path
+):
+    src = tmp_path / "lib"
+    for i in range(12):
+        write_file(src, f"a/{i}.jpg", det_bytes(i, 500 + i))
+    _sync(src, tmp_path)
+    parts = partitions_for([PREFIX])
+    first, problems = verify_all(container, table, parts, now=T0, workers=16)
+    assert problems == [] and first["counts"] == {"ok": 12} and first["rows"] == 12
+    assert first["requests"]["listing_pages"] == 256 and first["requests"]["query_pages"] == 256
+    touched = len({_sha(det_bytes(i, 500 + i))[:2] for i in range(12)})
+    assert first["requests"]["writes"] == touched  # one transaction per partition with rows
+    second, _ = verify_all(container, table, parts, now=T0 + timedelta(days=1), workers=16)
+    assert second["requests"]["writes"] == 0 and second["counts"] == {"ok": 12}
+    rows = list(table.list_entities())
+    assert all(r[P_VERIFY_STATUS] == "ok" and r[P_LAST_VERIFIED] == T0 for r in rows)
+
+
+class RacingTable(TableClient):
+    """A real TableClient that lets "the agent" merge into a row just before the verifier writes back."""
+
+    agent_write: dict[str, Any] | None = None
+
+    def submit_transaction(self, operations: Any, **kwargs: Any) -> Any:
+        if self.agent_write is not None:
+            self.upsert_entity(self.agent_write, mode=UpdateMode.MERGE)  # the mirror's write, unconditional
+            self.agent_write = None
+        return super().submit_transaction(operations, **kwargs)
+
+
+def test_a_concurrent_agent_write_is_never_lost(azurite, storage_env, container, table, tmp_path):
+    src = tmp_path / "lib"
+    datas = [_in_shard("7e", 100 * i, 800 + i) for i in range(3)]
+    for i, d in enumerate(datas):
+        write_file(src, f"b/{i}.jpg", d)
+    _sync(src, tmp_path)
+    names = [f"{PREFIX}/7e/{_sha(d)}/b/{i}.jpg" for i, d in enumerate(datas)]
+    pk, rk = keys_for_blob(PREFIX, names[0])
+    deleted_at = datetime(2026, 11, 2, tzinfo=UTC)
+    racing = RacingTable.from_connection_string(azurite.connection_string, storage_env["AZURE_STORAGE_TABLE"])
+    racing.agent_write = {"PartitionKey": pk, "RowKey": rk, P_IS_CURRENT: False, P_DELETED_AT: deleted_at}
+    res = verify_partition(container, racing, f"{PREFIX}/7e", now=T0)
+    assert res.counts == {"ok": 3} and res.skipped_changed == 0
+    assert res.writes >= 1 + 3  # the refused transaction, then row by row (the raced one re-read)
+    raced = table.get_entity(pk, rk)
+    assert raced[P_IS_CURRENT] is False and raced[P_DELETED_AT] == deleted_at  # the agent's write survived
+    assert raced[P_VERIFY_STATUS] == "ok" and raced[P_LAST_VERIFIED] == T0  # and the verdict landed after it
+    for n in names[1:]:
+        assert table.get_entity(*keys_for_blob(PREFIX, n))[P_VERIFY_STATUS] == "ok"
+
+
+def test_deep_rotation_covers_every_blob_within_ceil_total_over_budget_runs(container, table, tmp_path):
+    src = tmp_path / "lib"
+    sizes = [1000 + 731 * i for i in range(16)]  # uneven sizes, two partitions
+    datas = [_in_shard("0a" if i % 2 else "0b", 1000 * i, s) for i, s in enumerate(sizes)]
+    for i, d in enumerate(datas):
+        write_file(src, f"c/{i:02d}.jpg", d)
+    _sync(src, tmp_path)
+    total = sum(sizes)
+    budget = total // 4 + 1
+    window = math.ceil(total / budget)
+    parts = [f"{PREFIX}/0a", f"{PREFIX}/0b"]  # the other 254 are empty: no need to list them 13 times
+    reference = None
+    verified_in: list[set[str]] = []
+    for run in range(1 + 3 * window):
+        now = LATER + timedelta(days=run)
+        summary, problems = verify_all(container, table, parts, now=now, deep_budget=budget, deep_reference=reference)
+        assert problems == []
+        reference = summary["prefix_bytes"][PREFIX]
+        assert reference == total
+        rows = list(table.list_entities())
+        verified_in.append({r["RowKey"] for r in rows if r.get(P_LAST_DEEP_VERIFIED) == now})
+        assert summary["deep_verified"] == len(verified_in[-1])
+        if run:  # with a reference: about the budget, overshooting by at most one blob per partition
+            assert budget <= summary["deep_bytes"] <= budget + 2 * max(sizes)
+    everyone = {r["RowKey"] for r in table.list_entities()}
+    assert len(everyone) == 16
+    for start in range(1, len(verified_in) - window + 1):  # every window of ⌈total/budget⌉ runs
+        assert set().union(*verified_in[start : start + window]) == everyone, start
+
+
+def test_deep_verify_catches_a_same_size_swap_that_quick_verify_cannot(container, table, tmp_path):
+    src = tmp_path / "lib"
+    data = _in_shard("c3", 5, 4096)
+    write_file(src, "d/x.jpg", data)
+    _sync(src, tmp_path)
+    name = f"{PREFIX}/c3/{_sha(data)}/d/x.jpg"
+    blob = container.get_blob_client(name)
+    md = blob.get_blob_properties().metadata
+    new = blob.upload_blob(det_bytes(77, 4096), overwrite=True, metadata=md)
+    pk, rk = keys_for_blob(PREFIX, name)
+    table.update_entity({"PartitionKey": pk, "RowKey": rk, "BlobEtag": new["etag"].strip('"')})  # as if adopted
+    quick = verify_partition(container, table, f"{PREFIX}/c3", now=T0)
+    assert quick.counts == {"ok": 1}
+    deep = verify_partition(container, table, f"{PREFIX}/c3", now=T0, deep_budget=1)
+    assert deep.counts == {"sha_mismatch": 1} and deep.deep_verified == 1 and deep.deep_bytes == 4096
+    assert "re-hash" in deep.problems[0].detail
+    assert table.get_entity(pk, rk)[P_VERIFY_STATUS] == "sha_mismatch"
+
+
+def test_discover_prefixes_with_one_query_per_prefix(table):
+    for prefix in ("photos/alpha", "photos/beta", "other/x/y"):
+        for shard in ("00", "7f", "ff"):
+            table.create_entity({"PartitionKey": encode_key(f"{prefix}/{shard}"), "RowKey": "r"})
+    table.create_entity({"PartitionKey": "not-ours", "RowKey": "r"})
+    assert discover_prefixes(table) == ["other/x/y", "photos/alpha", "photos/beta"]

@@ -1,0 +1,58 @@
+"""``azphotosync verify``: the local runner — exit codes, ``--json`` output, the stored report."""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+
+import pytest
+from azure.storage.blob import BlobServiceClient
+
+from sync_core.reports import read_latest_report
+from tests.conftest import det_bytes, run_cli, write_file
+
+
+@pytest.fixture
+def synced(azurite, storage_env, container, tmp_path, monkeypatch) -> dict:
+    src = tmp_path / "lib"
+    datas = {f"v/{i}.jpg": det_bytes(300 + i, 1500 + i) for i in range(5)}
+    for rel, d in datas.items():
+        write_file(src, rel, d)
+    state = str(tmp_path / "state")
+    assert run_cli("sync", "--source", str(src), "--state-dir", state).code == 0
+    reports = f"r{uuid.uuid4().hex[:12]}"
+    monkeypatch.setenv("VERIFY_REPORTS_CONTAINER", reports)
+    monkeypatch.setenv("VERIFY_RUNS_TABLE", f"runs{uuid.uuid4().hex[:12]}")
+    return {"state": state, "datas": datas, "reports": reports, "src": src}
+
+
+def test_clean_archive_exits_0_and_json_is_the_report_alone(azurite, synced):
+    r = run_cli("verify", "--state-dir", synced["state"], "--deep-budget", "2GiB", "--json")
+    assert r.code == 0, r.err
+    doc = r.json()  # stdout holds the document and nothing else
+    assert doc["schema"] == 1 and doc["rows"] == 5 and doc["counts"]["ok"] == 5 and doc["problems"] == []
+    assert doc["deep_verified"] == 5 and doc["deep_budget"] == 2 * 1024**3
+    stored = read_latest_report(BlobServiceClient.from_connection_string(azurite.connection_string), synced["reports"])
+    assert stored == doc
+
+
+def test_damage_exits_1_and_is_listed(container, synced):
+    rel, data = next(iter(synced["datas"].items()))
+    sha = hashlib.sha256(data).hexdigest()
+    name = f"photos/testhost/{sha[:2]}/{sha}/{rel}"
+    container.delete_blob(name)
+    r = run_cli("verify", "--state-dir", synced["state"])
+    assert r.code == 1
+    assert "missing" in r.out and name in r.out and "problems found" in r.out
+
+
+@pytest.mark.parametrize("budget", ["lots", "-5", "2 parsecs"])
+def test_bad_budget_is_a_usage_error(synced, budget):
+    r = run_cli("verify", "--state-dir", synced["state"], "--deep-budget", budget)
+    assert r.code == 2 and "--deep-budget" in r.err and r.out == ""
+
+
+def test_missing_table_is_a_config_error(storage_env, container, synced, monkeypatch, tmp_path):
+    monkeypatch.setenv("AZURE_STORAGE_TABLE", "nosuchtable1")
+    r = run_cli("verify", "--state-dir", str(tmp_path / "other"))
+    assert r.code == 2 and "nosuchtable1" in r.err
