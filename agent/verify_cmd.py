@@ -24,12 +24,13 @@ from sync_core.reports import (
     report_is_clean,
 )
 from sync_core.sizes import format_size, parse_size
+from sync_core.state import StateDB
 from sync_core.table_mirror import open_table
 from sync_core.verify import partitions_for, verify_all
 from sync_core.verify_run import ENV_DEEP_BUDGET, Verifier, VerifySettings
 
 from .console import human_bytes
-from .options import storage_config
+from .options import state_dir, storage_config
 
 EXIT_OK, EXIT_PROBLEMS = 0, 1
 
@@ -74,7 +75,15 @@ def run(args: argparse.Namespace) -> int:
     if args.max_workers < 1 or args.max_workers > 64:
         raise ConfigError("--max-workers must be between 1 and 64")
     budget = parse_size(args.deep_budget, what="--deep-budget")
-    cfg = storage_config(args)
+    try:  # only for the source id remembered there (it names the default prefix)
+        state: StateDB | None = StateDB(state_dir(args), readonly=True)
+    except ConfigError:
+        state = None
+    try:
+        cfg = storage_config(args, state)
+    finally:
+        if state is not None:
+            state.close()
     settings = VerifySettings(
         cfg=cfg,
         deep_budget=budget,
