@@ -18,12 +18,10 @@ outside it.
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import fnmatch
 import hashlib
 import os
-import re
 import stat
 import threading
 import time
@@ -35,7 +33,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
-from azure.core.exceptions import AzureError
+from azure.core.exceptions import AzureError, HttpResponseError
 from azure.data.tables import TableClient
 from azure.storage.blob import ContainerClient
 
@@ -43,14 +41,18 @@ from .bandwidth import limiter
 from .blobmeta import parse_metadata
 from .blobname import normalize_prefix, parse_blob_name
 from .errors import ConfigError
+from .restore_target import (
+    DestDir,
+    UnsafePathError,
+    hash_at,
+    hash_prefix,
+    open_partial,
+    temp_name,
+    unlink_quietly,
+    unsafe_reason,
+)
 from .table_index import P_BLOB_NAME, P_MTIME_NS, P_RELPATH, P_SHA256, P_SIZE, P_SOURCE_ID, P_UPLOADED_AT
 
-READ_CHUNK = 1024 * 1024
-TEMP_PREFIX = ".azps-restore-"
-_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f-\x9f]")
-_DRIVE_RE = re.compile(r"^[A-Za-z]:")
-_O_DIR = getattr(os, "O_DIRECTORY", 0)
-_O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 IndexSource = Literal["auto", "table", "listing"]
 
 
@@ -164,30 +166,6 @@ class _NullProgress:
 
 
 # -- names ---------------------------------------------------------------------------------------------
-def unsafe_reason(relpath: str) -> str | None:
-    """Why ``relpath`` must not become a path under the restore folder; ``None`` when it is a plain,
-    relative, ``/``-separated path."""
-    if not relpath:
-        return "empty path"
-    try:
-        relpath.encode("utf-8")
-    except UnicodeEncodeError:
-        return "not valid UTF-8"
-    if "\x00" in relpath or _CONTROL_RE.search(relpath):
-        return "contains NUL or control characters"
-    if "\\" in relpath:
-        return "contains a backslash"
-    if relpath.startswith("/"):
-        return "is an absolute path"
-    if _DRIVE_RE.match(relpath):
-        return "starts with a drive letter"
-    if any(seg in ("", ".", "..") for seg in relpath.split("/")):
-        return "has an empty, '.' or '..' segment"
-    if any(sep in relpath for sep in (os.sep, os.altsep) if sep and sep != "/"):
-        return "contains a path separator of this system"
-    return None
-
-
 def path_selected(relpath: str, patterns: Sequence[str]) -> bool:
     """True when no pattern is given or one matches: a glob over the whole path (``*`` crosses folders),
     or, for a pattern without wildcards, the path itself or anything under it as a folder."""
@@ -309,83 +287,12 @@ def select_current(
 
 
 # -- the destination -----------------------------------------------------------------------------------
-class UnsafePathError(Exception):
-    """A path component is a symbolic link (or not a folder): nothing is written through it."""
-
-
-def dir_fd_supported() -> bool:
-    needed = (os.open, os.mkdir, os.rename, os.unlink, os.link, os.stat)
-    return bool(_O_NOFOLLOW and _O_DIR) and all(f in os.supports_dir_fd for f in needed)
-
-
-class DestDir:
-    """The restore folder. Paths are resolved one segment at a time from an open descriptor of the root,
-    each with ``O_NOFOLLOW``, so every write stays inside it whatever the names or the links on disk."""
-
-    def __init__(self, root: Path):
-        if not dir_fd_supported():
-            raise ConfigError("restore needs openat()-style file APIs (Linux, macOS, BSD); this system lacks them")
-        try:
-            root.mkdir(parents=True, exist_ok=True)
-            self.fd = os.open(root, os.O_RDONLY | _O_DIR)
-        except OSError as exc:
-            raise ConfigError(f"cannot use {str(root)!r} as the restore folder: {exc.strerror or exc}") from None
-        self.root = root
-        self._mk_lock = threading.Lock()
-
-    def close(self) -> None:
-        os.close(self.fd)
-
-    def open_parent(self, parts: Sequence[str]) -> int:
-        """Descriptor of the folder ``parts`` under the root, created as needed; caller closes it."""
-        fd = os.dup(self.fd)
-        try:
-            for i, seg in enumerate(parts):
-                try:
-                    nfd = os.open(seg, os.O_RDONLY | _O_DIR | _O_NOFOLLOW, dir_fd=fd)
-                except FileNotFoundError:
-                    with contextlib.suppress(FileExistsError):  # another worker made it
-                        os.mkdir(seg, 0o777, dir_fd=fd)
-                    nfd = self._open_checked(seg, fd, parts[: i + 1])
-                except OSError as exc:
-                    if exc.errno not in (errno.ELOOP, errno.ENOTDIR, errno.EMLINK):
-                        raise
-                    nfd = self._open_checked(seg, fd, parts[: i + 1])
-                os.close(fd)
-                fd = nfd
-            return fd
-        except BaseException:
-            os.close(fd)
-            raise
-
-    @staticmethod
-    def _open_checked(seg: str, fd: int, shown: Sequence[str]) -> int:
-        try:
-            return os.open(seg, os.O_RDONLY | _O_DIR | _O_NOFOLLOW, dir_fd=fd)
-        except OSError as exc:
-            if exc.errno not in (errno.ELOOP, errno.ENOTDIR, errno.EMLINK):
-                raise
-            st = os.stat(seg, dir_fd=fd, follow_symlinks=False)
-            what = "a symbolic link" if stat.S_ISLNK(st.st_mode) else "not a folder"
-            raise UnsafePathError(f"{'/'.join(shown)!r} is {what}; nothing is written through it") from None
-
-
-def _hash_at(name: str, dir_fd: int) -> str:
-    fd = os.open(name, os.O_RDONLY | _O_NOFOLLOW, dir_fd=dir_fd)
-    with os.fdopen(fd, "rb") as f:
-        h = hashlib.sha256()
-        while chunk := f.read(READ_CHUNK):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def temp_name(name: str) -> str:
-    """Fixed-length, deterministic per target: a retry after a crash reuses (truncates) the same file."""
-    return TEMP_PREFIX + hashlib.sha256(name.encode("utf-8", "surrogateescape")).hexdigest()[:16] + ".part"
-
-
 class CorruptBlobError(Exception):
     """The bytes downloaded do not hash to the SHA-256 in the blob's name (or have the wrong size)."""
+
+
+class RestoreStopped(Exception):
+    """The run is being interrupted: a worker stops at the next chunk and keeps its partial file."""
 
 
 # -- the engine ----------------------------------------------------------------------------------------
@@ -410,6 +317,7 @@ class RestoreEngine:
         self.progress: RestoreProgress = progress or _NullProgress()
         self.summary = RestoreSummary()
         self._bucket: Callable[[int], float] | None = limiter(opts.bwlimit)
+        self._stop = threading.Event()
 
     def catalog(self) -> tuple[list[RestoreEntry], list[Rejected], int]:
         """Read the catalog (table first in auto mode, listing as the fallback) and select from it."""
@@ -479,6 +387,9 @@ class RestoreEngine:
                 pending.add(pool.submit(self._restore_one, dest, e))
             while pending:
                 pending = self._collect(pending)
+        except BaseException:
+            self._stop.set()  # in-flight downloads stop at their next chunk and keep their partial file
+            raise
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
 
@@ -501,6 +412,8 @@ class RestoreEngine:
             return RestoreOutcome(e.relpath, RestoreKind.REJECTED, e.size, detail=str(exc))
         except CorruptBlobError as exc:
             return RestoreOutcome(e.relpath, RestoreKind.CORRUPT, e.size, detail=str(exc))
+        except RestoreStopped:
+            return RestoreOutcome(e.relpath, RestoreKind.FAILED, e.size, detail="interrupted; resumed by the next run")
         except AzureError as exc:
             return RestoreOutcome(e.relpath, RestoreKind.FAILED, e.size, detail=f"storage error: {_first_line(exc)}")
         except OSError as exc:
@@ -515,12 +428,12 @@ class RestoreEngine:
             existing = self._existing(e, name, dir_fd)
             if existing is not None:
                 return existing
-            tmp = temp_name(name)
+            tmp = temp_name(name, e.sha256)
             received = self._download(e, tmp, dir_fd)
             try:
                 kept = self._move_into_place(e, tmp, name, dir_fd)
             finally:
-                _unlink_quietly(tmp, dir_fd)
+                unlink_quietly(tmp, dir_fd)
             if kept is not None:
                 return kept
             return RestoreOutcome(e.relpath, RestoreKind.RESTORED, e.size, received)
@@ -539,7 +452,7 @@ class RestoreEngine:
             )
         if not stat.S_ISREG(st.st_mode):
             return RestoreOutcome(e.relpath, RestoreKind.KEPT, e.size, detail="a folder or special file is in the way")
-        if st.st_size == e.size and _hash_at(name, dir_fd) == e.sha256:
+        if st.st_size == e.size and hash_at(name, dir_fd) == e.sha256:
             return RestoreOutcome(e.relpath, RestoreKind.PRESENT, e.size)
         if self.opts.overwrite:
             return None
@@ -551,38 +464,67 @@ class RestoreEngine:
         )
 
     def _download(self, e: RestoreEntry, tmp: str, dir_fd: int) -> int:
-        """Stream the blob into ``tmp``; raise :class:`CorruptBlobError` (temp removed) when its bytes do
-        not hash to the name. Returns the bytes received."""
-        _unlink_quietly(tmp, dir_fd)  # a leftover of an interrupted run; O_EXCL below refuses links
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _O_NOFOLLOW, 0o666, dir_fd=dir_fd)
-        ok = False
+        """Stream the blob into ``tmp``, continuing a partial download an interrupted run left there.
+        Raises :class:`CorruptBlobError` (temp removed) when the bytes do not hash to the name; a storage
+        error or an interruption keeps the partial file for the next run. Returns the bytes received."""
+        fd, have = open_partial(tmp, dir_fd)
+        placed = keep = False
         try:
-            with os.fdopen(fd, "wb", closefd=False) as f:
+            h = hashlib.sha256()
+            if 0 < have < e.size:
+                hash_prefix(fd, h, have)
+            else:
+                have = 0
+            received = self._stream(e, fd, h, have)
+            if have and (h.hexdigest() != e.sha256 or os.fstat(fd).st_size != e.size):
+                # The partial was not the start of this blob (a torn write, a bad disk): once more, whole.
                 h = hashlib.sha256()
-                received = 0
-                for chunk in self.container.get_blob_client(e.blob_name).download_blob(max_concurrency=1).chunks():
-                    if self._bucket is not None:
-                        self._bucket(len(chunk))
-                    h.update(chunk)
-                    f.write(chunk)
-                    received += len(chunk)
-                    if received > e.size:
-                        break
-                f.flush()
-                if received != e.size or h.hexdigest() != e.sha256:
-                    got = f"{received} bytes" if received != e.size else f"SHA-256 {h.hexdigest()}"
-                    raise CorruptBlobError(
-                        f"corrupted blob {e.blob_name!r}: got {got}, expected {e.size} bytes with SHA-256 {e.sha256};"
-                        " not written — run `azphotosync verify`"
-                    )
-                os.fsync(fd)
+                received += self._stream(e, fd, h, 0)
+            size = os.fstat(fd).st_size
+            if size != e.size or h.hexdigest() != e.sha256:
+                got = f"{size} bytes" if size != e.size else f"SHA-256 {h.hexdigest()}"
+                raise CorruptBlobError(
+                    f"corrupted blob {e.blob_name!r}: got {got}, expected {e.size} bytes with SHA-256 {e.sha256};"
+                    " not written — run `azphotosync verify`"
+                )
+            os.fsync(fd)
             os.utime(fd, ns=(e.mtime_ns, e.mtime_ns))
-            ok = True
+            placed = True
             return received
+        except (AzureError, RestoreStopped):
+            keep = True
+            raise
         finally:
             os.close(fd)
-            if not ok:
-                _unlink_quietly(tmp, dir_fd)
+            if not placed and not keep:
+                unlink_quietly(tmp, dir_fd)
+
+    def _stream(self, e: RestoreEntry, fd: int, h: Any, offset: int) -> int:
+        """Write the blob from ``offset`` on into ``fd`` (truncated there), hashing as it goes; stops
+        early once more than the expected size arrived. Returns the bytes received."""
+        blob = self.container.get_blob_client(e.blob_name)
+        os.ftruncate(fd, offset)
+        try:
+            downloader = blob.download_blob(offset=offset or None, max_concurrency=1)
+        except HttpResponseError as exc:
+            if offset and exc.status_code == 416:  # the blob is shorter than our partial: let the caller restart
+                return 0
+            raise
+        received = 0
+        with os.fdopen(os.dup(fd), "r+b") as f:
+            f.seek(offset)
+            for chunk in downloader.chunks():
+                if self._stop.is_set():
+                    f.flush()
+                    raise RestoreStopped
+                if self._bucket is not None:
+                    self._bucket(len(chunk))
+                h.update(chunk)
+                f.write(chunk)
+                received += len(chunk)
+                if offset + received > e.size:
+                    break
+        return received
 
     def _move_into_place(self, e: RestoreEntry, tmp: str, name: str, dir_fd: int) -> RestoreOutcome | None:
         """Atomic rename; without ``overwrite`` a hard link (which refuses an existing target) so a file
@@ -604,11 +546,6 @@ class RestoreEngine:
             return existing
         os.rename(tmp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
         return None
-
-
-def _unlink_quietly(name: str, dir_fd: int) -> None:
-    with contextlib.suppress(FileNotFoundError):
-        os.unlink(name, dir_fd=dir_fd)
 
 
 def _first_line(exc: BaseException) -> str:

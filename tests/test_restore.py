@@ -15,15 +15,8 @@ from azure.data.tables import EdmType, EntityProperty, TableServiceClient
 from azure.storage.blob import ContainerClient
 
 from sync_core.blobmeta import BlobMeta, build_metadata
-from sync_core.restore import (
-    RestoreEngine,
-    RestoreKind,
-    RestoreOptions,
-    RestoreOutcome,
-    path_selected,
-    temp_name,
-    unsafe_reason,
-)
+from sync_core.restore import RestoreEngine, RestoreKind, RestoreOptions, RestoreOutcome, path_selected
+from sync_core.restore_target import temp_name, unsafe_reason
 from tests.conftest import det_bytes, run_cli, write_file
 from tests.media_samples import jpeg_with_exif, mp4_with_creation
 
@@ -210,16 +203,65 @@ def test_interrupted_restore_resumes(tmp_path: Path, container: ContainerClient,
     stop = StopAfter(5)
     with pytest.raises(KeyboardInterrupt):
         RestoreEngine(container, PREFIX, opts, progress=stop).run()
-    first = {p.name for p in dest.iterdir()}
+    first = {p.name for p in dest.iterdir() if not p.name.startswith(".azps-restore-")}
+    partial = sum(p.stat().st_size for p in dest.glob(".azps-restore-*"))  # in-flight ones stopped mid-way
     assert 5 <= len(first) < 20  # queued downloads were cancelled
     # A crash mid-download leaves a partial temp file and perhaps a truncated target; neither is trusted.
-    (dest / temp_name("f19.jpg")).write_bytes(b"partial")
+    f19 = (src / "f19.jpg").read_bytes()
+    (dest / temp_name("f19.jpg", hashlib.sha256(f19).hexdigest())).write_bytes(b"partial")
 
     s = RestoreEngine(container, PREFIX, opts).run()
     assert s.exit_code == 0
     assert s.present == len(first) and s.restored == 20 - len(first)
-    assert s.bytes_received == sum(size for rel, size in sizes.items() if rel not in first)
+    # Only missing files were fetched; the bogus partial of f19 cost one extra (whole) download at most.
+    missing = sum(size for rel, size in sizes.items() if rel not in first)
+    assert missing - partial <= s.bytes_received <= missing + len(f19)
     assert tree(dest) == tree(src)
+
+
+def test_partial_download_is_resumed_only_when_trustworthy(tmp_path: Path, container: ContainerClient) -> None:
+    src, dest, outside = tmp_path / "src", tmp_path / "dest", tmp_path / "outside"
+    data = {name: det_bytes(i, 300_000) for i, name in enumerate(["good.mov", "torn.mov", "hard.mov", "sym.mov"])}
+    for name, content in data.items():
+        write_file(src, name, content, mtime_ns=MTIME)
+    sync(src, tmp_path / "state")
+    dest.mkdir()
+    outside.mkdir()
+    secret = outside / "secret.bin"
+    secret.write_bytes(b"s" * 100_000)
+
+    def part(name: str) -> Path:
+        return dest / temp_name(name, hashlib.sha256(data[name]).hexdigest())
+
+    part("good.mov").write_bytes(data["good.mov"][:100_000])  # a clean prefix: resumed
+    part("torn.mov").write_bytes(b"x" * 100_000)  # not a prefix of the blob: downloaded again, whole
+    os.link(secret, part("hard.mov"))  # a hard link to a file outside: never written through
+    part("sym.mov").symlink_to(secret)  # a symbolic link: never followed
+
+    s = RestoreEngine(container, PREFIX, RestoreOptions(dest=dest, index="listing")).run()
+    assert (s.exit_code, s.restored) == (0, 4)
+    assert s.bytes_received == 200_000 + (200_000 + 300_000) + 300_000 + 300_000
+    assert tree(dest) == tree(src)
+    assert secret.read_bytes() == b"s" * 100_000 and _snapshot(outside) == {"secret.bin"}
+
+
+def test_corrupt_blob_behind_a_partial_is_still_reported(
+    tmp_path: Path, container: ContainerClient, table_name: str, azurite
+) -> None:
+    src, dest = tmp_path / "src", tmp_path / "dest"
+    content = det_bytes(5, 50_000)
+    write_file(src, "a.mov", content)
+    sync(src, tmp_path / "state")
+    sha = hashlib.sha256(content).hexdigest()
+    blob = container.get_blob_client(f"{PREFIX}/{sha[:2]}/{sha}/a.mov")
+    blob.upload_blob(content[:1000], overwrite=True, metadata=blob.get_blob_properties().metadata)  # truncated
+    dest.mkdir()
+    (dest / temp_name("a.mov", sha)).write_bytes(content[:20_000])  # longer than what the blob still holds
+    table = TableServiceClient.from_connection_string(azurite.connection_string).get_table_client(table_name)
+    s = RestoreEngine(container, PREFIX, RestoreOptions(dest=dest, index="table"), table=table).run()
+    assert (s.corrupt, s.restored) == (1, 0)
+    assert "got 1000 bytes" in s.problems[0]["detail"]
+    assert _snapshot(dest) == set()
 
 
 # -- hostile names ----------------------------------------------------------------------------------------
