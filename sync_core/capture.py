@@ -6,8 +6,8 @@ reads for large ones:
 * stills (JPEG, HEIC/HEIF/AVIF, TIFF, WebP, PNG and TIFF-based RAW such as DNG, CR2, NEF, ARW, ORF, RW2):
   EXIF ``DateTimeOriginal`` (then ``DateTimeDigitized``) with ``OffsetTimeOriginal`` when present, and the
   ``Model`` tag, through ``exifread``;
-* QuickTime/MP4 video (MOV, MP4, M4V, 3GP, CR3…): the ``mvhd`` creation time, found by walking box headers
-  (a handful of seeks, whatever the file size).
+* QuickTime/MP4 video (MOV, MP4, M4V, 3GP, CR3…): the ``mvhd`` creation time and, from phones that write
+  it, ``com.apple.quicktime.model``, found by walking box headers (a handful of seeks, whatever the size).
 
 Capture time is an ISO 8601 string: EXIF local time as written by the camera (``2023-05-01T12:34:56``, with
 ``+02:00`` when the camera recorded its offset); MP4 times are UTC (``…Z``). Anything unreadable yields
@@ -43,6 +43,7 @@ ISOBMFF_VIDEO_EXTENSIONS = frozenset({".mov", ".qt", ".mp4", ".m4v", ".3gp", ".3
 MAX_MODEL_CHARS = 128
 _MP4_EPOCH = datetime(1904, 1, 1, tzinfo=UTC)
 _MAX_BOXES = 4096  # bound the walk over a malformed file
+_MODEL_KEY = b"com.apple.quicktime.model"
 _OFFSET_RE = re.compile(r"^[+-](?:0\d|1[0-4]):[0-5]\d$")
 
 
@@ -74,7 +75,7 @@ def read_capture(path: str, data: bytes | None = None) -> Capture:
 
 def _read(ext: str, f: BinaryIO) -> Capture:
     if ext in ISOBMFF_VIDEO_EXTENSIONS:
-        return Capture(time=mvhd_creation_time(f))
+        return quicktime_capture(f)
     return exif_capture(f)
 
 
@@ -145,24 +146,69 @@ def _boxes(f: BinaryIO, start: int, end: int) -> list[tuple[bytes, int, int]]:
     return out
 
 
-def mvhd_creation_time(f: BinaryIO) -> str | None:
-    """Creation time from ``moov/mvhd`` (seconds since 1904, UTC); ``None`` when absent or unset."""
+def quicktime_capture(f: BinaryIO) -> Capture:
+    """Creation time (``moov/mvhd``) and, when the camera wrote it, the model (Apple's
+    ``com.apple.quicktime.model`` in ``moov/meta``); ``NOTHING`` when there is no ``moov``."""
     f.seek(0, os.SEEK_END)
-    end = f.tell()
-    for kind, payload, box_end in _boxes(f, 0, end):
-        if kind != b"moov":
+    moov = next(((p, e) for kind, p, e in _boxes(f, 0, f.tell()) if kind == b"moov"), None)
+    if moov is None:
+        return NOTHING
+    when = model = None
+    for kind, payload, box_end in _boxes(f, *moov):
+        if kind == b"mvhd" and when is None:
+            when = _mvhd_time(f, payload)
+        elif kind == b"meta" and model is None:
+            model = _quicktime_model(f, payload, box_end)
+    return Capture(when, _clean_model(model))
+
+
+def mvhd_creation_time(f: BinaryIO) -> str | None:
+    """Creation time from ``moov/mvhd`` (UTC); ``None`` when absent or unset."""
+    return quicktime_capture(f).time
+
+
+def _mvhd_time(f: BinaryIO, payload: int) -> str | None:
+    f.seek(payload)
+    version = f.read(4)[:1]
+    raw = f.read(8 if version == b"\x01" else 4)
+    seconds = int.from_bytes(raw, "big") if raw else 0
+    if not seconds:
+        return None
+    when = _MP4_EPOCH + timedelta(seconds=seconds)
+    if when.year < 1971 or when > datetime.now(UTC) + timedelta(days=2):
+        return None  # an unset camera clock, not a capture date
+    return when.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _quicktime_model(f: BinaryIO, start: int, end: int) -> str | None:
+    """The value of the ``com.apple.quicktime.model`` key: its index in ``keys``, its item in ``ilst``."""
+    for skip in (0, 4):  # QuickTime's meta box has no version/flags; ISO's does
+        boxes = {kind: (p, e) for kind, p, e in _boxes(f, start + skip, end)}
+        if b"keys" in boxes and b"ilst" in boxes:
+            break
+    else:
+        return None
+    keys_at, keys_end = boxes[b"keys"]
+    f.seek(keys_at + 4)
+    count = int.from_bytes(f.read(4), "big")
+    pos, index = keys_at + 8, None
+    for i in range(1, min(count, 512) + 1):
+        f.seek(pos)
+        size = int.from_bytes(f.read(4), "big")
+        if size < 8 or pos + size > keys_end:
+            return None
+        f.read(4)  # namespace, 'mdta'
+        if size - 8 == len(_MODEL_KEY) and f.read(size - 8) == _MODEL_KEY:
+            index = i
+            break
+        pos += size
+    if index is None:
+        return None
+    for kind, p, e in _boxes(f, *boxes[b"ilst"]):
+        if int.from_bytes(kind, "big") != index:
             continue
-        for child, cpayload, _ in _boxes(f, payload, box_end):
-            if child != b"mvhd":
-                continue
-            f.seek(cpayload)
-            version = f.read(4)[:1]
-            raw = f.read(8 if version == b"\x01" else 4)
-            seconds = int.from_bytes(raw, "big") if raw else 0
-            if not seconds:
-                return None
-            when = _MP4_EPOCH + timedelta(seconds=seconds)
-            if when.year < 1971 or when > datetime.now(UTC) + timedelta(days=2):
-                return None  # an unset camera clock, not a capture date
-            return when.strftime("%Y-%m-%dT%H:%M:%SZ")
+        for dkind, dp, de in _boxes(f, p, e):
+            if dkind == b"data" and de - dp > 8:
+                f.seek(dp + 8)  # type indicator, locale
+                return f.read(min(de - dp - 8, 4 * MAX_MODEL_CHARS)).decode("utf-8", "replace")
     return None

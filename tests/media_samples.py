@@ -58,15 +58,38 @@ def _box(kind: bytes, payload: bytes, *, large: bool = False) -> bytes:
     return struct.pack(">I4s", 8 + len(payload), kind) + payload
 
 
-def mp4_with_creation(when: datetime | None, *, mdat: bytes = b"", moov_last: bool = True, version: int = 0) -> bytes:
-    """ftyp + mdat + moov(mvhd) (or moov first); ``when=None`` writes an unset (zero) creation time."""
+def quicktime_meta(items: dict[str, str], *, iso: bool = False) -> bytes:
+    """``moov/meta`` with ``hdlr``, ``keys`` and ``ilst`` as Apple devices write them (``iso``: with the
+    ISO version/flags word)."""
+    keys = struct.pack(">II", 0, len(items)) + b"".join(
+        struct.pack(">I4s", 8 + len(k.encode()), b"mdta") + k.encode() for k in items
+    )
+    ilst = b"".join(
+        _box(struct.pack(">I", i), _box(b"data", struct.pack(">II", 1, 0) + v.encode()))
+        for i, v in enumerate(items.values(), start=1)
+    )
+    body = _box(b"hdlr", b"\x00" * 8 + b"mdta" + b"\x00" * 13) + _box(b"keys", keys) + _box(b"ilst", ilst)
+    return _box(b"meta", (b"\x00" * 4 if iso else b"") + body)
+
+
+def mp4_with_creation(
+    when: datetime | None,
+    *,
+    mdat: bytes = b"",
+    moov_last: bool = True,
+    version: int = 0,
+    meta: dict[str, str] | None = None,
+    iso_meta: bool = False,
+) -> bytes:
+    """ftyp + mdat + moov(mvhd [+ meta]) (or moov first); ``when=None`` writes an unset creation time."""
     secs = 0 if when is None else int((when - datetime(1904, 1, 1, tzinfo=UTC)).total_seconds())
     if version == 1:
         body = struct.pack(">B3xQQIQ", 1, secs, secs, 1000, 0)
     else:
         body = struct.pack(">B3xIIII", 0, secs, secs, 1000, 0)
     mvhd = _box(b"mvhd", body + b"\x00" * 80)
-    moov = _box(b"moov", mvhd + _box(b"trak", b"\x00" * 16))
+    extra = quicktime_meta(meta, iso=iso_meta) if meta else b""
+    moov = _box(b"moov", mvhd + _box(b"trak", b"\x00" * 16) + extra)
     ftyp = _box(b"ftyp", b"isom\x00\x00\x02\x00isomiso2mp41")
     media = _box(b"mdat", mdat, large=True)
     return ftyp + (media + moov if moov_last else moov + media)

@@ -19,6 +19,8 @@ from tests.conftest import det_bytes, run_cli, write_file
 from tests.media_samples import exif_tiff, jpeg_with_exif, mp4_with_creation
 
 WHEN = datetime(2022, 3, 4, 5, 6, 7, tzinfo=UTC)
+WHEN_ISO = "2022-03-04T05:06:07Z"
+APPLE = {"com.apple.quicktime.make": "Apple", "com.apple.quicktime.model": "iPhone 14 Pro"}
 
 
 @pytest.mark.parametrize(
@@ -33,6 +35,9 @@ WHEN = datetime(2022, 3, 4, 5, 6, 7, tzinfo=UTC)
         ("e.mp4", mp4_with_creation(WHEN, mdat=b"z" * 5000), Capture("2022-03-04T05:06:07Z")),
         ("f.MOV", mp4_with_creation(WHEN, version=1, moov_last=False), Capture("2022-03-04T05:06:07Z")),
         ("g.mp4", mp4_with_creation(None), Capture()),  # unset clock
+        ("m.MOV", mp4_with_creation(WHEN, meta=APPLE), Capture("2022-03-04T05:06:07Z", "iPhone 14 Pro")),
+        ("n.mp4", mp4_with_creation(None, meta=APPLE, iso_meta=True), Capture(None, "iPhone 14 Pro")),
+        ("o.mov", mp4_with_creation(WHEN, meta={"com.apple.quicktime.make": "Apple"}), Capture(WHEN_ISO)),
         ("h.mp4", mp4_with_creation(datetime(1904, 1, 2, tzinfo=UTC)), Capture()),
         ("i.jpg", b"not a jpeg at all", Capture()),
         ("k.mp4", b"\x00\x00\x00\x01moov\xff\xff", Capture()),  # box size pointing past the end
@@ -51,6 +56,10 @@ def test_unreadable_file_yields_nothing(tmp_path: Path) -> None:
     for cut in range(4, len(full), 7):  # truncated anywhere: never raises, never invents a date
         p = write_file(tmp_path, "cut.jpg", full[:cut])
         assert read_capture(str(p)).time in (None, "2021-07-14T09:30:05")
+    video = mp4_with_creation(WHEN, meta=APPLE)
+    for cut in range(0, len(video), 5):
+        p = write_file(tmp_path, "cut.mov", video[:cut] + b"\xff" * 3)
+        assert read_capture(str(p)).camera_model in (None, "iPhone 14 Pro")
 
 
 def test_mvhd_walk_reads_headers_only() -> None:
@@ -72,7 +81,7 @@ def test_sync_stores_capture_in_sqlite_and_table(
 ) -> None:
     src, state_dir = tmp_path / "src", tmp_path / "state"
     write_file(src, "photo.jpg", jpeg_with_exif(det_bytes(1, 2000), model="Canon EOS R5"))
-    write_file(src, "clip.mov", mp4_with_creation(WHEN, mdat=det_bytes(2, 3000)))
+    write_file(src, "clip.mov", mp4_with_creation(WHEN, mdat=det_bytes(2, 3000), meta=APPLE))
     write_file(src, "broken.jpg", b"\xff\xd8\xff\xe1\x00\x10Exif\x00\x00MM\x00*garbage")
     r = run_cli("sync", "--source", str(src), "--state-dir", str(state_dir), "--json")
     assert r.code == 0, r.err
@@ -83,7 +92,7 @@ def test_sync_stores_capture_in_sqlite_and_table(
     state.close()
     assert got == {
         "photo.jpg": ("2021-07-14T09:30:05", "Canon EOS R5"),
-        "clip.mov": ("2022-03-04T05:06:07Z", None),
+        "clip.mov": ("2022-03-04T05:06:07Z", "iPhone 14 Pro"),
         "broken.jpg": (None, None),
     }
     table = TableServiceClient.from_connection_string(azurite.connection_string).get_table_client(
