@@ -27,7 +27,7 @@ CHUNK = 64 * 1024
 MAX_HEAD = 64 * 1024
 MAX_CONNECTIONS = 128
 MAX_EXCHANGES = 100_000
-FAULTS = ("reset", "busy", "error", "delay")
+FAULTS = ("reset", "busy", "error", "deny", "delay")
 
 
 @dataclass(frozen=True)
@@ -49,6 +49,7 @@ class FaultPlan:
     reset: float = 0.0
     busy: float = 0.0  # 503 ServerBusy + Retry-After
     error: float = 0.0  # 500 InternalError
+    deny: float = 0.0  # 403 AuthorizationPermissionMismatch (not retried by the SDK)
     delay: float = 0.0
     delay_seconds: float = 0.2
     retry_after: int = 1
@@ -57,7 +58,7 @@ class FaultPlan:
     first_n: int | None = None  # stop injecting after this many faults
 
     def __post_init__(self) -> None:
-        if self.reset + self.busy + self.error + self.delay > 1:
+        if self.reset + self.busy + self.error + self.deny + self.delay > 1:
             raise ValueError("fault shares add up to more than 1")
 
 
@@ -263,13 +264,15 @@ class FaultProxy:
                         self._record(ex)
                         writer.transport.abort()
                         return
-                    if ex.fault in ("busy", "error"):
+                    if ex.fault in ("busy", "error", "deny"):
                         await _relay_body(reader, None, headers, to_eof=False)
-                        ex.status = 503 if ex.fault == "busy" else 500
                         if ex.fault == "busy":
                             canned = _canned(503, "Server Busy", "ServerBusy", "injected", self.plan.retry_after)
-                        else:
+                        elif ex.fault == "error":
                             canned = _canned(500, "Internal Server Error", "InternalError", "injected", None)
+                        else:
+                            canned = _canned(403, "Forbidden", "AuthorizationPermissionMismatch", "injected", None)
+                        ex.status = {"busy": 503, "error": 500, "deny": 403}[ex.fault]
                         self._record(ex)  # before answering: a test may look as soon as the client has it
                         writer.write(canned)
                         await writer.drain()
