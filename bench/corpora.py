@@ -41,7 +41,7 @@ def specs(quick: bool) -> dict[str, CorpusSpec]:
             "media": CorpusSpec("media", 40, MiB // 2, 6 * MiB, per_dir=20, ext=".jpg", seed=11),
             "tiny": CorpusSpec("tiny", 2000, KiB, KiB, per_dir=500, ext=".jpg", seed=12),
             "scale": CorpusSpec("scale", 10_000, 256, 4 * KiB, per_dir=1000, ext=".jpg", seed=13),
-            "big": CorpusSpec("big", 1, 256 * MiB, 256 * MiB, ext=".mp4", seed=14),
+            "big": CorpusSpec("big", 1, 320 * MiB, 320 * MiB, ext=".mp4", seed=14),
         }
     return {
         "media": CorpusSpec("media", 300, MiB // 2, 6 * MiB, per_dir=50, ext=".jpg", seed=1),

@@ -7,6 +7,7 @@ Peak RSS is the kernel's high-water mark (``VmHWM``) of the tool's process, poll
 
 from __future__ import annotations
 
+import os
 import statistics
 import subprocess
 import threading
@@ -19,6 +20,7 @@ from pathlib import Path
 class Sample:
     wall: float
     rss_mb: float
+    cpu: float  # user + system seconds of the tool's process (and children it waited for)
     rc: int
     log: str
 
@@ -27,7 +29,9 @@ class ToolFailed(RuntimeError):
     pass
 
 
-def run(cmd: list[str], *, env: dict[str, str], log: Path, cwd: Path | None = None, ok: tuple[int, ...] = (0,)) -> Sample:
+def run(
+    cmd: list[str], *, env: dict[str, str], log: Path, cwd: Path | None = None, ok: tuple[int, ...] = (0,)
+) -> Sample:
     log.parent.mkdir(parents=True, exist_ok=True)
     with open(log, "wb") as out:
         out.write((" ".join(cmd) + "\n").encode())
@@ -35,10 +39,11 @@ def run(cmd: list[str], *, env: dict[str, str], log: Path, cwd: Path | None = No
         t0 = time.perf_counter()
         proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=cwd)
         peak = _HwmWatcher(proc.pid)
-        proc.wait()
+        _, status, ru = os.wait4(proc.pid, 0)
         wall = time.perf_counter() - t0
         peak.stop()
-    sample = Sample(wall, peak.kib / 1024, proc.returncode, str(log))
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    sample = Sample(wall, peak.kib / 1024, ru.ru_utime + ru.ru_stime, proc.returncode, str(log))
     if proc.returncode not in ok:
         tail = log.read_text(errors="replace")[-1500:]
         raise ToolFailed(f"{cmd[0]} exited {proc.returncode} (log {log}):\n{tail}")

@@ -20,7 +20,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -46,7 +46,7 @@ class Bench:
         self.service = BlobServiceClient.from_connection_string(az.connection_string)
         self.results: dict[str, Any] = {}
         self.tools = [t for t in ALL_TOOLS if t in args.tools]
-        self.has_verify = "verify" in subprocess.run([str(tools.AGENT), "--help"], capture_output=True, text=True).stdout
+        self.has_verify = "verify" in tools.agent_help("")
 
     # -- plumbing ----------------------------------------------------------------------------------
     def target(self, case: str, tool: str, tag: str) -> tools.Target:
@@ -82,12 +82,14 @@ class Bench:
         return run(cmd, env=env, log=self.log(t.container, tag))
 
     def record(self, case: str, tool: str, metric: str, s: Sample, nbytes: int = 0) -> None:
-        slot = self.results.setdefault(case, {}).setdefault(tool, {}).setdefault(metric, {"wall": [], "rss_mb": []})
+        by_metric = self.results.setdefault(case, {}).setdefault(tool, {})
+        slot = by_metric.setdefault(metric, {"wall": [], "rss_mb": [], "cpu": []})
         slot["wall"].append(round(s.wall, 3))
+        slot["cpu"].append(round(s.cpu, 2))
         slot["rss_mb"].append(round(s.rss_mb, 1))
         if nbytes:
             slot.setdefault("mb_s", []).append(round(nbytes / MB / s.wall, 1))
-        print(f"  {case:6} {metric:14} {tool:12} {s.wall:8.2f}s  {s.rss_mb:7.1f} MB RSS", flush=True)
+        print(f"  {case:6} {metric:15} {tool:12} {s.wall:8.2f}s {s.cpu:7.2f}s CPU {s.rss_mb:7.1f} MB RSS", flush=True)
 
     def rotation(self, rep: int, names: list[str]) -> list[str]:
         k = rep % len(names)
@@ -120,7 +122,8 @@ class Bench:
             self.record(case, tool, "first_sync", s, nbytes)
         for rep in range(self.args.runs):
             for tool in self.rotation(rep, names):
-                self.record(case, tool, "rerun_unchanged", self.sync(tool, src, targets[tool], rerun=True, tag=f"same{rep}"))
+                s = self.sync(tool, src, targets[tool], rerun=True, tag=f"same{rep}")
+                self.record(case, tool, "rerun_unchanged", s)
             rel = corpora.edit_one(src, spec, rep)
             print(f"  (edited {rel})", flush=True)
             for tool in self.rotation(rep, names):
@@ -141,7 +144,8 @@ class Bench:
                     self.record("scale", "azphotosync", mode, s)
             if "rclone" in targets:
                 t = targets["rclone"]
-                s = run(tools.rclone_check(src, t), env=tools.rclone_env(self.work, t), log=self.log(t.container, f"check{rep}"))
+                env = tools.rclone_env(self.work, t)
+                s = run(tools.rclone_check(src, t), env=env, log=self.log(t.container, f"check{rep}"))
                 self.record("scale", "rclone", "verify_quick", s)
 
     def hash_case(self, path: Path) -> None:
@@ -219,7 +223,8 @@ def targets(summary: dict[str, Any]) -> list[dict[str, Any]]:
 
 def print_table(meta: dict[str, Any], summary: dict[str, Any], tgt: list[dict[str, Any]]) -> str:
     lines = [f"# {meta['date']}  {meta['machine']['cpu']}  nproc={meta['machine']['nproc']}  mode={meta['mode']}"]
-    lines.append(f"{'case':7} {'metric':16} {'tool':12} {'wall s':>9} {'MB/s':>8} {'RSS MB':>8}  ratio ours/peer")
+    head = f"{'case':7} {'metric':16} {'tool':12} {'wall s':>9} {'CPU s':>8} {'MB/s':>8} {'RSS MB':>8}  ours/peer"
+    lines.append(head)
     for case, by_tool in summary["medians"].items():
         if case == "hash":
             continue
@@ -228,7 +233,7 @@ def print_table(meta: dict[str, Any], summary: dict[str, Any], tgt: list[dict[st
                 r = summary["ratios"].get(f"{case}.{metric}", {}).get(tool)
                 mbs = f"{m['mb_s']:8.1f}" if m.get("mb_s") else f"{'':8}"
                 lines.append(
-                    f"{case:7} {metric:16} {tool:12} {m['wall']:9.2f} {mbs} {m['rss_mb']:8.1f}  "
+                    f"{case:7} {metric:16} {tool:12} {m['wall']:9.2f} {m['cpu']:8.2f} {mbs} {m['rss_mb']:8.1f}  "
                     + (f"{r:.2f}x" if r is not None else "")
                 )
     for k, v in summary["medians"].get("hash", {}).items():
@@ -280,7 +285,7 @@ def main(argv: list[str] | None = None) -> int:
     work.mkdir(parents=True, exist_ok=True)
     specs = corpora.specs(args.quick)
     meta = {
-        "date": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "date": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "mode": "quick" if args.quick else "full",
         "runs": args.runs,
         "machine": machine(),
@@ -304,11 +309,12 @@ def main(argv: list[str] | None = None) -> int:
             src = corpora.generate(work / "corpora", spec)
             files, nbytes = corpora.corpus_bytes(src)
             meta["corpora"][name]["bytes"] = nbytes
-            print(f"corpus {name}: {files} files, {nbytes / MB:.1f} MB (ready in {time.monotonic() - t0:.1f}s)", flush=True)
+            took = time.monotonic() - t0
+            print(f"corpus {name}: {files} files, {nbytes / MB:.1f} MB (ready in {took:.1f}s)", flush=True)
             if name == "scale":
-                steps[name] = lambda src=src, spec=spec, files=files, nbytes=nbytes: bench.scale_case(src, spec, files, nbytes)
+                steps[name] = lambda src=src, spec=spec, n=files, b=nbytes: bench.scale_case(src, spec, n, b)
             else:
-                steps[name] = lambda name=name, src=src, files=files, nbytes=nbytes: bench.first_sync_case(name, src, files, nbytes)
+                steps[name] = lambda name=name, src=src, n=files, b=nbytes: bench.first_sync_case(name, src, n, b)
         if "hash" in cases:
             big = corpora.generate(work / "corpora", specs["big"])
             steps = {"hash": lambda: bench.hash_case(next(p for p in big.rglob("*") if p.is_file())), **steps}

@@ -16,9 +16,7 @@ def main() -> int:
     p.add_argument("--workers", type=int, default=8)
     a = p.parse_args()
     container = ContainerClient.from_connection_string(os.environ["AZURE_STORAGE_CONNECTION_STRING"], a.container)
-    paths = [
-        os.path.join(d, n) for d, _dirs, names in os.walk(a.src) for n in names
-    ]
+    paths = [os.path.join(d, n) for d, _dirs, names in os.walk(a.src) for n in names]
 
     def put(path: str) -> int:
         name = os.path.relpath(path, a.src).replace(os.sep, "/")

@@ -13,7 +13,7 @@ import re
 import subprocess
 import sys
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -41,8 +41,10 @@ class Target:
         from azure.storage.blob import ContainerSasPermissions, generate_container_sas
 
         perms = ContainerSasPermissions(read=True, write=True, delete=True, list=True, add=True, create=True)
-        expiry = datetime.now(timezone.utc) + timedelta(hours=6)
-        sas = generate_container_sas(self.account, self.container, account_key=self.key, permission=perms, expiry=expiry)
+        expiry = datetime.now(UTC) + timedelta(hours=6)
+        sas = generate_container_sas(
+            self.account, self.container, account_key=self.key, permission=perms, expiry=expiry
+        )
         return f"{self.blob_url}/{self.container}?{sas}"
 
 
@@ -66,8 +68,9 @@ def agent_sync(src: Path, t: Target) -> list[str]:
     ]  # fmt: skip
 
 
-def agent_help(sub: str) -> str:
-    return subprocess.run([str(AGENT), sub, "--help"], capture_output=True, text=True).stdout
+def agent_help(sub: str = "") -> str:
+    cmd = [str(AGENT), *([sub] if sub else []), "--help"]
+    return subprocess.run(cmd, capture_output=True, text=True).stdout
 
 
 def rclone_env(work: Path, t: Target) -> dict[str, str]:
