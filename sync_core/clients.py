@@ -20,7 +20,7 @@ from azure.data.tables import TableServiceClient
 from azure.storage.blob import BlobServiceClient, ContainerClient, ExponentialRetry
 
 from .concurrency import THROTTLE
-from .config import NO_CREDENTIALS_HINT, StorageConfig, table_endpoint_from_blob_url
+from .config import StorageConfig, table_endpoint_from_blob_url
 from .errors import ConfigError
 
 # Short first backoff with jitter: a transient fault should cost seconds, not the SDK default's ~15 s.
@@ -135,7 +135,10 @@ def open_container(service: BlobServiceClient, cfg: StorageConfig, *, create: bo
             f"--name {cfg.container} --auth-mode login) or pass --create-container"
         ) from None
     except ClientAuthenticationError as exc:
-        raise ConfigError(f"authentication failed ({_first_line(exc)}); {NO_CREDENTIALS_HINT}") from None
+        raise ConfigError(
+            f"authentication failed ({_first_line(exc)}): sign in again (`az login`) or check the managed "
+            "identity; with a connection string, check its key"
+        ) from None
     except HttpResponseError as exc:
         if exc.status_code == 403:
             raise ConfigError(
