@@ -72,13 +72,17 @@ PROBLEM_KINDS = frozenset({RestoreKind.KEPT, RestoreKind.REJECTED, RestoreKind.C
 class RestoreEntry:
     """One file to restore, from a Table row or a blob's metadata."""
 
+    prefix: str  # shared by every entry; the blob name is derived, not stored (a million entries fit)
     relpath: str
     sha256: str
     size: int
     mtime_ns: int
-    blob_name: str
     source_id: str
     uploaded: float = 0.0  # orders several candidates for the same path: newest wins
+
+    @property
+    def blob_name(self) -> str:
+        return f"{self.prefix}/{self.sha256[:2]}/{self.sha256}/{self.relpath}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -227,7 +231,7 @@ def table_catalog(table: TableClient, prefix: str, source_id: str | None) -> Ite
             continue
         sid = row.get(P_SOURCE_ID)
         yield RestoreEntry(
-            rel, sha, int(row[P_SIZE]), int(row[P_MTIME_NS]), blob, sid if isinstance(sid, str) else "",
+            prefix, rel, sha, int(row[P_SIZE]), int(row[P_MTIME_NS]), sid if isinstance(sid, str) else "",
             _epoch(row.get(P_UPLOADED_AT)),
         )  # fmt: skip
 
@@ -260,33 +264,39 @@ def listing_catalog(
         if bad:
             yield Rejected(repr(rel), bad)
             continue
-        yield RestoreEntry(rel, sha, size, mtime_ns, b.name, sid, uploaded)
+        yield RestoreEntry(prefix, rel, sha, size, mtime_ns, sid, uploaded)
 
 
-def select_current(
-    catalog: Iterable[RestoreEntry | Rejected], patterns: Sequence[str]
-) -> tuple[list[RestoreEntry], list[Rejected], int]:
-    """One entry per path (the newest upload when several claim it), the rejected, and how many older
-    candidates were dropped."""
+@dataclass
+class Selection:
+    entries: list[RestoreEntry]  # one per path, sorted by path
+    rejected: list[Rejected]
+    superseded: int  # older candidates dropped for a path several entries claim
+    seen: int  # entries in the catalog before --path filtering
+
+
+def select_current(catalog: Iterable[RestoreEntry | Rejected], patterns: Sequence[str]) -> Selection:
+    """One entry per path: the newest upload when several claim it."""
     best: dict[str, RestoreEntry] = {}
-    rejected: list[Rejected] = []
-    superseded = 0
+    sel = Selection([], [], 0, 0)
     for item in catalog:
         if isinstance(item, Rejected):
-            rejected.append(item)
+            sel.rejected.append(item)
             continue
+        sel.seen += 1
         if not path_selected(item.relpath, patterns):
             continue
         old = best.get(item.relpath)
         if old is not None:
-            superseded += 1
-            if (old.uploaded, old.mtime_ns, old.blob_name) >= (item.uploaded, item.mtime_ns, item.blob_name):
+            sel.superseded += 1
+            if (old.uploaded, old.mtime_ns, old.sha256) >= (item.uploaded, item.mtime_ns, item.sha256):
                 continue
         best[item.relpath] = item
-    return sorted(best.values(), key=lambda e: e.relpath), rejected, superseded
+    sel.entries = sorted(best.values(), key=lambda e: e.relpath)
+    return sel
 
 
-# -- the destination -----------------------------------------------------------------------------------
+# -- errors ----------------------------------------------------------------------------------------------
 class CorruptBlobError(Exception):
     """The bytes downloaded do not hash to the SHA-256 in the blob's name (or have the wrong size)."""
 
@@ -319,7 +329,7 @@ class RestoreEngine:
         self._bucket: Callable[[int], float] | None = limiter(opts.bwlimit)
         self._stop = threading.Event()
 
-    def catalog(self) -> tuple[list[RestoreEntry], list[Rejected], int]:
+    def catalog(self) -> Selection:
         """Read the catalog (table first in auto mode, listing as the fallback) and select from it."""
         mode, opts = self.opts.index, self.opts
         if mode in ("auto", "table"):
@@ -335,7 +345,7 @@ class RestoreEngine:
                         raise ConfigError(f"cannot read the index table: {_first_line(exc)}") from None
                     self._use_listing(f"index table unreadable ({_first_line(exc)})")
                 else:
-                    if chosen[0] or chosen[1] or mode == "table":
+                    if chosen.seen or chosen.rejected or mode == "table":
                         self.summary.index = "table"
                         return chosen
                     self._use_listing("the index table has no current rows under this prefix")
@@ -349,12 +359,12 @@ class RestoreEngine:
 
     def run(self) -> RestoreSummary:
         t0 = time.monotonic()
-        entries, rejected, superseded = self.catalog()
-        s = self.summary
-        s.candidates, s.superseded = len(entries), superseded
-        for r in rejected:
+        sel = self.catalog()
+        entries, s = sel.entries, self.summary
+        s.candidates, s.superseded = len(entries), sel.superseded
+        for r in sel.rejected:
             self._done(RestoreOutcome(r.name, RestoreKind.REJECTED, detail=r.reason))
-        if not entries and not rejected:
+        if not entries and not sel.rejected:
             raise ConfigError(self._nothing_message())
         dest = DestDir(self.opts.dest)
         try:

@@ -104,6 +104,9 @@ def test_restores_current_versions_only_and_listing_fallback(
     code, s, _ = restore(tmp_path / "t")
     assert (code, s["index"]) == (0, "table")
     assert tree(tmp_path / "t") == {"a.jpg": (b"version 2, longer", MTIME + 10**9)}
+    # A --path that matches no current row does not fall back to the listing (which still has gone.jpg).
+    code, _, err = restore(tmp_path / "g", "--path", "gone.jpg")
+    assert code == 2 and "matches --path" in err and not (tmp_path / "g").exists()
 
     # Without the index, the newest blob of each path counts: the edit wins, the deleted file comes back.
     monkeypatch.setenv("AZURE_STORAGE_TABLE", "nosuchtable123")
