@@ -364,3 +364,23 @@ def test_path_selection() -> None:
     assert path_selected("x/y.JPG", ["*.JPG"]) and not path_selected("x/y.JPG", ["*.jpg"])
     assert path_selected("anything", [])
     assert RestoreKind.CORRUPT.value == "corrupt"
+
+
+def test_devices_sharing_a_prefix(tmp_path: Path, container: ContainerClient) -> None:
+    """--source-id picks one device's files on a shared prefix; without it the newest upload wins."""
+    for i, device in enumerate(("laptop", "nas")):
+        src = tmp_path / device
+        write_file(src, "same/path.jpg", f"{device}'s version".encode(), mtime_ns=MTIME + i)
+        write_file(src, f"only-{device}.jpg", device.encode())
+        r = run_cli("sync", "--source", str(src), "--state-dir", str(tmp_path / f"state-{device}"),
+                    "--prefix", "photos/family", "--source-id", device, "--json")  # fmt: skip
+        assert r.code == 0, r.err
+
+    for index in ("table", "listing"):
+        code, s, _ = restore(tmp_path / f"laptop-{index}", "--prefix", "photos/family", "--source-id", "laptop",
+                             "--index", index)  # fmt: skip
+        assert (code, s["superseded"]) == (0, 0)
+        assert tree(tmp_path / f"laptop-{index}") == tree(tmp_path / "laptop")
+        code, s, _ = restore(tmp_path / f"all-{index}", "--prefix", "photos/family", "--index", index)
+        assert (code, s["superseded"], s["restored"]) == (0, 1, 3)
+        assert tree(tmp_path / f"all-{index}")["same/path.jpg"][0] == b"nas's version"  # synced last
