@@ -46,6 +46,10 @@ def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
         metavar="DIR",
         help="also count files new or changed since the last sync (one stat per file, nothing is read)",
     )
+    p.add_argument("--all-files", action="store_true", help="with --source: count every file, as sync --all-files")
+    p.add_argument(
+        "--exclude", action="append", default=[], metavar="GLOB", help="with --source: as sync --exclude (repeatable)"
+    )
     p.add_argument("--local", action="store_true", help="local figures only: no request to Azure")
     p.add_argument(
         "--reports-container",
@@ -111,7 +115,8 @@ def gather(args: argparse.Namespace, state: StateDB) -> dict[str, Any]:
     }
     doc["last_sync"] = _last_sync(state, now, args.stale_days, attention)
     if args.source:
-        doc["local"].update(_pending_uploads(Path(args.source).expanduser(), state))
+        rules = ExcludeRules(all_files=args.all_files, globs=tuple(args.exclude))
+        doc["local"].update(_pending_uploads(Path(args.source).expanduser(), state, rules))
     if doc["local"]["mirror_pending"]:
         attention.append(
             f"{doc['local']['mirror_pending']} row(s) not yet in the Table index: the cloud cannot verify them "
@@ -157,9 +162,9 @@ def _last_sync(state: StateDB, now: float, stale_days: float, attention: list[st
     return info
 
 
-def _pending_uploads(source: Path, state: StateDB) -> dict[str, Any]:
+def _pending_uploads(source: Path, state: StateDB, rules: ExcludeRules) -> dict[str, Any]:
     """New or changed files by the planner's stat comparison (a dry run: nothing is read or sent)."""
-    summary = SyncEngine(None, state, None, SyncOptions(source=source, dry_run=True, rules=ExcludeRules())).run()
+    summary = SyncEngine(None, state, None, SyncOptions(source=source, dry_run=True, rules=rules)).run()
     return {"pending_files": summary.would_upload, "pending_bytes": summary.would_upload_bytes}
 
 

@@ -103,6 +103,7 @@ def test_last_run_failures_mirror_lag_and_pending_files(synced: tuple[Path, Path
     db.commit()
     db.close()
     write_file(src, "new.jpg", det_bytes(3, 700))
+    write_file(src, "notes.txt", b"not media")
 
     code, doc = status(state_dir, "--local", "--source", str(src))
     assert code == 1
@@ -114,6 +115,8 @@ def test_last_run_failures_mirror_lag_and_pending_files(synced: tuple[Path, Path
     assert last["finished_at"] and last["finished_at"].endswith("Z")
     text = " ".join(doc["attention"])
     assert "failed 2 file(s)" in text and "1 row(s) not yet in the Table" in text
+    _, doc = status(state_dir, "--local", "--source", str(src), "--all-files", "--exclude", "new.*")
+    assert (doc["local"]["pending_files"], doc["local"]["pending_bytes"]) == (1, 9)  # as sync would see it
 
 
 def test_stale_sync_and_never_synced(
