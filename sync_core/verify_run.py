@@ -57,7 +57,7 @@ class VerifySettings:
 def parse_prefixes(text: str | Iterable[str]) -> tuple[str, ...]:
     items = text.split(",") if isinstance(text, str) else list(text)
     try:
-        return tuple(sorted({normalize_prefix(p) for p in items if p.strip()}))
+        return tuple(sorted({normalize_prefix(p.strip()) for p in items if p.strip()}))
     except UnstorableNameError as exc:
         raise ConfigError(f"{ENV_PREFIXES}: {exc}") from None
 

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from azure.data.tables import TableClient, TableServiceClient, UpdateMode
 
+from sync_core.errors import ConfigError
 from sync_core.table_index import (
     P_DELETED_AT,
     P_IS_CURRENT,
@@ -30,6 +31,7 @@ from sync_core.verify import (
     verify_all,
     verify_partition,
 )
+from sync_core.verify_run import VerifySettings
 from tests.conftest import det_bytes, run_cli, write_file
 
 PREFIX = "photos/testhost"
@@ -94,6 +96,20 @@ def test_merge_is_order_independent():
     m = merge_summaries([a, b])
     assert m["partitions"] == 2 and m["rows"] == 3 and m["counts"] == {"missing": 1, "ok": 2}
     assert m["prefix_bytes"] == {"p": 6}
+
+
+def test_settings_from_the_app_settings():
+    env = {"AZURE_STORAGE_ACCOUNT_URL": "https://acct.blob.core.windows.net", "VERIFY_DEEP_BUDGET": "500MB",
+           "VERIFY_PREFIXES": "photos/b, photos/a/", "VERIFY_RUNS_TABLE": "myruns"}  # fmt: skip
+    s = VerifySettings.from_env(env)
+    assert s.deep_budget == 500_000_000 and s.prefixes == ("photos/a", "photos/b")
+    assert s.cfg.container == "photos-archive" and s.cfg.table == "azphotosyncindex"
+    assert s.reports_container == "azphotosync-reports" and s.runs_table == "myruns"
+    assert VerifySettings.from_env({"AZURE_STORAGE_ACCOUNT_URL": "https://a.blob.x"}).deep_budget == 2 * 1024**3
+    with pytest.raises(ConfigError, match="VERIFY_DEEP_BUDGET"):
+        VerifySettings.from_env({**env, "VERIFY_DEEP_BUDGET": "much"})
+    with pytest.raises(ConfigError, match="VERIFY_PREFIXES"):
+        VerifySettings.from_env({**env, "VERIFY_PREFIXES": "photos/../x"})
 
 
 # -- against Azurite -------------------------------------------------------------------------------------------
