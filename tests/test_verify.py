@@ -132,6 +132,19 @@ def test_cost_is_one_listing_and_one_query_per_partition_and_a_steady_archive_wr
     assert all(r[P_VERIFY_STATUS] == "ok" and r[P_LAST_VERIFIED] == T0 for r in rows)
 
 
+def test_verdicts_are_written_in_transactions_of_at_most_100(container, table):
+    partition = f"{PREFIX}/5c"
+    pk = encode_key(partition)
+    names = [f"{PREFIX}/5c/5c{i:062x}/gone/{i}.jpg" for i in range(150)]
+    rows = [{"PartitionKey": pk, "RowKey": keys_for_blob(PREFIX, n)[1], "BlobName": n, "Size": 1} for n in names]
+    for i in range(0, 150, 100):
+        table.submit_transaction([("create", r) for r in rows[i : i + 100]])
+    res = verify_partition(container, table, partition, now=T0)
+    assert res.counts == {"missing": 150} and res.writes == 2 and res.query_pages == 1 and res.listing_pages == 1
+    assert {p.blob_name for p in res.problems} == set(names)
+    assert all(r[P_VERIFY_STATUS] == "missing" for r in table.list_entities())
+
+
 class RacingTable(TableClient):
     """A real TableClient that lets "the agent" merge into a row just before the verifier writes back."""
 
