@@ -29,6 +29,15 @@ def azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Azurite]:
         az.stop()
 
 
+@pytest.fixture(autouse=True)
+def isolated_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """No test may read or write the real ``~/.azphotosync``: HOME points at a fresh folder."""
+    home = tmp_path_factory.mktemp("home")
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.delenv("AZPHOTOSYNC_STATE_DIR", raising=False)
+    return home
+
+
 @pytest.fixture
 def storage_env(azurite: Azurite, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
     """Environment pointing the agent at Azurite with a fresh, unique container and index table of the
