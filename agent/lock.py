@@ -15,7 +15,6 @@ import json
 import os
 import socket
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 from sync_core.errors import ConfigError
@@ -37,7 +36,8 @@ def _describe_holder(text: str) -> str:
 
 
 class StateLock:
-    """Exclusive, non-blocking lock on a state dir; use as a context manager around a run."""
+    """Exclusive, non-blocking lock on a state dir. Every command that writes the state dir wraps its work
+    in ``with StateLock(state_dir, "<command>"):``; read-only commands need no lock (SQLite WAL readers)."""
 
     def __init__(self, state_dir: Path | str, command: str = "sync"):
         self.state_dir = Path(state_dir).expanduser()
@@ -94,10 +94,3 @@ class StateLock:
 
     def __exit__(self, *exc: object) -> None:
         self.release()
-
-
-@contextlib.contextmanager
-def state_lock(state_dir: Path | str, command: str) -> Iterator[StateLock]:
-    """``with state_lock(dir, "sync"):`` — for every command that writes the state dir."""
-    with StateLock(state_dir, command) as lock:
-        yield lock

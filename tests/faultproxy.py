@@ -279,8 +279,11 @@ class FaultProxy:
                         continue
                     if ex.fault == "delay":
                         await asyncio.sleep(self.plan.delay_seconds)
-                    if up is None:
-                        up = await asyncio.open_connection(*self.upstream)
+                    # A fresh upstream connection per request: Azurite drops idle keep-alive connections
+                    # after 5 s, and a stale one here would look to the agent like a fault we never chose.
+                    if up is not None:
+                        up[1].close()
+                    up = await asyncio.open_connection(*self.upstream)
                     up_r, up_w = up
                     up_w.write(head)
                     ex.body_bytes = await _relay_body(reader, up_w, headers, to_eof=False)
