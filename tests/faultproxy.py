@@ -165,6 +165,7 @@ class FaultProxy:
         self._server: asyncio.Server | None = None
         self._injected = 0
         self._tasks: set[asyncio.Task[None]] = set()
+        self._arrived: deque[Request] = deque(maxlen=MAX_EXCHANGES)
 
     # -- control -----------------------------------------------------------------------------------
     def set_plan(self, plan: FaultPlan) -> None:
@@ -180,6 +181,11 @@ class FaultProxy:
     def exchanges(self) -> list[Exchange]:
         with self._lock:
             return list(self._stats.exchanges)
+
+    def arrived(self) -> list[Request]:
+        """Requests whose head has arrived, answered or not (``exchanges`` lists only answered ones)."""
+        with self._lock:
+            return list(self._arrived)
 
     def fault_counts(self) -> dict[str, int]:
         with self._lock:
@@ -258,6 +264,8 @@ class FaultProxy:
                     url = urlsplit(target)
                     query = {k: v[0] for k, v in parse_qs(url.query).items()}
                     req = Request(method, url.path, query, headers)
+                    with self._lock:
+                        self._arrived.append(req)
                     ex = Exchange(req, self._choose(req), None, 0, time.monotonic())
                     if ex.fault == "reset":
                         await _relay_body(reader, None, headers, to_eof=False)

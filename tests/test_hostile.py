@@ -287,3 +287,42 @@ def test_full_state_dir_stops_cleanly_and_keeps_what_was_recorded(storage_env, c
     assert sorted(b.name for b in container.list_blobs()) == sorted(
         f"photos/testhost/{sha[:2]}/{sha}/{rel}" for rel, sha in indexed(state).items()
     )  # blobs sent by the stopped run were adopted, none twice, none unknown
+
+
+def test_small_file_modified_while_it_is_sent_is_kept_as_history_only(azurite, cfg, container, tmp_path):
+    """A small file is read once into memory, so the blob holds exactly the hashed bytes; the file changed
+    meanwhile, so it is not the current version: kept as history, not recorded as done."""
+    import dataclasses
+
+    src = tmp_path / "lib"
+    path = write_file(src, "edit.jpg", b"version one")
+
+    def is_put(r: Request) -> bool:
+        return r.method == "PUT" and not r.comp
+
+    with FaultProxy(azurite.blob_port, FaultPlan(delay=1.0, delay_seconds=0.5, only=is_put)) as proxy:
+        pcfg = dataclasses.replace(cfg, connection_string=proxied_connection_string(azurite, proxy))
+        rec = Recorder()
+
+        # Every upload is held 0.5 s by the proxy: the edit lands while the bytes are on their way.
+        def edit_during_put() -> None:
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline and not any(is_put(r) for r in proxy.arrived()):
+                time.sleep(0.002)
+            path.write_bytes(b"version two, longer")
+
+        editor = threading.Thread(target=edit_during_put)
+        editor.start()
+        state = StateDB(tmp_path / "state")
+        try:
+            SyncEngine(pcfg, state, open_container(blob_service(pcfg), pcfg), SyncOptions(source=src), rec).run()
+        finally:
+            editor.join()
+            state.close()
+
+    o = rec.outcomes["edit.jpg"]
+    assert o.kind == Kind.SKIPPED and "changed while being uploaded" in o.detail
+    assert "edit.jpg" not in indexed(tmp_path / "state")
+    with sqlite3.connect(tmp_path / "state" / "index.db") as db:
+        assert db.execute("SELECT is_current FROM blobs WHERE relpath = 'edit.jpg'").fetchall() == [(0,)]
+    assert [n.split("/")[-1] for n in content_matches_names(container)] == ["edit.jpg"]  # v1, intact
