@@ -12,6 +12,7 @@ Three ways to get there, cheapest first:
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -24,6 +25,7 @@ from azure.core.exceptions import HttpResponseError, ResourceExistsError, Resour
 from azure.storage.blob import BlobBlock, BlobClient, ContainerClient, ContentSettings
 
 from .blobmeta import K_SHA256, BlobMeta, build_metadata
+from .hasher import FileChangedError
 
 Action = Literal["uploaded", "copied", "present"]
 
@@ -189,6 +191,11 @@ class Transfer:
                     inflight.pop(0).result()
             for fut in inflight:
                 fut.result()
+            # The blocks were read after the hash: if the file changed meanwhile, they may not add up to the
+            # content the name promises. Leave them uncommitted (the service discards them in a week).
+            st = os.fstat(f.fileno())
+            if st.st_size != size or st.st_mtime_ns != meta.mtime_ns:
+                raise FileChangedError("changed while it was being uploaded; nothing committed")
         resp = blob.commit_block_list(
             [BlobBlock(block_id=b) for b in ids],
             metadata=md,
