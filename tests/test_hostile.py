@@ -72,7 +72,7 @@ def test_large_file_modified_while_its_blocks_are_sent_is_not_recorded(azurite: 
     def is_block(r: Request) -> bool:
         return r.method == "PUT" and r.comp == "block"
 
-    with FaultProxy(azurite.blob_port, FaultPlan(delay=1.0, delay_seconds=0.3, only=is_block)) as proxy:
+    with FaultProxy(azurite.blob_port, FaultPlan(delay=1.0, delay_seconds=0.5, only=is_block)) as proxy:
 
         def modify_after_first_block() -> None:
             deadline = time.monotonic() + 30
@@ -300,11 +300,11 @@ def test_small_file_modified_while_it_is_sent_is_kept_as_history_only(azurite, c
     def is_put(r: Request) -> bool:
         return r.method == "PUT" and not r.comp
 
-    with FaultProxy(azurite.blob_port, FaultPlan(delay=1.0, delay_seconds=0.5, only=is_put)) as proxy:
+    with FaultProxy(azurite.blob_port, FaultPlan(delay=1.0, delay_seconds=1.5, only=is_put)) as proxy:
         pcfg = dataclasses.replace(cfg, connection_string=proxied_connection_string(azurite, proxy))
         rec = Recorder()
 
-        # Every upload is held 0.5 s by the proxy: the edit lands while the bytes are on their way.
+        # Every upload is held 1.5 s by the proxy: the edit lands while the bytes are on their way.
         def edit_during_put() -> None:
             deadline = time.monotonic() + 30
             while time.monotonic() < deadline and not any(is_put(r) for r in proxy.arrived()):

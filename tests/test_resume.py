@@ -56,7 +56,7 @@ def test_interrupted_large_upload_resumes_with_the_remainder(
         agent.send_signal(signal.SIGKILL)
         agent.wait()
         before = staged_bytes(proxy)
-        assert 3 * BLOCK <= before < size, "the kill must land in the middle of the file"
+        assert 3 * BLOCK <= before < size, f"the kill must land in the middle of the file ({before} bytes staged)"
         assert not list(container.list_blobs()), "nothing may be committed by the killed run"
         blob = container.get_blob_client(_expected_names(data, "video/holiday.MOV")[0])
         uncommitted = blob.get_block_list("uncommitted")[1]
