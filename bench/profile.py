@@ -69,7 +69,18 @@ def main() -> int:
         env = tools.agent_env(args.work, t)
         for phase in ("first", "rerun"):
             raw = OUT / f"{args.corpus}-{phase}.collapsed"
-            cmd = [str(PYSPY), "record", "--format", "raw", "-o", str(raw), "--rate", "200", "--threads"]
+            cmd = [
+                str(PYSPY),
+                "record",
+                "--format",
+                "raw",
+                "-o",
+                str(raw),
+                "--rate",
+                "200",
+                "--threads",
+                "--nonblocking",
+            ]
             if args.idle:
                 cmd.append("--idle")
             cmd += ["--", *tools.agent_sync(src, t)]

@@ -24,6 +24,14 @@ def _fmt(v: float | None, spec: str) -> str:
     return "–" if v is None else format(v, spec)
 
 
+def _rate(cell: dict[str, Any]) -> str:
+    if cell.get("mb_s"):
+        return f"{cell['mb_s']:.1f} MB/s"
+    if cell.get("rows_s"):
+        return f"{cell['rows_s']:.0f} rows/s"
+    return "–"
+
+
 def render(doc: dict[str, Any]) -> str:
     meta, med, ratios = doc["meta"], doc["medians"], doc["ratios"]
     m = meta["machine"]
@@ -33,7 +41,7 @@ def render(doc: dict[str, Any]) -> str:
         "",
         "Versions: " + ", ".join(f"{k} {v}" for k, v in meta["versions"].items()) + ".",
         "",
-        "| case | measure | tool | wall s | CPU s | MB/s | peak RSS MB | azphotosync ÷ tool (wall) |",
+        "| case | measure | tool | wall s | CPU s | MB/s or rows/s | peak RSS MB | azphotosync ÷ tool (wall) |",
         "|---|---|---|---:|---:|---:|---:|---:|",
     ]
     for case, by_tool in med.items():
@@ -53,7 +61,7 @@ def render(doc: dict[str, Any]) -> str:
                 out.append(
                     f"| {case} | {METRIC_NAMES.get(metric, metric)} | {tool} | {_fmt(cell.get('wall'), '.2f')} | "
                     f"{_fmt(cell.get('cpu'), '.2f')} | "
-                    f"{_fmt(cell.get('mb_s'), '.1f')} | {_fmt(cell.get('rss_mb'), '.0f')} | "
+                    f"{_rate(cell)} | {_fmt(cell.get('rss_mb'), '.0f')} | "
                     f"{'' if r is None else format(r, '.2f') + '×'} |"
                 )
     if "hash" in med:

@@ -47,6 +47,7 @@ class Bench:
         self.results: dict[str, Any] = {}
         self.tools = [t for t in ALL_TOOLS if t in args.tools]
         self.has_verify = "verify" in tools.agent_help("")
+        self.scale_files = 0
 
     # -- plumbing ----------------------------------------------------------------------------------
     def target(self, case: str, tool: str, tag: str) -> tools.Target:
@@ -81,7 +82,7 @@ class Bench:
             cmd, env = tools.sdk_upload(src, t), tools.sdk_env(w, t)
         return run(cmd, env=env, log=self.log(t.container, tag))
 
-    def record(self, case: str, tool: str, metric: str, s: Sample, nbytes: int = 0) -> None:
+    def record(self, case: str, tool: str, metric: str, s: Sample, nbytes: int = 0, rows: int = 0) -> None:
         by_metric = self.results.setdefault(case, {}).setdefault(tool, {})
         slot = by_metric.setdefault(metric, {"wall": [], "rss_mb": [], "cpu": []})
         slot["wall"].append(round(s.wall, 3))
@@ -89,6 +90,8 @@ class Bench:
         slot["rss_mb"].append(round(s.rss_mb, 1))
         if nbytes:
             slot.setdefault("mb_s", []).append(round(nbytes / MB / s.wall, 1))
+        if rows:
+            slot.setdefault("rows_s", []).append(round(rows / s.wall))
         print(f"  {case:6} {metric:15} {tool:12} {s.wall:8.2f}s {s.cpu:7.2f}s CPU {s.rss_mb:7.1f} MB RSS", flush=True)
 
     def rotation(self, rep: int, names: list[str]) -> list[str]:
@@ -97,7 +100,9 @@ class Bench:
 
     # -- cases -------------------------------------------------------------------------------------
     def first_sync_case(self, case: str, src: Path, files: int, nbytes: int) -> None:
-        """Median first sync of a corpus per tool; each run into a fresh container and state dir."""
+        """Median first sync of a corpus per tool; each run into a fresh container and state dir.
+        The media copies of the last run are kept for the deep verification."""
+        kept: dict[str, tools.Target] = {}
         for rep in range(self.args.runs):
             for tool in self.rotation(rep, self.tools):
                 t = self.target(case, tool, f"r{rep}")
@@ -106,6 +111,13 @@ class Bench:
                 if got != files:
                     raise ToolFailed(f"{tool} stored {got} blobs of {files} for {case} (log {s.log})")
                 self.record(case, tool, "first_sync", s, nbytes)
+                if case == "media" and rep == self.args.runs - 1 and tool in ("azphotosync", "rclone"):
+                    kept[tool] = t
+                else:
+                    self.drop(t)
+        if kept:
+            self.deep_verify_case(src, kept, nbytes)
+            for t in kept.values():
                 self.drop(t)
 
     def scale_case(self, src: Path, spec: corpora.CorpusSpec, files: int, nbytes: int) -> None:
@@ -113,6 +125,7 @@ class Bench:
         case = "scale"
         names = [t for t in self.tools if t != "sdk"]  # the plain uploader has no rerun to measure
         targets = {}
+        self.scale_files = files
         for tool in names:
             t = targets[tool] = self.target(case, tool, "x")
             s = self.sync(tool, src, t, rerun=False, tag="first")
@@ -131,22 +144,46 @@ class Bench:
                 self.record(case, tool, "rerun_one_edit", s)
         self.verify_case(src, targets)
 
+    def agent_verify(self, t: tools.Target, tag: str, *flags: str) -> Sample:
+        cmd = [str(tools.AGENT), "verify", "--state-dir", str(t.state_dir), "--container", t.container,
+               "--table", t.table, "--source-id", "bench", "--json", *flags]  # fmt: skip
+        s = run(cmd, env=tools.agent_env(self.work, t), log=self.log(t.container, tag), ok=(0, 1))
+        if s.rc != 0:
+            raise ToolFailed(f"verify found problems in a fresh copy (log {s.log})")
+        return s
+
     def verify_case(self, src: Path, targets: dict[str, tools.Target]) -> None:
-        """Quick and deep verification of the scale library against ``rclone check`` on rclone's copy."""
+        """Quick verification of the scale library (Table rows against the blob listing, no downloads)
+        against ``rclone check`` (local files against the listing, MD5 from the listing) on rclone's copy.
+        Runs ``--verify-runs`` times (default 1: on Azurite every per-partition listing scans the whole
+        container, so one pass over 100k rows takes minutes)."""
+        for rep in range(min(self.args.runs, self.args.verify_runs)):
+            for tool in self.rotation(rep, [t for t in ("azphotosync", "rclone") if t in targets]):
+                t = targets[tool]
+                if tool == "azphotosync" and self.has_verify:
+                    s = self.agent_verify(t, f"verify{rep}")
+                elif tool == "rclone":
+                    env = tools.rclone_env(self.work, t)
+                    s = run(tools.rclone_check(src, t), env=env, log=self.log(t.container, f"check{rep}"))
+                else:
+                    continue
+                self.record("scale", tool, "verify_quick", s, rows=self.scale_files)
+
+    def deep_verify_case(self, src: Path, targets: dict[str, tools.Target], nbytes: int) -> None:
+        """Deep verification of the media library: every blob downloaded and re-hashed (``--deep-budget``
+        above the library size) against ``rclone check --download`` (downloads and compares bytes)."""
+        budget = f"{nbytes * 2 // MB}MB"
         for rep in range(self.args.runs):
-            if "azphotosync" in targets and self.has_verify:
-                t = targets["azphotosync"]
-                env = tools.agent_env(self.work, t)
-                for mode, flags in (("verify_quick", []), ("verify_deep", ["--deep"])):
-                    cmd = [str(tools.AGENT), "verify", "--state-dir", str(t.state_dir), "--container", t.container,
-                           "--table", t.table, "--source-id", "bench", "--json", *flags]  # fmt: skip
-                    s = run(cmd, env=env, log=self.log(t.container, f"{mode}{rep}"), ok=(0, 1))
-                    self.record("scale", "azphotosync", mode, s)
-            if "rclone" in targets:
-                t = targets["rclone"]
-                env = tools.rclone_env(self.work, t)
-                s = run(tools.rclone_check(src, t), env=env, log=self.log(t.container, f"check{rep}"))
-                self.record("scale", "rclone", "verify_quick", s)
+            for tool in self.rotation(rep, [t for t in ("azphotosync", "rclone") if t in targets]):
+                t = targets[tool]
+                if tool == "azphotosync" and self.has_verify:
+                    s = self.agent_verify(t, f"deep{rep}", "--deep-budget", budget)
+                elif tool == "rclone":
+                    cmd = [*tools.rclone_check(src, t), "--download"]
+                    s = run(cmd, env=tools.rclone_env(self.work, t), log=self.log(t.container, f"deep{rep}"))
+                else:
+                    continue
+                self.record("media", tool, "verify_deep", s, nbytes)
 
     def hash_case(self, path: Path) -> None:
         """SHA-256 throughput of the agent's hasher against raw hashlib, on a warm page cache."""
@@ -221,9 +258,9 @@ def targets(summary: dict[str, Any]) -> list[dict[str, Any]]:
     return out
 
 
-def print_table(meta: dict[str, Any], summary: dict[str, Any], tgt: list[dict[str, Any]]) -> str:
+def render_table(meta: dict[str, Any], summary: dict[str, Any], tgt: list[dict[str, Any]]) -> str:
     lines = [f"# {meta['date']}  {meta['machine']['cpu']}  nproc={meta['machine']['nproc']}  mode={meta['mode']}"]
-    head = f"{'case':7} {'metric':16} {'tool':12} {'wall s':>9} {'CPU s':>8} {'MB/s':>8} {'RSS MB':>8}  ours/peer"
+    head = f"{'case':7} {'metric':16} {'tool':12} {'wall s':>9} {'CPU s':>8} {'MB/s|rows':>8} {'RSS MB':>8}  ours/peer"
     lines.append(head)
     for case, by_tool in summary["medians"].items():
         if case == "hash":
@@ -231,7 +268,9 @@ def print_table(meta: dict[str, Any], summary: dict[str, Any], tgt: list[dict[st
         for tool in ALL_TOOLS:
             for metric, m in by_tool.get(tool, {}).items():
                 r = summary["ratios"].get(f"{case}.{metric}", {}).get(tool)
-                mbs = f"{m['mb_s']:8.1f}" if m.get("mb_s") else f"{'':8}"
+                mbs = (
+                    f"{m['mb_s']:8.1f}" if m.get("mb_s") else f"{m['rows_s']:6.0f}/s" if m.get("rows_s") else f"{'':8}"
+                )
                 lines.append(
                     f"{case:7} {metric:16} {tool:12} {m['wall']:9.2f} {m['cpu']:8.2f} {mbs} {m['rss_mb']:8.1f}  "
                     + (f"{r:.2f}x" if r is not None else "")
@@ -242,9 +281,19 @@ def print_table(meta: dict[str, Any], summary: dict[str, Any], tgt: list[dict[st
     for t in tgt:
         mark = {True: "MET ", False: "MISS", None: "n/a "}[t["met"]]
         lines.append(f"  [{mark}] {t['target']}: measured {t['measured']}")
-    text = "\n".join(lines)
-    print(text)
-    return text
+    return "\n".join(lines)
+
+
+def write_results(out: Path, meta: dict[str, Any], results: dict[str, Any], t_start: float, *, final: bool) -> str:
+    meta["seconds"] = round(time.monotonic() - t_start, 1)
+    meta["complete"] = final
+    summary = summarize(results)
+    tgt = targets(summary)
+    table = render_table(meta, summary, tgt)
+    doc = {"meta": meta, "samples": results, **summary, "targets": tgt, "table": table}
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(doc, indent=2) + "\n")
+    return table
 
 
 def machine() -> dict[str, Any]:
@@ -272,6 +321,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="small corpora and 1 run, for iteration")
     p.add_argument("--runs", type=int, help="runs per measurement (default 3, quick 1)")
+    p.add_argument("--verify-runs", type=int, default=1, help="runs of the quick verification of scale (default 1)")
     p.add_argument("--cases", default="hash,media,tiny,scale,big", help="comma-separated subset")
     p.add_argument("--tools", default=",".join(ALL_TOOLS), help="comma-separated subset")
     p.add_argument("--work", type=Path, help="work dir to keep and reuse corpora (default: a temp dir, removed)")
@@ -281,7 +331,7 @@ def main(argv: list[str] | None = None) -> int:
     args.tools = tuple(args.tools.split(","))
     cases = args.cases.split(",")
     ensure_tools()
-    work = args.work or Path(tempfile.mkdtemp(prefix="azps-bench-"))
+    work = (args.work or Path(tempfile.mkdtemp(prefix="azps-bench-"))).resolve()
     work.mkdir(parents=True, exist_ok=True)
     specs = corpora.specs(args.quick)
     meta = {
@@ -301,7 +351,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         bench = Bench(args, work, az)
         steps: dict[str, Callable[[], None]] = {}
-        for name in ("media", "tiny", "scale", "big"):
+        for name in ("media", "big", "scale", "tiny"):  # cheapest and most telling first
             if name not in cases:
                 continue
             spec = specs[name]
@@ -318,19 +368,15 @@ def main(argv: list[str] | None = None) -> int:
         if "hash" in cases:
             big = corpora.generate(work / "corpora", specs["big"])
             steps = {"hash": lambda: bench.hash_case(next(p for p in big.rglob("*") if p.is_file())), **steps}
+        out = args.out or RESULTS / f"{meta['date'][:10]}-{meta['mode']}.json"
         for name, step in steps.items():
             print(f"== {name}", flush=True)
             step()
+            write_results(out, meta, bench.results, t_start, final=False)  # a checkpoint per case
     finally:
         az.stop()
-    meta["seconds"] = round(time.monotonic() - t_start, 1)
-    summary = summarize(bench.results)
-    tgt = targets(summary)
-    table = print_table(meta, summary, tgt)
-    doc = {"meta": meta, "samples": bench.results, **summary, "targets": tgt, "table": table}
-    out = args.out or RESULTS / f"{meta['date'][:10]}-{meta['mode']}.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(doc, indent=2) + "\n")
+    table = write_results(out, meta, bench.results, t_start, final=True)
+    print(table)
     print(f"wrote {out} ({meta['seconds']:.0f}s)")
     if not args.work:
         shutil.rmtree(work, ignore_errors=True)
