@@ -77,8 +77,20 @@ def test_sync_completes_through_resets_busy_errors_and_delays(azurite, cfg, cont
     assert all(faults[k] > 0 for k in ("reset", "busy", "error")), faults
     assert (s.uploaded, s.failed) == (len(files), 0), s.failures
     verify_container(container, cfg, files)
-    # With the SDK's default policy (first retry after ~15 s) this took minutes; now seconds. A loose bound:
-    assert elapsed < 45, f"faults cost {elapsed:.0f}s"
+    # Wall time is for the benchmark, not a unit test; print it for whoever reads the log.
+    print(f"30 uploads + 1 block upload through faults took {elapsed:.1f}s")
+
+
+def test_backoff_costs_seconds_not_minutes():
+    """The SDK default waits ~15 s before the first retry; ours stays within 1.5 s, 3 s, 6 s (jitter included)
+    and is capped, so a transient fault costs seconds."""
+    from sync_core.clients import RETRY_MAX_BACKOFF, blob_retry_policy
+
+    policy = blob_retry_policy()
+    for count, ceiling in ((1, 1.5), (2, 3.0), (3, 6.0), (20, RETRY_MAX_BACKOFF)):
+        waits = [policy.get_backoff_time({"count": count, "history": []}) for _ in range(200)]
+        assert max(waits) <= ceiling, (count, max(waits))
+        assert min(waits) > 0
 
 
 def test_retry_after_is_honoured(azurite, cfg, container, proxy):
