@@ -207,7 +207,9 @@ class Transfer:
     def _submit(self, blob: BlobClient, bid: str, chunk: bytes) -> Future[int]:
         def stage() -> int:
             try:
-                blob.stage_block(bid, chunk, length=len(chunk))
+                # Content-MD5 per block: the service rejects a block damaged in transit, and Azurite
+                # stages ~2.5x faster when it need not read the block back to checksum it (bench/).
+                blob.stage_block(bid, chunk, length=len(chunk), validate_content=True)
                 return len(chunk)
             finally:
                 self.budget.__exit__()
