@@ -79,7 +79,15 @@ def make_transport(pool_size: int) -> RequestsTransport:
     adapter = requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=max(10, pool_size))
     session.mount("https://", adapter)
     session.mount("http://", adapter)
-    return RequestsTransport(session=session, session_owner=True, connection_timeout=20, read_timeout=300)
+    # Downloads (restore, deep verify) are read in 256 KiB pieces, not azure-core's default 4 KiB: a
+    # quarter less CPU per byte, where each piece costs a Python iteration and a GIL round trip (bench/).
+    return RequestsTransport(
+        session=session,
+        session_owner=True,
+        connection_timeout=20,
+        read_timeout=300,
+        connection_data_block_size=256 * 1024,
+    )
 
 
 _credential: TokenCredential | None = None
