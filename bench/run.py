@@ -296,6 +296,16 @@ def write_results(out: Path, meta: dict[str, Any], results: dict[str, Any], t_st
     return table
 
 
+def git_describe() -> str:
+    """The commit measured, with '+dirty' when the working tree differs from it (the agent runs from it)."""
+
+    def git(*a: str) -> str:
+        return subprocess.run(["git", "-C", str(REPO), *a], capture_output=True, text=True).stdout.strip()
+
+    dirty = git("status", "--porcelain", "--", "sync_core", "agent")
+    return git("rev-parse", "--short", "HEAD") + ("+dirty" if dirty else "")
+
+
 def machine() -> dict[str, Any]:
     cpu = "?"
     try:
@@ -342,6 +352,7 @@ def main(argv: list[str] | None = None) -> int:
         "versions": tools.versions(),
         "corpora": {k: vars(v) for k, v in specs.items()},
         "workers": tools.WORKERS,
+        "git": git_describe(),
         "command": "make bench" + (" BENCH_ARGS=--quick" if args.quick else ""),
     }
     azurite_dir = work / "azurite"
