@@ -34,5 +34,9 @@ lint: setup
 test: setup $(TOOLS)/bin/checkov lint
 	$(BIN)/python -m pytest -q
 
+bench: setup
+	bash bench/install_tools.sh
+	$(BIN)/python -m bench.run
+
 clean:
 	rm -rf $(VENV) $(TOOLS) node_modules .demo .pytest_cache .ruff_cache
