@@ -36,7 +36,7 @@ test: setup $(TOOLS)/bin/checkov lint
 
 bench: setup
 	bash bench/install_tools.sh
-	$(BIN)/python -m bench.run
+	$(BIN)/python -m bench.run $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) $(TOOLS) node_modules .demo .pytest_cache .ruff_cache

@@ -126,7 +126,7 @@ class StateDB:
     def __init__(self, state_dir: Path | str, *, readonly: bool = False):
         """Open (creating and migrating) ``<state_dir>/index.db``. ``readonly`` never creates or changes
         anything on disk: a missing database reads as empty (for dry runs)."""
-        self.state_dir = Path(state_dir).expanduser()
+        self.state_dir = Path(state_dir).expanduser().absolute()
         self.path = self.state_dir / DB_NAME
         self.readonly = readonly
         self._lock = threading.RLock()

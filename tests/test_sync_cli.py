@@ -145,3 +145,11 @@ def test_emulator_mode_starts_and_reuses_azurite(monkeypatch, library, tmp_path)
         if info.exists():
             with contextlib.suppress(OSError):
                 os.kill(json.loads(info.read_text())["pid"], signal.SIGTERM)
+
+
+def test_relative_state_dir(storage_env, container, library, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert run_cli("--source", str(library), "--state-dir", "rel-state").code == 0
+    dry = run_cli("--source", str(library), "--state-dir", "rel-state", "--dry-run")  # opens the DB read-only
+    assert dry.code == 0, dry.err
+    assert "0 file(s)" in dry.out and (tmp_path / "rel-state" / "index.db").exists()
