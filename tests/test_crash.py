@@ -37,7 +37,7 @@ def add_files(src: Path, rng: random.Random, round_no: int, *, small: int, large
         size = rng.randint(2_000, 60_000)
         write_file(src, f"r{round_no:02d}/small/{i:03d}.jpg", det_bytes(round_no * 1000 + i, size))
     for i in range(large):
-        size = rng.randint(9 * MiB, 18 * MiB)  # more than one 8 MiB block: the block path
+        size = rng.randint(9 * MiB, 12 * MiB)  # more than one 8 MiB block: the block path
         write_file(src, f"r{round_no:02d}/video/{i}.MOV", det_bytes(round_no * 1000 + 500 + i, size))
     # The same content under a second name: the server-side copy path.
     dup = src / f"r{round_no:02d}/small/000.jpg"
@@ -61,14 +61,14 @@ def test_sigkill_at_random_moments_loses_and_duplicates_nothing(azurite: Azurite
     add_files(src, rng, 0, small=80, large=2)
     # A bandwidth cap keeps every run busy for seconds, so the kills land mid-run however fast the machine is.
     cmd = [sys.executable, "-m", "agent.cli", "sync", "--source", str(src), "--state-dir", str(state),
-           "--bwlimit", "12MB"]  # fmt: skip
+           "--bwlimit", "5MB"]  # fmt: skip
     landed = 0
     for k in range(KILLS):
-        if k % 2 == 1:  # keep giving the later runs something to do
-            add_files(src, rng, k, small=25, large=1)
+        if k:  # every run gets a large file to send: >= 2 s at the cap, so the kill lands mid-run
+            add_files(src, rng, k, small=15, large=1)
         proc = subprocess.Popen(cmd, cwd=REPO, env=dict(os.environ), stdout=subprocess.DEVNULL,
                                 stderr=subprocess.DEVNULL)  # fmt: skip
-        time.sleep(rng.uniform(0.4, 2.5))
+        time.sleep(rng.uniform(0.3, 2.0))
         if proc.poll() is None:
             landed += 1
         proc.send_signal(signal.SIGKILL)
