@@ -206,12 +206,19 @@ class SyncEngine:
                 read_hook=limiter(opts.bwlimit),
             )
             pending: set[Future[_Done]] = set()
-            for entry in work:
-                while len(pending) >= 2 * workers:
+            try:
+                for entry in work:
+                    while len(pending) >= 2 * workers:
+                        pending = self._collect(pending)
+                    pending.add(pool.submit(self._process, entry, index.get(entry.relpath)))
+                while pending:
                     pending = self._collect(pending)
-                pending.add(pool.submit(self._process, entry, index.get(entry.relpath)))
-            while pending:
-                pending = self._collect(pending)
+            except BaseException:
+                # Ctrl-C or a fatal state-dir error: start nothing new; files already in flight finish, and
+                # what they stored unrecorded is adopted by the next run without sending bytes again.
+                for fut in pending:
+                    fut.cancel()
+                raise
 
     def _collect(self, pending: set[Future[_Done]]) -> set[Future[_Done]]:
         done, rest = wait(pending, return_when=FIRST_COMPLETED)
