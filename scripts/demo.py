@@ -51,6 +51,19 @@ def run(*args: str) -> None:
     subprocess.run(cmd, check=False, env={**os.environ, "AZPHOTOSYNC_SOURCE_ID": "demo-laptop"})
 
 
+def lose_one_blob() -> str:
+    """Simulate damage in the cloud: delete one backed-up blob directly with the SDK."""
+    from azure.storage.blob import BlobServiceClient
+
+    from agent.emulator import Azurite
+
+    az = Azurite(**json.loads((STATE / "azurite.json").read_text()))
+    container = BlobServiceClient.from_connection_string(az.connection_string).get_container_client("photos-archive")
+    victim = next(b.name for b in container.list_blobs() if b.name.endswith("DSC_0102.jpg"))
+    container.delete_blob(victim)
+    return victim
+
+
 def stop_emulator() -> None:
     info = STATE / "azurite.json"
     if info.exists():
@@ -71,6 +84,13 @@ def main() -> int:
         run("--source", str(LIBRARY), "--state-dir", str(STATE), "--emulator", "--verbose")
         print("\nA second run reads nothing it already backed up and uploads nothing:")
         run("--source", str(LIBRARY), "--state-dir", str(STATE), "--emulator")
+        print("\nThe closed loop: a blob disappears behind the agent's back; verification finds it,")
+        print("the next sync re-uploads it from the local copy, and verification is clean again.")
+        print(f"(deleting {lose_one_blob()})")
+        run("verify", "--state-dir", str(STATE), "--emulator")
+        run("--source", str(LIBRARY), "--state-dir", str(STATE), "--emulator")
+        run("verify", "--state-dir", str(STATE), "--emulator")
+        run("status", "--state-dir", str(STATE), "--emulator")
     finally:
         stop_emulator()
     return 0
