@@ -9,7 +9,7 @@ import traceback
 from collections.abc import Sequence
 
 from sync_core import __version__
-from sync_core.errors import ConfigError
+from sync_core.errors import ConfigError, first_line
 
 from . import index_cmd, restore_cmd, status_cmd, sync_cmd, verify_cmd
 from .lock import LockHeldError
@@ -86,7 +86,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:
         if verbose:
             traceback.print_exc()
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        first = first_line(exc)
         print(
             f"azphotosync: internal error: {type(exc).__name__}: {first} (rerun with --verbose for details)",
             file=sys.stderr,

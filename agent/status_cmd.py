@@ -18,7 +18,7 @@ from rich.markup import escape
 
 from sync_core.clients import blob_service, open_container, table_service
 from sync_core.config import StorageConfig
-from sync_core.errors import ConfigError
+from sync_core.errors import ConfigError, first_line
 from sync_core.exclude import ExcludeRules
 from sync_core.pipeline import SyncEngine, SyncOptions
 from sync_core.reports import DEFAULT_REPORTS_CONTAINER, ENV_REPORTS_CONTAINER, read_latest_report, report_is_clean
@@ -183,7 +183,7 @@ def _cloud(args: argparse.Namespace, state: StateDB, now: float, attention: list
         out["verification"] = _verification(service, args.reports_container, now, args.stale_days, attention)
         out["flagged"] = _flagged(cfg, attention)
     except (ConfigError, AzureError, ValueError) as exc:
-        text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        text = first_line(exc)
         out["cloud_error"] = text
         attention.append(f"cloud checks failed: {text}")
     return out

@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from sync_core.clients import open_container, table_service
-from sync_core.errors import ConfigError
+from sync_core.errors import ConfigError, first_line
 from sync_core.reports import (
     DEFAULT_REPORTS_CONTAINER,
     DEFAULT_RUNS_TABLE,
@@ -123,7 +123,7 @@ def run(args: argparse.Namespace) -> int:
     except AzureError as exc:  # no rights on the reports container/runs table: still show the result
         from sync_core.reports import build_report
 
-        err.print(f"[yellow]report not stored[/yellow] ({escape(_first_line(exc))})")
+        err.print(f"[yellow]report not stored[/yellow] ({escape(first_line(exc))})")
         report = build_report(
             run_id=run_id, started_at=iso(started), finished_at=iso(datetime.now(UTC)), container=cfg.container,
             table=cfg.table, summary=summary, problems=[p.to_dict() for p in problems],
@@ -153,8 +153,3 @@ def print_report(out: Console, report: dict) -> None:
         out.print("everything verified" + (" (rows re-created for orphans)" if c.get("orphan_repaired") else ""))
     else:
         out.print("[red]problems found[/red]: the next sync re-uploads damaged blobs it still has locally")
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__

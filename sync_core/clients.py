@@ -21,7 +21,7 @@ from azure.storage.blob import BlobServiceClient, ContainerClient, ExponentialRe
 
 from .concurrency import THROTTLE
 from .config import StorageConfig, table_endpoint_from_blob_url
-from .errors import ConfigError
+from .errors import ConfigError, first_line
 
 # Short first backoff with jitter: a transient fault should cost seconds, not the SDK default's ~15 s.
 RETRY_TOTAL = 8
@@ -144,7 +144,7 @@ def open_container(service: BlobServiceClient, cfg: StorageConfig, *, create: bo
         ) from None
     except ClientAuthenticationError as exc:
         raise ConfigError(
-            f"authentication failed ({_first_line(exc)}): sign in again (`az login`) or check the managed "
+            f"authentication failed ({first_line(exc)}): sign in again (`az login`) or check the managed "
             "identity; with a connection string, check its key"
         ) from None
     except HttpResponseError as exc:
@@ -153,21 +153,16 @@ def open_container(service: BlobServiceClient, cfg: StorageConfig, *, create: bo
                 f"access to container {cfg.container!r} denied: grant this identity 'Storage Blob Data "
                 "Contributor' on the container"
             ) from None
-        raise ConfigError(f"cannot reach container {cfg.container!r}: {_first_line(exc)}") from None
+        raise ConfigError(f"cannot reach container {cfg.container!r}: {first_line(exc)}") from None
     except Exception as exc:  # connection refused, DNS, TLS: config problems at start-up
         if isinstance(exc, ConfigError):
             raise
         from azure.core.exceptions import AzureError
 
         if isinstance(exc, AzureError):
-            raise ConfigError(f"cannot reach storage at {service.url}: {_first_line(exc)}") from None
+            raise ConfigError(f"cannot reach storage at {service.url}: {first_line(exc)}") from None
         raise
     return container
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__
 
 
 def table_retry_policy() -> RetryPolicy:

@@ -7,3 +7,9 @@ class ConfigError(Exception):
 
 class UnstorableNameError(ValueError):
     """A file name that Azure Blob Storage cannot store exactly; reported, never silently altered."""
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's text: service errors carry multi-line XML, users get one line."""
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__

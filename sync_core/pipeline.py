@@ -28,7 +28,7 @@ from .blobname import blob_name
 from .capture import NOTHING, Capture, read_capture
 from .concurrency import THROTTLE, AdaptiveLimiter
 from .config import StorageConfig
-from .errors import ConfigError, UnstorableNameError
+from .errors import ConfigError, UnstorableNameError, first_line
 from .exclude import ExcludeRules
 from .hasher import FileChangedError, file_unchanged, hash_file
 from .mediatypes import content_type
@@ -64,11 +64,6 @@ class _Done:
     record: bool = False  # the blob is confirmed and is now the current version of the path
     history_only: bool = False  # the blob is confirmed, but the file changed: keep it as history
     capture: Capture = NOTHING  # when the photo/video was taken, camera model
-
-
-def _first_line(exc: BaseException) -> str:
-    lines = str(exc).strip().splitlines()
-    return lines[0] if lines else type(exc).__name__
 
 
 class SyncEngine:
@@ -249,7 +244,7 @@ class SyncEngine:
         except BlobConflictError as exc:
             return _Done(FileOutcome(entry.relpath, Kind.FAILED, entry.size, detail=str(exc)), entry)
         except AzureError as exc:
-            detail = f"storage error: {_first_line(exc)}"
+            detail = f"storage error: {first_line(exc)}"
             return _Done(FileOutcome(entry.relpath, Kind.FAILED, entry.size, detail=detail), entry)
 
     def _hash_and_store(self, entry: ScanEntry, row: FileRow | None) -> _Done:

@@ -31,6 +31,7 @@ from azure.storage.blob import BlobBlock, BlobClient, BlobProperties, ContainerC
 from .blobmeta import K_SHA256, BlobMeta, build_metadata
 from .blobname import blob_name as contract_name
 from .config import StorageConfig
+from .errors import first_line
 from .mediatypes import content_type
 from .progress import RunSummary
 from .state import BlobRow, StateDB
@@ -116,7 +117,7 @@ class Repairer:
         try:
             rows = flagged_rows(self.table, self.cfg.prefix, self.cfg.source_id)
         except AzureError as exc:
-            res.error = f"cannot read verification flags: {_first_line(exc)}"
+            res.error = f"cannot read verification flags: {first_line(exc)}"
             return res
         res.flagged = len(rows)
         for row in rows:
@@ -144,7 +145,7 @@ class Repairer:
         except ResourceNotFoundError:
             props = None
         except AzureError as exc:
-            return RepairItem(name, verdict, FAILED, f"cannot inspect the blob: {_first_line(exc)}")
+            return RepairItem(name, verdict, FAILED, f"cannot inspect the blob: {first_line(exc)}")
         if props is not None and self._is_ours(props, name, sha, size, verdict):
             etag = normalize_etag(str(props.etag))
             detail = "the blob holds the expected size and SHA-256 metadata again; nothing sent"
@@ -164,16 +165,16 @@ class Repairer:
                 last = f"cannot read {rel_local!r}: {exc.strerror or exc}"
                 continue
             except (ResourceExistsError, ResourceNotFoundError) as exc:
-                detail = f"the blob changed while it was being repaired ({_first_line(exc)}); retried next run"
+                detail = f"the blob changed while it was being repaired ({first_line(exc)}); retried next run"
                 return RepairItem(name, verdict, FAILED, detail)
             except HttpResponseError as exc:
                 if exc.status_code == 412:
                     detail = "the blob changed since it was inspected; left untouched, retried next run"
                 else:
-                    detail = f"re-upload refused: {_first_line(exc)}"
+                    detail = f"re-upload refused: {first_line(exc)}"
                 return RepairItem(name, verdict, FAILED, detail)
             except AzureError as exc:
-                return RepairItem(name, verdict, FAILED, f"re-upload failed: {_first_line(exc)}")
+                return RepairItem(name, verdict, FAILED, f"re-upload failed: {first_line(exc)}")
             how = "replaced the damaged blob" if props is not None else "re-created the missing blob"
             detail = f"{how} from {rel_local!r}"
             return self._cleared(row, name, verdict, etag, REUPLOADED, detail, sent)
@@ -258,7 +259,7 @@ class Repairer:
             self.table.update_entity(patch, mode=UpdateMode.MERGE)
         except AzureError as exc:
             # The blob is whole again; the flag stays and the next run finds the blob is ours and clears it.
-            return RepairItem(name, verdict, outcome, f"{detail}; flag not cleared yet ({_first_line(exc)})", sent)
+            return RepairItem(name, verdict, outcome, f"{detail}; flag not cleared yet ({first_line(exc)})", sent)
         return RepairItem(name, verdict, outcome, detail, sent)
 
 
@@ -275,11 +276,6 @@ def _row_from_entity(row: dict[str, Any], etag: str) -> BlobRow:
         is_current=bool(row.get(P_IS_CURRENT, False)),
         deleted_at=None,
     )
-
-
-def _first_line(exc: BaseException) -> str:
-    lines = str(exc).strip().splitlines()
-    return lines[0] if lines else type(exc).__name__
 
 
 def add_to_summary(res: RepairResult, summary: RunSummary) -> None:

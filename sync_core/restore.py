@@ -40,7 +40,7 @@ from azure.storage.blob import ContainerClient
 from .bandwidth import limiter
 from .blobmeta import parse_metadata
 from .blobname import normalize_prefix, parse_blob_name
-from .errors import ConfigError
+from .errors import ConfigError, first_line
 from .restore_target import (
     DestDir,
     UnsafePathError,
@@ -342,8 +342,8 @@ class RestoreEngine:
                     chosen = select_current(table_catalog(self.table, self.prefix, opts.source_id), opts.patterns)
                 except AzureError as exc:
                     if mode == "table":
-                        raise ConfigError(f"cannot read the index table: {_first_line(exc)}") from None
-                    self._use_listing(f"index table unreadable ({_first_line(exc)})")
+                        raise ConfigError(f"cannot read the index table: {first_line(exc)}") from None
+                    self._use_listing(f"index table unreadable ({first_line(exc)})")
                 else:
                     if chosen.seen or chosen.rejected or mode == "table":
                         self.summary.index = "table"
@@ -425,7 +425,7 @@ class RestoreEngine:
         except RestoreStopped:
             return RestoreOutcome(e.relpath, RestoreKind.FAILED, e.size, detail="interrupted; resumed by the next run")
         except AzureError as exc:
-            return RestoreOutcome(e.relpath, RestoreKind.FAILED, e.size, detail=f"storage error: {_first_line(exc)}")
+            return RestoreOutcome(e.relpath, RestoreKind.FAILED, e.size, detail=f"storage error: {first_line(exc)}")
         except OSError as exc:
             return RestoreOutcome(e.relpath, RestoreKind.FAILED, e.size, detail=f"cannot write: {exc.strerror or exc}")
         finally:
@@ -556,8 +556,3 @@ class RestoreEngine:
             return existing
         os.rename(tmp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
         return None
-
-
-def _first_line(exc: BaseException) -> str:
-    lines = str(exc).strip().splitlines()
-    return lines[0] if lines else type(exc).__name__

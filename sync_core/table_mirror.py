@@ -25,7 +25,7 @@ from azure.core.exceptions import (
 from azure.data.tables import EdmType, EntityProperty, TableClient, TableServiceClient, UpdateMode
 
 from .config import StorageConfig
-from .errors import ConfigError
+from .errors import ConfigError, first_line
 from .progress import RunSummary
 from .state import BlobRow, StateDB
 from .table_index import (
@@ -158,22 +158,17 @@ def open_table(service: TableServiceClient, cfg: StorageConfig, *, create: bool 
             "--auth-mode login --account-name ACCOUNT), deploy infra/, or pass --create-container"
         ) from None
     except ClientAuthenticationError as exc:
-        raise ConfigError(f"table authentication failed: {_first_line(exc)}") from None
+        raise ConfigError(f"table authentication failed: {first_line(exc)}") from None
     except HttpResponseError as exc:
         if exc.status_code == 403:
             raise ConfigError(
                 f"access to table {cfg.table!r} denied: grant this identity 'Storage Table Data Contributor' "
                 "on the index table"
             ) from None
-        raise ConfigError(f"cannot use table {cfg.table!r}: {_first_line(exc)}") from None
+        raise ConfigError(f"cannot use table {cfg.table!r}: {first_line(exc)}") from None
     except AzureError as exc:
-        raise ConfigError(f"cannot reach the table service at {service.url}: {_first_line(exc)}") from None
+        raise ConfigError(f"cannot reach the table service at {service.url}: {first_line(exc)}") from None
     return table
-
-
-def _first_line(exc: BaseException) -> str:
-    lines = str(exc).strip().splitlines()
-    return lines[0] if lines else type(exc).__name__
 
 
 # -- the mirror ----------------------------------------------------------------------------------------------
@@ -238,7 +233,7 @@ class TableMirror:
                     while inflight:  # let what was sent finish, and record it
                         self._collect(inflight, res, ALL_COMPLETED)
         except AzureError as exc:
-            res.error = _first_line(exc)
+            res.error = first_line(exc)
         finally:
             self.state.commit()
         res.partitions = len(touched)
@@ -308,7 +303,7 @@ class TableMirror:
             except HttpResponseError as exc:
                 if exc.status_code not in _ENTITY_ERRORS:
                     raise
-                sent.rejected.append({"blob_name": row.blob_name, "error": _first_line(exc)})
+                sent.rejected.append({"blob_name": row.blob_name, "error": first_line(exc)})
         return sent
 
 
