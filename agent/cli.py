@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import logging
 import sys
 import traceback
@@ -11,7 +12,6 @@ from collections.abc import Sequence
 from sync_core import __version__
 from sync_core.errors import ConfigError, first_line
 
-from . import index_cmd, restore_cmd, status_cmd, sync_cmd, verify_cmd
 from .lock import LockHeldError
 from .options import storage_options
 
@@ -31,12 +31,23 @@ EXIT_CODES_HELP = """exit codes:
   130  interrupted (Ctrl-C); the next run resumes
 """
 
-# Each command module offers add_parser(subparsers, parents) and sets ``func`` on its parser.
-COMMANDS = [sync_cmd, restore_cmd, status_cmd, index_cmd, verify_cmd]
+# Each command module offers add_parser(subparsers, parents) and sets ``func`` on its parser. Only the module
+# of the command that runs is imported (the others pull in SDKs and code a sync never needs: start-up time
+# is most of an unchanged rerun); the top-level --help lists the others from their one-line help, kept equal
+# to the modules' own by tests/test_cli_lazy.py.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "sync": ("agent.sync_cmd", "back up new and changed files (default command)"),
+    "restore": ("agent.restore_cmd", "restore backed-up files into a folder, SHA-256-verified"),
+    "status": ("agent.status_cmd", "show whether all is well: local index, last sync, mirror lag, cloud verification"),
+    "index": ("agent.index_cmd", "rebuild the local index from the cloud, or mirror it to the index table now"),
+    "verify": ("agent.verify_cmd", "check every blob against the index table now (what the cloud does nightly)"),
+}
 DEFAULT_COMMAND = "sync"
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None, *, full: bool = True) -> argparse.ArgumentParser:
+    """The whole parser (``full``), or one where only ``command`` is complete and the others are stubs that
+    carry just their help line (enough for the top-level --help)."""
     parser = argparse.ArgumentParser(
         prog="azphotosync",
         description="Back up a photo and video library to Azure Blob Storage, incrementally and verifiably. "
@@ -47,25 +58,28 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"azphotosync {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     parents = [storage_options()]
-    for module in COMMANDS:
-        module.add_parser(sub, parents)
+    for name, (module_name, help_line) in COMMANDS.items():
+        if full or name == command:
+            importlib.import_module(module_name).add_parser(sub, parents)
+        else:
+            sub.add_parser(name, help=help_line)
     for p in sub.choices.values():
         p.epilog = EXIT_CODES_HELP
         p.formatter_class = argparse.RawDescriptionHelpFormatter
     return parser
 
 
-def _with_default_command(parser: argparse.ArgumentParser, argv: list[str]) -> list[str]:
+def _with_default_command(argv: list[str]) -> list[str]:
     """The seed's form ``azphotosync --source X …`` means ``azphotosync sync --source X …``."""
-    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
-    if argv and (argv[0] in sub.choices or argv[0] in ("-h", "--help", "--version")):
+    if argv and (argv[0] in COMMANDS or argv[0] in ("-h", "--help", "--version")):
         return argv
     return [DEFAULT_COMMAND, *argv]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(_with_default_command(parser, list(sys.argv[1:] if argv is None else argv)))
+    argv = _with_default_command(list(sys.argv[1:] if argv is None else argv))
+    parser = build_parser(argv[0] if argv[0] in COMMANDS else None, full=False)
+    args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     # The SDK's HTTP logging would print request URLs; keep it quiet even with --verbose.
     logging.getLogger("azure").setLevel(logging.ERROR)

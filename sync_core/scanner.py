@@ -10,17 +10,24 @@ import os
 import stat
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from operator import attrgetter
+from typing import NamedTuple
 
 from .exclude import ExcludeRules
 
 
-@dataclass(frozen=True, slots=True)
-class ScanEntry:
+class ScanEntry(NamedTuple):
+    """Immutable like a frozen dataclass, but built ~5x faster: one is made per file of every scan."""
+
     relpath: str  # '/'-separated, exactly as on disk (surrogate-escaped if not UTF-8)
     path: str  # absolute path to open
     size: int
     mtime_ns: int
     inode: int
+
+
+_new_entry = tuple.__new__  # ScanEntry(...) without the keyword-handling __new__ (the scan's hot loop)
+_by_name = attrgetter("name")
 
 
 @dataclass(slots=True)
@@ -58,22 +65,33 @@ def scan(
         if on_problem:
             on_problem(p)
 
+    skip_file = rules.skip_file
     stack: list[tuple[str, str]] = [(root, "")]
     while stack:
         dirpath, reldir = stack.pop()
         try:
             with os.scandir(dirpath) as it:
-                entries = sorted(it, key=lambda e: e.name)
+                entries = sorted(it, key=_by_name)
         except OSError as exc:
             problem(reldir or ".", f"cannot read folder: {exc.strerror or exc}", True)
             result.incomplete_dirs.append(reldir)
             continue
+        prefix = f"{reldir}/" if reldir else ""
         subdirs: list[tuple[str, str]] = []
         for entry in entries:
-            rel = f"{reldir}/{entry.name}" if reldir else entry.name
+            name = entry.name
+            rel = prefix + name
             try:
                 if entry.is_symlink():
                     problem(rel, "symlink not followed", False)
+                    continue
+                # The folder type comes with the listing (d_type): no lstat for folders, and none for the
+                # files the rules exclude by name.
+                if entry.is_dir(follow_symlinks=False):
+                    if not rules.skip_dir(name, rel):
+                        subdirs.append((entry.path, rel))
+                    continue
+                if skip_file(name, rel):
                     continue
                 st = entry.stat(follow_symlinks=False)
             except OSError as exc:
@@ -81,16 +99,13 @@ def scan(
                     continue  # vanished between listing and stat: nothing to back up
                 problem(rel, f"cannot stat: {exc.strerror or exc}", True)
                 continue
-            if stat.S_ISDIR(st.st_mode):
-                if not rules.skip_dir(entry.name, rel):
-                    subdirs.append((entry.path, rel))
-                continue
             if not stat.S_ISREG(st.st_mode):
-                if not rules.skip_file(entry.name, rel):
-                    problem(rel, "not a regular file (FIFO, socket or device): skipped", False)
-                continue
-            if rules.skip_file(entry.name, rel):
+                if stat.S_ISDIR(st.st_mode):  # replaced by a folder since the listing
+                    if not rules.skip_dir(name, rel):
+                        subdirs.append((entry.path, rel))
+                    continue
+                problem(rel, "not a regular file (FIFO, socket or device): skipped", False)
                 continue
             result.files_seen += 1
-            yield ScanEntry(rel, entry.path, st.st_size, st.st_mtime_ns, st.st_ino)
+            yield _new_entry(ScanEntry, (rel, entry.path, st.st_size, st.st_mtime_ns, st.st_ino))
         stack.extend(reversed(subdirs))

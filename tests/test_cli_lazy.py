@@ -1,0 +1,35 @@
+"""The CLI imports only the module of the command that runs, and its --help still lists every command."""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+
+from agent.cli import COMMANDS, build_parser
+
+
+def _choices_help(parser: argparse.ArgumentParser) -> dict[str, str]:
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    return {a.dest: str(a.help) for a in sub._choices_actions}
+
+
+def test_stub_help_lines_equal_the_modules_own() -> None:
+    full = _choices_help(build_parser(full=True))
+    stubs = _choices_help(build_parser(None, full=False))
+    assert list(full) == list(COMMANDS)
+    assert stubs == full
+
+
+def test_sync_imports_no_other_command_module() -> None:
+    code = (
+        "import sys\n"
+        "from agent.cli import main\n"
+        "try:\n"
+        "    main(['sync', '--help'])\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "print(sorted(m for m in sys.modules if m.startswith('agent.') and m.endswith('_cmd')))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip().splitlines()[-1] == "['agent.sync_cmd']"
