@@ -34,7 +34,7 @@ from .hasher import FileChangedError, file_unchanged, hash_file
 from .mediatypes import content_type
 from .progress import FileOutcome, Kind, NullProgress, ProgressSink, RunSummary
 from .scanner import ScanEntry, ScanProblem, ScanResult, scan
-from .state import FileRow, StateDB
+from .state import FileRow, StateDB, StatRow
 from .transfer import BlobConflictError, BufferBudget, StoreResult, Transfer
 
 MiB = 1024 * 1024
@@ -104,15 +104,16 @@ class SyncEngine:
             raise ConfigError(f"source {str(source)!r} does not exist; check the path (is the disk mounted?)")
         if not source.is_dir():
             raise ConfigError(f"source {str(source)!r} is not a folder; point --source at your library's root")
-        index = self.state.load_files()
+        repairer, flags = self._start_flag_query()
+        index = self.state.load_stats()
         scan_result = ScanResult()
         work = list(self._plan(index, scan_result))
         self._check_not_unmounted(index)
         self._report_scan_problems(scan_result.problems)
         if not self.opts.dry_run:
             self._probe_first = not index and self._container_has_blobs()
-            self._repair_flagged()
-            self._transfer_all(work, index)
+            self._repair_flagged(repairer, flags)
+            self._transfer_all(work, self.state.file_rows(e.relpath for e in work if e.relpath in index))
             self._record_deletions(index, scan_result)
             self.state.commit()
             self._mirror()
@@ -123,11 +124,29 @@ class SyncEngine:
         return self.summary
 
     # -- Table index: closed-loop repair first, mirror last ---------------------------------------------
-    def _repair_flagged(self) -> None:
+    def _start_flag_query(self) -> tuple[repair.Repairer | None, repair.FlagQuery | None]:
+        """Send the Table query for flagged rows now, on a thread, so its round trip overlaps the index load
+        and the scan. Only the query runs early: repairs still wait until the scan proved the source mounted."""
+        if self.opts.dry_run or self.table is None or self.cfg is None or self.container is None:
+            return None, None
+        repairer = repair.Repairer(self.cfg, self.state, self.container, self.table, self.opts.source)
+        answer: Future[list[dict[str, object]]] = Future()
+
+        def query() -> None:
+            if answer.set_running_or_notify_cancel():
+                try:
+                    answer.set_result(repairer.query_flags())
+                except BaseException as exc:  # handed to the main thread by answer.result()
+                    answer.set_exception(exc)
+
+        threading.Thread(target=query, name="flags", daemon=True).start()
+        return repairer, answer.result
+
+    def _repair_flagged(self, repairer: repair.Repairer | None, flags: repair.FlagQuery | None) -> None:
         """Re-upload what the cloud flagged, from local copies (after the scan proved the source mounted)."""
-        if self.table is None or self.cfg is None or self.container is None:
+        if repairer is None:
             return
-        res = repair.Repairer(self.cfg, self.state, self.container, self.table, self.opts.source).run()
+        res = repairer.run(flags)
         repair.add_to_summary(res, self.summary)
         for item in res.items:
             self.progress.note(f"repair {item.outcome}: {item.blob_name}: {item.detail}", verbose=False)
@@ -148,19 +167,23 @@ class SyncEngine:
             )
 
     # -- scan + plan -------------------------------------------------------------------------------
-    def _plan(self, index: dict[str, FileRow], scan_result: ScanResult) -> Iterator[ScanEntry]:
-        """Yield entries whose stat differs from the index; count the unchanged ones."""
-        self._seen: set[str] = set()
+    def _plan(self, index: dict[str, StatRow], scan_result: ScanResult) -> Iterator[ScanEntry]:
+        """Yield entries whose stat differs from the index; count the unchanged ones (once per file of the
+        library on every run: locals, not attribute look-ups)."""
+        seen: set[str] = set()
+        self._seen = seen
+        summary, remember, lookup = self.summary, seen.add, index.get
         for e in scan(str(self.opts.source), self.opts.rules, scan_result):
-            self.summary.scanned += 1
-            self._seen.add(e.relpath)
-            row = index.get(e.relpath)
-            if row and row.size == e.size and row.mtime_ns == e.mtime_ns and row.inode == e.inode:
-                self.summary.unchanged += 1
+            summary.scanned += 1
+            rel = e.relpath
+            remember(rel)
+            row = lookup(rel)
+            if row is not None and row[1] == e.size and row[2] == e.mtime_ns and row[3] == e.inode:
+                summary.unchanged += 1
                 continue
             yield e
 
-    def _check_not_unmounted(self, index: dict[str, FileRow]) -> None:
+    def _check_not_unmounted(self, index: dict[str, StatRow]) -> None:
         if index and self.summary.scanned == 0 and not self.opts.allow_empty_source:
             raise ConfigError(
                 f"source {str(self.opts.source)!r} has no files but the index lists {len(index)}: is the disk "
@@ -346,7 +369,7 @@ class SyncEngine:
         self.progress.advance(e.size)
         self.progress.file_done(o)
 
-    def _record_deletions(self, index: dict[str, FileRow], scan_result: ScanResult) -> None:
+    def _record_deletions(self, index: dict[str, StatRow], scan_result: ScanResult) -> None:
         gone = [rel for rel in index if rel not in self._seen and scan_result.covers(rel)]
         if gone:
             self.summary.deleted = self.state.mark_deleted(gone)

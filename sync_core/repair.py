@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -90,6 +91,9 @@ class _NotThatContent(Exception):
     """The local candidate no longer hashes to the row's SHA-256."""
 
 
+FlagQuery = Callable[[], list[dict[str, Any]]]  # gives the flagged rows (or raises the query's AzureError)
+
+
 class Repairer:
     """Repairs the flagged rows of ``cfg.source_id`` under ``cfg.prefix`` from the files under ``source``."""
 
@@ -112,10 +116,12 @@ class Repairer:
         self.block_size = block_size
         self.single_put_max = single_put_max
 
-    def run(self) -> RepairResult:
+    def run(self, flags: FlagQuery | None = None) -> RepairResult:
+        """``flags``: the answer of a flagged-rows query started earlier (the engine sends it during its scan);
+        by default the query is sent now."""
         res = RepairResult()
         try:
-            rows = flagged_rows(self.table, self.cfg.prefix, self.cfg.source_id)
+            rows = flags() if flags is not None else self.query_flags()
         except AzureError as exc:
             res.error = f"cannot read verification flags: {first_line(exc)}"
             return res
@@ -128,6 +134,10 @@ class Repairer:
             res.items.append(item)
         self.state.commit()
         return res
+
+    def query_flags(self) -> list[dict[str, Any]]:
+        """The rows to repair: one Table query, safe to run on another thread before :meth:`run`."""
+        return flagged_rows(self.table, self.cfg.prefix, self.cfg.source_id)
 
     # -- one row -----------------------------------------------------------------------------------
     def _repair(self, row: dict[str, Any]) -> RepairItem:

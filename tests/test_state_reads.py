@@ -1,0 +1,30 @@
+"""The planner's index reads: the stat tuples of every file, then full rows of the changed ones only."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sync_core.state import FileRow, StateDB
+
+
+def _row(i: int) -> FileRow:
+    sha = f"{i:064x}"
+    return FileRow(f"d/{i:05d}.jpg", 1000 + i, 2000 + i, 3000 + i, sha, f"p/{sha[:2]}/{sha}/d/{i:05d}.jpg")
+
+
+def test_load_stats_and_file_rows_agree_with_load_files(tmp_path: Path) -> None:
+    state = StateDB(tmp_path / "state")
+    rows = [_row(i) for i in range(1200)]  # more than one 500-path batch of file_rows
+    for r in rows:
+        assert state.insert_file_if_absent(r)
+    state.commit()
+
+    stats = state.load_stats()
+    assert stats == {r.relpath: (r.relpath, r.size, r.mtime_ns, r.inode) for r in rows}
+
+    wanted = [r.relpath for r in rows[::7]] + ["not/in/the/index.jpg"]
+    got = state.file_rows(iter(wanted))
+    assert got == {r.relpath: r for r in rows[::7]}
+    assert got == {k: v for k, v in state.load_files().items() if k in set(wanted)}
+    assert state.file_rows([]) == {}
+    state.close()
