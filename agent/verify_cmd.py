@@ -26,7 +26,7 @@ from sync_core.reports import (
 from sync_core.sizes import format_size, parse_size
 from sync_core.state import StateDB
 from sync_core.table_mirror import open_table
-from sync_core.verify import partitions_for, verify_all
+from sync_core.verify import partitions_for, unit_digits, verify_all
 from sync_core.verify_run import ENV_DEEP_BUDGET, Verifier, VerifySettings
 
 from .console import human_bytes
@@ -75,12 +75,15 @@ def run(args: argparse.Namespace) -> int:
     if args.max_workers < 1 or args.max_workers > 64:
         raise ConfigError("--max-workers must be between 1 and 64")
     budget = parse_size(args.deep_budget, what="--deep-budget")
-    try:  # only for the source id remembered there (it names the default prefix)
+    try:  # for the source id remembered there (it names the default prefix) and the library's size
         state: StateDB | None = StateDB(state_dir(args), readonly=True)
     except ConfigError:
         state = None
+    local_blobs = 0
     try:
         cfg = storage_config(args, state)
+        if state is not None:
+            local_blobs = state.totals()[2]
     finally:
         if state is not None:
             state.close()
@@ -98,7 +101,8 @@ def run(args: argparse.Namespace) -> int:
     err = Console(stderr=True, highlight=False, soft_wrap=True)
 
     plan = v.plan()
-    partitions = partitions_for(plan["prefixes"])
+    rows_hint = max(local_blobs, plan.get("previous_rows") or 0) or None
+    partitions = partitions_for(plan["prefixes"], digits=unit_digits(rows_hint))
     started = datetime.now(UTC).replace(microsecond=0)
     run_id = uuid.uuid4().hex[:12]
     if not args.json:

@@ -1,19 +1,23 @@
-"""Verify the container against the Table index, one partition (``<prefix>/<xx>``) at a time.
+"""Verify the container against the Table index, one unit at a time: a partition ``<prefix>/<xx>`` (the
+cloud's fan-out) or the sixteen partitions ``<prefix>/<x>0``…``<x>f`` (``azphotosync verify``).
 
-A partition costs one paged blob listing of ``<prefix>/<xx>/`` (with metadata) plus one partition query:
-about N/5000 + N/1000 requests for N rows, never a request per blob. Each row gets a verdict:
+A unit costs one paged blob listing of its prefix (without metadata) plus one partition or key-range
+query: about N/5000 + N/1000 requests for N rows, never a request per blob. Each row gets a verdict:
 
 * **quick verify** (every row, every run): blob present, size, SHA-256 metadata = the SHA-256 in the name,
-  etag = the one the agent recorded. Blobs with no row are orphans; an orphan whose metadata is complete
-  and self-consistent gets its row re-created (``orphan_repaired``), any other stays an ``orphan``.
+  etag = the one the agent recorded. A blob that still has the recorded etag still has the metadata the
+  agent checked when it recorded it, so metadata is fetched only for blobs whose etag changed and for
+  orphans. Blobs with no row are orphans; an orphan whose metadata is complete and self-consistent gets its
+  row re-created (``orphan_repaired``), any other stays an ``orphan``.
 * **deep verify** (a rotating share): the blob is downloaded and re-hashed, which is the only way to catch
   a same-size content swap behind an unchanged etag. Rows are taken oldest ``LastDeepVerified`` first
-  (never-verified rows by upload time), within a byte allowance per partition proportional to its share
+  (never-verified rows by upload time), within a byte allowance per unit proportional to its share
   of the bytes, so the whole archive is re-hashed at least once every ⌈total/budget⌉ runs.
 
 Verdicts are merged into the rows under the etag the query returned (If-Match), in entity-group
-transactions. A row the agent rewrote meanwhile fails that condition; it is re-read and re-checked once,
-and otherwise left for the next run, so a concurrent agent write is never lost.
+transactions, and only when they change (a row never judged counts as ``ok``). A row the agent rewrote
+meanwhile fails that condition; it is re-read and re-checked once, and otherwise left for the next run, so
+a concurrent agent write is never lost.
 """
 
 from __future__ import annotations
@@ -37,10 +41,11 @@ from azure.core.exceptions import (
     ResourceNotFoundError,
 )
 from azure.data.tables import EdmType, EntityProperty, TableClient, TableTransactionError, UpdateMode
-from azure.storage.blob import BlobProperties, ContainerClient
+from azure.storage.blob import ContainerClient
 
 from .blobmeta import K_SHA256, parse_metadata
 from .blobname import normalize_prefix, parse_blob_name
+from .listing import LISTING_PAGE, BlobEntry, list_pages
 from .table_index import (
     DAMAGE_VERDICTS,
     P_BLOB_ETAG,
@@ -74,33 +79,49 @@ ALL_VERDICTS = (
     V_OK, V_MISSING, V_SIZE_MISMATCH, V_ETAG_MISMATCH, V_SHA_MISMATCH, V_SHA_MISSING, V_ORPHAN_REPAIRED, V_ORPHAN
 )  # fmt: skip
 PROBLEM_VERDICTS = DAMAGE_VERDICTS | {V_ORPHAN}
-LISTING_PAGE = 5000  # the service maximum
 QUERY_PAGE = 1000  # the service maximum
 TRANSACTION_SIZE = 100  # entity-group transaction limit
 HASH_CHUNK = 4 * 1024 * 1024
-_SHARD_RE = re.compile(r"^[0-9a-f]{2}$")
+_SHARD_RE = re.compile(r"^[0-9a-f]{1,2}$")  # a unit of work: one partition (xx) or sixteen (x)
+_PK_SHARD_RE = re.compile(r"^[0-9a-f]{2}$")
+UNIT_ROWS = 10_000  # rows a one-digit unit may hold (memory per worker) before runs use 256 units
+MAX_PROPERTY_CALLS = 32  # above this many blobs needing metadata, list the unit again with metadata
 _SELECT = [
     "PartitionKey", "RowKey", P_BLOB_NAME, P_SIZE, P_SHA256, P_BLOB_ETAG, P_UPLOADED_AT,
     P_VERIFY_STATUS, P_VERIFY_DETAIL, P_LAST_VERIFIED, P_LAST_DEEP_VERIFIED,
 ]  # fmt: skip
 
 
-# -- partitions -------------------------------------------------------------------------------------------
+# -- partitions ---------------------------------------------------------------------------------------------
 def partition_id(prefix: str, shard: str) -> str:
-    """The id the orchestration passes around: the decoded PartitionKey, ``<prefix>/<xx>``."""
+    """The id the orchestration passes around: ``<prefix>/<xx>`` (one Table partition, the decoded
+    PartitionKey) or ``<prefix>/<x>`` (the sixteen partitions ``x0``…``xf``: one listing prefix, one key range)."""
     return f"{normalize_prefix(prefix)}/{shard}"
 
 
 def split_partition(partition: str) -> tuple[str, str]:
     prefix, _, shard = partition.rpartition("/")
     if not _SHARD_RE.match(shard):
-        raise ValueError(f"not a partition id <prefix>/<xx>: {partition!r}")
+        raise ValueError(f"not a partition id <prefix>/<xx> or <prefix>/<x>: {partition!r}")
     return normalize_prefix(prefix), shard
 
 
-def partitions_for(prefixes: Iterable[str]) -> list[str]:
-    """Every partition of every prefix, in a fixed order (deterministic: the orchestrator calls it)."""
-    return [partition_id(p, s) for p in sorted({normalize_prefix(p) for p in prefixes}) for s in all_shards()]
+def unit_digits(rows_hint: int | None) -> int:
+    """Units for a one-process run: 16 per prefix (fewer requests) while each holds at most ``UNIT_ROWS``
+    rows in memory, else the 256 partitions. Unknown size: 256, the safe choice."""
+    return 1 if rows_hint is not None and rows_hint <= 16 * UNIT_ROWS else 2
+
+
+def partitions_for(prefixes: Iterable[str], digits: int = 2) -> list[str]:
+    """Every unit of every prefix, in a fixed order (deterministic: the orchestrator calls it).
+
+    ``digits=2``: the 256 Table partitions, for a wide fan-out (the cloud). ``digits=1``: 16 units of 16
+    partitions each, for one process (``azphotosync verify``): the same rows and blobs in 16× fewer listing
+    and query requests."""
+    if digits not in (1, 2):
+        raise ValueError("digits must be 1 or 2")
+    shards = all_shards() if digits == 2 else [f"{i:x}" for i in range(16)]
+    return [partition_id(p, s) for p in sorted({normalize_prefix(p) for p in prefixes}) for s in shards]
 
 
 def discover_prefixes(table: TableClient) -> list[str]:
@@ -118,7 +139,7 @@ def discover_prefixes(table: TableClient) -> list[str]:
             return found
         pk = first["PartitionKey"]
         prefix, _, shard = unquote(pk, errors="surrogateescape").rpartition("/")
-        if prefix and _SHARD_RE.match(shard):
+        if prefix and _PK_SHARD_RE.match(shard):
             found.append(prefix)
             after = encode_key(f"{prefix}/ff")
         else:  # not ours (another tool's rows): step over this one key
@@ -126,24 +147,12 @@ def discover_prefixes(table: TableClient) -> list[str]:
 
 
 # -- verdicts -------------------------------------------------------------------------------------------
-@dataclass(frozen=True, slots=True)
-class BlobView:
-    """What one listing entry (or a properties call) tells us about a blob."""
+BlobView = BlobEntry  # what one listing entry (or a properties call) tells us about a blob
 
-    name: str
-    size: int
-    etag: str
-    metadata: Mapping[str, str]
-    created: datetime | None = None
 
-    @classmethod
-    def of(cls, props: BlobProperties) -> BlobView:
-        return cls(props.name, int(props.size), props.etag, props.metadata or {}, props.creation_time)
-
-    @property
-    def sha_metadata(self) -> str | None:
-        low = {k.lower(): v for k, v in self.metadata.items()}
-        return low.get(K_SHA256) or None
+def sha_metadata(blob: BlobEntry) -> str | None:
+    low = {k.lower(): v for k, v in blob.metadata.items()}
+    return low.get(K_SHA256) or None
 
 
 def plain(value: Any) -> Any:
@@ -155,22 +164,40 @@ def _etag(value: Any) -> str:
     return str(plain(value) or "").strip().strip('"')
 
 
-def quick_verdict(row: Mapping[str, Any], blob: BlobView | None, name_sha: str) -> tuple[str, str]:
-    """``(verdict, detail)`` for one row from the listing entry of its blob (``None`` = not listed)."""
+def quick_verdict(
+    row: Mapping[str, Any], blob: BlobView | None, name_sha: str, *, metadata: bool = True
+) -> tuple[str, str]:
+    """``(verdict, detail)`` for one row from the listing entry of its blob (``None`` = not listed).
+
+    ``metadata=False``: the entry was listed without metadata. That suffices when its etag is the one the
+    agent recorded, since any change to the metadata changes the etag, and the agent recorded that etag
+    only after checking (or writing) the SHA-256 metadata. Otherwise the caller must fetch the metadata."""
     if blob is None:
         return V_MISSING, "blob not found in the container"
     size = plain(row.get(P_SIZE))
     if size is not None and int(size) != blob.size:
         return V_SIZE_MISMATCH, f"blob has {blob.size} bytes, the index says {int(size)}"
-    got = blob.sha_metadata
+    recorded = _etag(row.get(P_BLOB_ETAG))
+    if not metadata:
+        if not recorded or recorded != _etag(blob.etag):
+            raise ValueError("metadata needed to judge this blob")
+        return V_OK, ""
+    got = sha_metadata(blob)
     if not got:
         return V_SHA_MISSING, "blob metadata has no sha256"
     if got != name_sha:
         return V_SHA_MISMATCH, f"sha256 metadata {got} differs from the name's {name_sha}"
-    recorded = _etag(row.get(P_BLOB_ETAG))
     if recorded and recorded != _etag(blob.etag):
         return V_ETAG_MISMATCH, f'blob etag "{_etag(blob.etag)}" differs from the recorded "{recorded}"'
     return V_OK, ""
+
+
+def _judged_by_etag(row: Mapping[str, Any], blob: BlobView | None) -> bool:
+    """Whether the listing entry alone settles the row (see :func:`quick_verdict`)."""
+    if blob is None:
+        return True
+    recorded = _etag(row.get(P_BLOB_ETAG))
+    return bool(recorded) and recorded == _etag(blob.etag)
 
 
 def orphan_verdict(prefix: str, blob: BlobView) -> tuple[str, str]:
@@ -248,6 +275,7 @@ class PartitionResult:
     skipped_changed: int = 0  # rows or blobs that changed during the run: checked again next run
     listing_pages: int = 0
     query_pages: int = 0
+    property_calls: int = 0  # blobs whose metadata was fetched one by one (changed etag, orphans)
     writes: int = 0  # write requests (transactions count once)
 
     def summary(self) -> dict[str, Any]:
@@ -263,7 +291,12 @@ class PartitionResult:
             "candidate_bytes": self.candidate_bytes,
             "skipped_changed": self.skipped_changed,
             "prefix_bytes": {split_partition(self.partition)[0]: self.candidate_bytes},
-            "requests": {"listing_pages": self.listing_pages, "query_pages": self.query_pages, "writes": self.writes},
+            "requests": {
+                "listing_pages": self.listing_pages,
+                "query_pages": self.query_pages,
+                "property_calls": self.property_calls,
+                "writes": self.writes,
+            },
         }
 
 
@@ -310,35 +343,29 @@ def verify_partition(
     deep_reference: int | None = None,
     partitions_total: int = 256,
 ) -> PartitionResult:
-    """Quick-verify every row and blob of ``partition``, deep-verify its share, write verdicts back and
-    re-create repairable rows. ``now`` stamps ``LastVerified`` (the run's start time)."""
+    """Quick-verify every row and blob of ``partition`` (one partition ``<prefix>/<xx>`` or sixteen,
+    ``<prefix>/<x>``), deep-verify its share, write verdicts back and re-create repairable rows. ``now``
+    stamps ``LastVerified`` (the run's start time)."""
     prefix, shard = split_partition(partition)
-    pk = encode_key(partition)
     res = PartitionResult(partition)
 
-    rows: dict[str, dict[str, Any]] = {}
-    pages = table.query_entities(
-        "PartitionKey eq @pk", parameters={"pk": pk}, select=_SELECT, results_per_page=QUERY_PAGE
-    ).by_page()
-    for page in pages:
+    rows: dict[str, dict[str, Any]] = {}  # RowKeys embed the SHA-256, so they are unique across partitions
+    for page in _query_rows(table, prefix, shard).by_page():
         res.query_pages += 1
         for ent in page:
-            rows[ent["RowKey"]] = ent
+            rows[ent["RowKey"]] = _compact(ent)
     res.rows = len(rows)
 
-    blobs: dict[str, BlobView] = {}
-    foreign: list[BlobView] = []
-    for page in container.list_blobs(
-        name_starts_with=listing_prefix(prefix, shard), include=["metadata"], results_per_page=LISTING_PAGE
-    ).by_page():
-        res.listing_pages += 1
-        for props in page:
-            view = BlobView.of(props)
-            try:
-                blobs[keys_for_blob(prefix, view.name)[1]] = view
-            except ValueError:
-                foreign.append(view)
+    list_prefix = listing_prefix(prefix, shard) if len(shard) == 2 else f"{prefix}/{shard}"
+    blobs, foreign = _list(container, prefix, list_prefix, res, metadata=False)
     res.blobs = len(blobs) + len(foreign)
+    # The listing without metadata settles every row whose blob kept the recorded etag; the rest (and
+    # orphans, whose rows are re-created from metadata) need the metadata: a few properties calls, or
+    # one more listing of the unit when many blobs changed.
+    need = [rk for rk, row in rows.items() if not _judged_by_etag(row, blobs.get(rk))]
+    need += [rk for rk in blobs if rk not in rows]
+    if foreign or need:
+        blobs, foreign = _with_metadata(container, prefix, list_prefix, res, blobs, foreign, need)
 
     checks: list[_RowCheck] = []
     for rk, row in rows.items():
@@ -347,7 +374,7 @@ def verify_partition(
         with contextlib.suppress(ValueError):
             sha = parse_blob_name(prefix, name)[0]
         c = _RowCheck(row, name, sha, blobs.pop(rk, None))
-        c.verdict, c.detail = quick_verdict(row, c.blob, sha)
+        c.verdict, c.detail = quick_verdict(row, c.blob, sha, metadata=not _judged_by_etag(row, c.blob))
         checks.append(c)
 
     _deep_verify(container, checks, res, deep_budget, deep_reference, partitions_total)
@@ -359,6 +386,70 @@ def verify_partition(
     for view in [*blobs.values(), *foreign]:
         _handle_orphan(table, prefix, view, res, now)
     return res
+
+
+def _query_rows(table: TableClient, prefix: str, shard: str) -> Any:
+    """One partition query, or one key-range query over the sixteen partitions of a one-digit unit."""
+    if len(shard) == 2:
+        pk = encode_key(partition_id(prefix, shard))
+        return table.query_entities(
+            "PartitionKey eq @pk", parameters={"pk": pk}, select=_SELECT, results_per_page=QUERY_PAGE
+        )
+    lo, hi = encode_key(partition_id(prefix, shard + "0")), encode_key(partition_id(prefix, shard + "f"))
+    return table.query_entities(
+        "PartitionKey ge @lo and PartitionKey le @hi",
+        parameters={"lo": lo, "hi": hi},
+        select=_SELECT,
+        results_per_page=QUERY_PAGE,
+    )
+
+
+def _list(
+    container: ContainerClient, prefix: str, list_prefix: str, res: PartitionResult, *, metadata: bool
+) -> tuple[dict[str, BlobView], list[BlobView]]:
+    """The unit's blobs by RowKey, plus those whose names do not follow the contract (``foreign``)."""
+    blobs: dict[str, BlobView] = {}
+    foreign: list[BlobView] = []
+    for page in list_pages(container, list_prefix, metadata=metadata, page_size=LISTING_PAGE):
+        res.listing_pages += 1
+        for view in page:
+            try:
+                blobs[keys_for_blob(prefix, view.name)[1]] = view
+            except ValueError:
+                foreign.append(view)
+    return blobs, foreign
+
+
+def _with_metadata(
+    container: ContainerClient,
+    prefix: str,
+    list_prefix: str,
+    res: PartitionResult,
+    blobs: dict[str, BlobView],
+    foreign: list[BlobView],
+    need: list[str],
+) -> tuple[dict[str, BlobView], list[BlobView]]:
+    """``blobs``/``foreign`` with metadata for the entries in ``need`` and every foreign one."""
+    if len(need) + len(foreign) > MAX_PROPERTY_CALLS:
+        return _list(container, prefix, list_prefix, res, metadata=True)
+    out = dict(blobs)
+    for rk in need:
+        if rk in out:
+            fresh = _properties(container, out[rk].name, res)
+            if fresh is None:
+                del out[rk]  # gone since the listing: judged as not listed
+            else:
+                out[rk] = fresh
+    fetched = [_properties(container, v.name, res) for v in foreign]
+    return out, [v for v in fetched if v is not None]
+
+
+def _properties(container: ContainerClient, name: str, res: PartitionResult) -> BlobView | None:
+    res.property_calls += 1
+    try:
+        return BlobView.of(container.get_blob_client(name).get_blob_properties())
+    except ResourceNotFoundError:
+        return None
 
 
 def _deep_verify(
@@ -420,18 +511,33 @@ def _verdict_props(c: _RowCheck, now: datetime) -> dict[str, Any]:
     return props
 
 
+_ROW_ETAG = "odata.etag"
+
+
+def _compact(entity: Any) -> dict[str, Any]:
+    """A queried row as a plain dict of its set values plus its etag: a third of the SDK entity's memory,
+    which matters with a worker per unit of up to ``UNIT_ROWS`` rows."""
+    row = {k: plain(v) for k, v in entity.items() if v is not None}
+    row[_ROW_ETAG] = entity.metadata["etag"]
+    return row
+
+
 def _if_match(row: Any) -> dict[str, Any]:
     """Merge only into the row version we read (its etag), never over a newer agent write."""
-    return {"mode": UpdateMode.MERGE, "etag": row.metadata["etag"], "match_condition": MatchConditions.IfNotModified}
+    etag = row[_ROW_ETAG] if _ROW_ETAG in row else row.metadata["etag"]
+    return {"mode": UpdateMode.MERGE, "etag": etag, "match_condition": MatchConditions.IfNotModified}
 
 
 def _needs_write(c: _RowCheck) -> bool:
-    """Only changes are written (plus deep-verify stamps), so a steady archive costs no writes."""
+    """Only changes of verdict are written (plus deep-verify stamps), so a steady archive costs no writes.
+
+    A row never judged counts as ``ok``: the first pass over a healthy library writes nothing (the run's
+    report records that it was verified), instead of one write per row — 1,000 transactions per 100,000
+    rows, most of the cost of a first verification."""
     r = c.row
     return (
         c.deep
-        or r.get(P_LAST_VERIFIED) is None
-        or plain(r.get(P_VERIFY_STATUS)) != c.verdict
+        or (plain(r.get(P_VERIFY_STATUS)) or V_OK) != c.verdict
         or (plain(r.get(P_VERIFY_DETAIL)) or "") != c.detail
     )
 
@@ -439,25 +545,29 @@ def _needs_write(c: _RowCheck) -> bool:
 def _write_verdicts(
     container: ContainerClient, table: TableClient, checks: list[_RowCheck], res: PartitionResult, now: datetime
 ) -> None:
-    todo = [c for c in checks if _needs_write(c)]
-    for i in range(0, len(todo), TRANSACTION_SIZE):
-        chunk = todo[i : i + TRANSACTION_SIZE]
-        ops = [
-            (
-                "update",
-                {"PartitionKey": c.row["PartitionKey"], "RowKey": c.row["RowKey"], **_verdict_props(c, now)},
-                _if_match(c.row),
-            )
-            for c in chunk
-        ]  # fmt: skip
-        res.writes += 1
-        try:
-            table.submit_transaction(ops)
-            continue
-        except TableTransactionError:
-            pass  # some row changed under us (or vanished): settle them one by one
-        for c in chunk:
-            _write_one(container, table, c, res, now)
+    by_pk: dict[str, list[_RowCheck]] = {}
+    for c in checks:
+        if _needs_write(c):
+            by_pk.setdefault(c.row["PartitionKey"], []).append(c)
+    for todo in by_pk.values():  # an entity-group transaction stays inside one partition
+        for i in range(0, len(todo), TRANSACTION_SIZE):
+            chunk = todo[i : i + TRANSACTION_SIZE]
+            ops = [
+                (
+                    "update",
+                    {"PartitionKey": c.row["PartitionKey"], "RowKey": c.row["RowKey"], **_verdict_props(c, now)},
+                    _if_match(c.row),
+                )
+                for c in chunk
+            ]  # fmt: skip
+            res.writes += 1
+            try:
+                table.submit_transaction(ops)
+                continue
+            except TableTransactionError:
+                pass  # some row changed under us (or vanished): settle them one by one
+            for c in chunk:
+                _write_one(container, table, c, res, now)
 
 
 def _write_one(

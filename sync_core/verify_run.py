@@ -109,6 +109,7 @@ class Verifier:
             "prefixes": prefixes,
             "deep_budget": self.settings.deep_budget,
             "deep_reference": reference or None,
+            "previous_rows": int((previous or {}).get("rows") or 0) or None,
         }
 
     # -- step 2 -----------------------------------------------------------------------------------------

@@ -22,12 +22,14 @@ from sync_core.table_index import (
     keys_for_blob,
 )
 from sync_core.verify import (
+    UNIT_ROWS,
     BlobView,
     deep_allowance,
     discover_prefixes,
     merge_summaries,
     partitions_for,
     quick_verdict,
+    unit_digits,
     verify_all,
     verify_partition,
 )
@@ -98,6 +100,11 @@ def test_merge_is_order_independent():
     assert m["prefix_bytes"] == {"p": 6}
 
 
+def test_unit_size_follows_the_library_size():
+    assert unit_digits(None) == 2 and unit_digits(0) == 1
+    assert unit_digits(16 * UNIT_ROWS) == 1 and unit_digits(16 * UNIT_ROWS + 1) == 2
+
+
 def test_settings_from_the_app_settings():
     env = {"AZURE_STORAGE_ACCOUNT_URL": "https://acct.blob.core.windows.net", "VERIFY_DEEP_BUDGET": "500MB",
            "VERIFY_PREFIXES": "photos/b, photos/a/", "VERIFY_RUNS_TABLE": "myruns"}  # fmt: skip
@@ -113,23 +120,46 @@ def test_settings_from_the_app_settings():
 
 
 # -- against Azurite -------------------------------------------------------------------------------------------
-def test_cost_is_one_listing_and_one_query_per_partition_and_a_steady_archive_writes_nothing(
-    container, table, tmp_path
-):
+def test_cost_is_one_listing_and_one_query_per_unit_and_a_healthy_archive_writes_nothing(container, table, tmp_path):
     src = tmp_path / "lib"
     for i in range(12):
         write_file(src, f"a/{i}.jpg", det_bytes(i, 500 + i))
     _sync(src, tmp_path)
-    parts = partitions_for([PREFIX])
-    first, problems = verify_all(container, table, parts, now=T0, workers=16)
+    first, problems = verify_all(container, table, partitions_for([PREFIX]), now=T0, workers=16)
     assert problems == [] and first["counts"] == {"ok": 12} and first["rows"] == 12
-    assert first["requests"]["listing_pages"] == 256 and first["requests"]["query_pages"] == 256
-    touched = len({_sha(det_bytes(i, 500 + i))[:2] for i in range(12)})
-    assert first["requests"]["writes"] == touched  # one transaction per partition with rows
-    second, _ = verify_all(container, table, parts, now=T0 + timedelta(days=1), workers=16)
-    assert second["requests"]["writes"] == 0 and second["counts"] == {"ok": 12}
-    rows = list(table.list_entities())
-    assert all(r[P_VERIFY_STATUS] == "ok" and r[P_LAST_VERIFIED] == T0 for r in rows)
+    assert first["requests"] == {"listing_pages": 256, "query_pages": 256, "property_calls": 0, "writes": 0}
+    # sixteen units of sixteen partitions: the same verdicts from 16 listings and 16 key-range queries
+    units = partitions_for([PREFIX], digits=1)
+    assert len(units) == 16 and units[10] == f"{PREFIX}/a"
+    second, _ = verify_all(container, table, units, now=T0 + timedelta(days=1), workers=4)
+    assert second["requests"] == {"listing_pages": 16, "query_pages": 16, "property_calls": 0, "writes": 0}
+    assert second["counts"] == {"ok": 12} and second["rows"] == 12 and second["blobs"] == 12
+    rows = list(table.list_entities())  # never judged and now judged ok: nothing to record per row
+    assert len(rows) == 12 and not any(P_VERIFY_STATUS in r or P_LAST_VERIFIED in r for r in rows)
+
+    # A blob whose etag changed is judged with its metadata (one properties call) and its verdict written.
+    name = rows[0]["BlobName"]
+    blob = container.get_blob_client(name)
+    blob.set_blob_metadata({**blob.get_blob_properties().metadata, "sha256": "0" * 64})
+    third, problems = verify_all(container, table, units, now=T0 + timedelta(days=2), workers=4)
+    assert third["counts"] == {"ok": 11, "sha_mismatch": 1} and [p.blob_name for p in problems] == [name]
+    assert third["requests"]["property_calls"] == 1 and third["requests"]["writes"] == 1
+    row = table.get_entity(rows[0]["PartitionKey"], rows[0]["RowKey"])
+    assert row[P_VERIFY_STATUS] == "sha_mismatch" and row[P_LAST_VERIFIED] == T0 + timedelta(days=2)
+
+
+def test_many_changed_blobs_are_judged_from_one_more_listing_with_metadata(container, table, tmp_path):
+    src = tmp_path / "lib"
+    datas = [_in_shard("3", 50 * i, 300 + i) for i in range(40)]  # all in unit "3"
+    for i, d in enumerate(datas):
+        write_file(src, f"m/{i}.jpg", d)
+    _sync(src, tmp_path)
+    for i, d in enumerate(datas):  # new etags, same content and metadata: a metadata re-write
+        blob = container.get_blob_client(f"{PREFIX}/{_sha(d)[:2]}/{_sha(d)}/m/{i}.jpg")
+        blob.set_blob_metadata(blob.get_blob_properties().metadata)
+    res = verify_partition(container, table, f"{PREFIX}/3", now=T0)
+    assert res.counts == {"etag_mismatch": 40} and res.property_calls == 0
+    assert res.listing_pages == 2 and res.query_pages == 1  # without metadata, then once more with it
 
 
 def test_verdicts_are_written_in_transactions_of_at_most_100(container, table):
@@ -166,6 +196,9 @@ def test_a_concurrent_agent_write_is_never_lost(azurite, storage_env, container,
     names = [f"{PREFIX}/7e/{_sha(d)}/b/{i}.jpg" for i, d in enumerate(datas)]
     pk, rk = keys_for_blob(PREFIX, names[0])
     deleted_at = datetime(2026, 11, 2, tzinfo=UTC)
+    for n in names:  # the agent re-uploaded these after a flag: the verifier has a verdict to write
+        key_pk, key_rk = keys_for_blob(PREFIX, n)
+        table.update_entity({"PartitionKey": key_pk, "RowKey": key_rk, P_VERIFY_STATUS: "reuploaded"})
     racing = RacingTable.from_connection_string(azurite.connection_string, storage_env["AZURE_STORAGE_TABLE"])
     racing.agent_write = {"PartitionKey": pk, "RowKey": rk, P_IS_CURRENT: False, P_DELETED_AT: deleted_at}
     res = verify_partition(container, racing, f"{PREFIX}/7e", now=T0)

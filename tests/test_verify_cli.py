@@ -32,8 +32,15 @@ def test_clean_archive_exits_0_and_json_is_the_report_alone(azurite, synced):
     doc = r.json()  # stdout holds the document and nothing else
     assert doc["schema"] == 1 and doc["rows"] == 5 and doc["counts"]["ok"] == 5 and doc["problems"] == []
     assert doc["deep_verified"] == 5 and doc["deep_budget"] == 2 * 1024**3
+    assert doc["partitions"] == 16  # a library this size is verified in 16 units of 16 partitions
     stored = read_latest_report(BlobServiceClient.from_connection_string(azurite.connection_string), synced["reports"])
     assert stored == doc
+
+
+def test_without_a_state_dir_or_report_the_256_partitions_are_the_units(synced, tmp_path):
+    r = run_cli("verify", "--state-dir", str(tmp_path / "elsewhere"), "--prefix", "photos/x", "--json")
+    assert r.code == 0, r.err
+    assert r.json()["partitions"] == 256 and r.json()["rows"] == 0  # size unknown: the memory-safe choice
 
 
 def test_damage_exits_1_and_is_listed(container, synced):
