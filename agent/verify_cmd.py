@@ -56,7 +56,12 @@ def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
         action="store_true",
         help="verify every prefix that has rows in the table, not only this device's (--prefix)",
     )
-    p.add_argument("--max-workers", type=int, default=8, help="partitions verified in parallel (default 8)")
+    p.add_argument(
+        "--max-workers",
+        type=int,
+        default=None,
+        help="units verified in parallel (default 4 for 16 units of up to 10,000 rows each, 8 for 256 partitions)",
+    )
     p.add_argument(
         "--reports-container",
         default=os.environ.get(ENV_REPORTS_CONTAINER, DEFAULT_REPORTS_CONTAINER),
@@ -72,7 +77,7 @@ def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.max_workers < 1 or args.max_workers > 64:
+    if args.max_workers is not None and not 1 <= args.max_workers <= 64:
         raise ConfigError("--max-workers must be between 1 and 64")
     budget = parse_size(args.deep_budget, what="--deep-budget")
     try:  # for the source id remembered there (it names the default prefix) and the library's size
@@ -95,14 +100,16 @@ def run(args: argparse.Namespace) -> int:
         prefixes=(cfg.prefix,),
         discover=bool(args.all_prefixes),
     )
-    v = Verifier(settings, pool_size=2 * args.max_workers + 4)
+    v = Verifier(settings, pool_size=2 * (args.max_workers or 8) + 4)
     open_container(v.blobs, cfg)  # one-line errors for a missing container or missing rights
     open_table(table_service(cfg), cfg)
     err = Console(stderr=True, highlight=False, soft_wrap=True)
 
     plan = v.plan()
     rows_hint = max(local_blobs, plan.get("previous_rows") or 0) or None
-    partitions = partitions_for(plan["prefixes"], digits=unit_digits(rows_hint))
+    digits = unit_digits(rows_hint)
+    partitions = partitions_for(plan["prefixes"], digits=digits)
+    workers = args.max_workers or (4 if digits == 1 else 8)  # big units: fewer at once bounds memory
     started = datetime.now(UTC).replace(microsecond=0)
     run_id = uuid.uuid4().hex[:12]
     if not args.json:
@@ -117,7 +124,7 @@ def run(args: argparse.Namespace) -> int:
         now=started,
         deep_budget=budget,
         deep_reference=plan["deep_reference"],
-        workers=args.max_workers,
+        workers=workers,
     )
     summary.update(prefixes=plan["prefixes"], deep_budget=budget)
     try:
