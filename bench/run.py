@@ -155,10 +155,9 @@ class Bench:
     def verify_case(self, src: Path, targets: dict[str, tools.Target]) -> None:
         """Quick verification of the scale library (Table rows against the blob listing, no downloads)
         against ``rclone check`` (local files against the listing, MD5 from the listing) on rclone's copy.
-        Runs ``--verify-runs`` times (default 1: on Azurite every per-partition listing scans the whole
-        container, so one pass over 100k rows takes minutes)."""
+        Medians of ``--runs``, tools in rotating order (``--verify-runs`` caps the count)."""
         for rep in range(min(self.args.runs, self.args.verify_runs)):
-            for tool in [t for t in ("azphotosync", "rclone") if t in targets]:
+            for tool in self.rotation(rep, [t for t in ("azphotosync", "rclone") if t in targets]):
                 t = targets[tool]
                 if tool == "azphotosync" and self.has_verify:
                     s = self.agent_verify(t, f"verify{rep}")
@@ -331,7 +330,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="small corpora and 1 run, for iteration")
     p.add_argument("--runs", type=int, help="runs per measurement (default 3, quick 1)")
-    p.add_argument("--verify-runs", type=int, default=1, help="runs of the quick verification of scale (default 1)")
+    p.add_argument("--verify-runs", type=int, default=3, help="cap on quick verification runs (default 3)")
     p.add_argument("--cases", default="hash,media,tiny,scale,big", help="comma-separated subset")
     p.add_argument("--tools", default=",".join(ALL_TOOLS), help="comma-separated subset")
     p.add_argument("--work", type=Path, help="work dir to keep and reuse corpora (default: a temp dir, removed)")
