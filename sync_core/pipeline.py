@@ -172,16 +172,21 @@ class SyncEngine:
         library on every run: locals, not attribute look-ups)."""
         seen: set[str] = set()
         self._seen = seen
-        summary, remember, lookup = self.summary, seen.add, index.get
-        for e in scan(str(self.opts.source), self.opts.rules, scan_result):
-            summary.scanned += 1
-            rel = e.relpath
-            remember(rel)
-            row = lookup(rel)
-            if row is not None and row[1] == e.size and row[2] == e.mtime_ns and row[3] == e.inode:
-                summary.unchanged += 1
-                continue
-            yield e
+        remember, lookup = seen.add, index.get
+        scanned = unchanged = 0
+        try:
+            for e in scan(str(self.opts.source), self.opts.rules, scan_result):
+                scanned += 1
+                rel = e.relpath
+                remember(rel)
+                row = lookup(rel)
+                if row is not None and row[1] == e.size and row[2] == e.mtime_ns and row[3] == e.inode:
+                    unchanged += 1
+                    continue
+                yield e
+        finally:
+            self.summary.scanned += scanned
+            self.summary.unchanged += unchanged
 
     def _check_not_unmounted(self, index: dict[str, StatRow]) -> None:
         if index and self.summary.scanned == 0 and not self.opts.allow_empty_source:
