@@ -10,10 +10,11 @@ and the bytes held for uploads are capped by a :class:`~sync_core.transfer.Buffe
 from __future__ import annotations
 
 import contextlib
+import queue
 import threading
 import time
 from collections.abc import Iterator
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -157,7 +158,7 @@ class SyncEngine:
         """Tell the Table about new, edited and deleted blobs; a failure leaves rows pending, fails no file."""
         if self.table is None:
             return
-        res = table_mirror.TableMirror(self.table, self.state).run()
+        res = table_mirror.TableMirror(self.table, self.state, fresh_since=self._fresh_since).run()
         table_mirror.add_to_summary(res, self.summary)
         if self.summary.mirror_error:
             self.progress.note(
@@ -210,10 +211,13 @@ class SyncEngine:
         return bool(first and next(iter(first), None))
 
     # -- transfer ----------------------------------------------------------------------------------
+    _fresh_since: float | None = None  # rows recorded from then on are new to the Table (inserted, not merged)
+
     def _transfer_all(self, work: list[ScanEntry], index: dict[str, FileRow]) -> None:
         opts = self.opts
         self.progress.planned(len(work), sum(e.size for e in work))
         workers = max(1, opts.max_workers)
+        self._fresh_since = time.time()
         with (
             ThreadPoolExecutor(workers, thread_name_prefix="file") as pool,
             ThreadPoolExecutor(workers, thread_name_prefix="block") as block_pool,
@@ -228,14 +232,19 @@ class SyncEngine:
                 budget=self._budget,
                 read_hook=limiter(opts.bwlimit),
             )
+            # Finished futures arrive on a queue (a done-callback per file) instead of ``wait(FIRST_COMPLETED)``,
+            # which installs and removes a waiter on every pending future each time: ~20 µs less CPU per file.
+            done: queue.SimpleQueue[Future[_Done]] = queue.SimpleQueue()
             pending: set[Future[_Done]] = set()
             try:
                 for entry in work:
                     while len(pending) >= 2 * workers:
-                        pending = self._collect(pending)
-                    pending.add(pool.submit(self._process, entry, index.get(entry.relpath)))
+                        self._collect(pending, done)
+                    fut = pool.submit(self._process, entry, index.get(entry.relpath))
+                    pending.add(fut)
+                    fut.add_done_callback(done.put)
                 while pending:
-                    pending = self._collect(pending)
+                    self._collect(pending, done)
             except BaseException:
                 # Ctrl-C or a fatal state-dir error: start nothing new; files already in flight finish, and
                 # what they stored unrecorded is adopted by the next run without sending bytes again.
@@ -243,16 +252,21 @@ class SyncEngine:
                     fut.cancel()
                 raise
 
-    def _collect(self, pending: set[Future[_Done]]) -> set[Future[_Done]]:
-        done, rest = wait(pending, return_when=FIRST_COMPLETED)
-        for fut in done:
+    def _collect(self, pending: set[Future[_Done]], done: queue.SimpleQueue[Future[_Done]]) -> None:
+        """Record every file that has finished (at least one; blocks until then)."""
+        fut = done.get()
+        while True:
+            pending.discard(fut)
             self._finish(fut.result())
+            try:
+                fut = done.get_nowait()
+            except queue.Empty:
+                break
         for line in self._limiter.drain_changes():
             self.progress.note(line, verbose=True)
         if self.state.maybe_commit():
             with self._lock:
                 self._stored.clear()  # committed rows are visible to the workers' DB readers now
-        return rest
 
     def _process(self, entry: ScanEntry, row: FileRow | None) -> _Done:
         """Worker: hash and store one file. Never raises: every problem becomes an outcome."""

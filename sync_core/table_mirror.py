@@ -6,6 +6,11 @@ N/100 requests per partition touched. Merge mode never sends the ``Verify*`` pro
 cloud wrote stay. SQLite's ``blobs.mirror_pending`` says what the Table still has to learn; it is cleared
 only after the service accepted the transaction, so a crash or a failed mirror leaves the rows pending for
 the next run — and never marks a file as failed to upload.
+
+Rows first recorded in this run are inserted instead (``create``, answered without the entity echoed back):
+on Azurite that is a tenth less client CPU and a third less server time per entity than a merge, and if
+such a row exists after all (a lost state dir, a re-uploaded lost blob) the service refuses the insert and
+the batch is sent again as merges.
 """
 
 from __future__ import annotations
@@ -203,7 +208,10 @@ class TableMirror:
         batch_size: int = MAX_BATCH,
         workers: int = 4,
         on_transaction: Callable[[str, int], None] | None = None,
+        fresh_since: float | None = None,
     ):
+        """``fresh_since``: rows first recorded at or after this time (``uploaded_at``) were never mirrored
+        from this state dir, so they are inserted rather than merged (a conflict falls back to a merge)."""
         if not 1 <= batch_size <= MAX_BATCH:
             raise ValueError(f"batch_size must be 1..{MAX_BATCH}")
         self.table = table
@@ -211,6 +219,7 @@ class TableMirror:
         self.batch_size = batch_size
         self.workers = max(1, workers)
         self.on_transaction = on_transaction  # (partition key, operations) after each accepted transaction
+        self.fresh_since = fresh_since
 
     def run(self) -> MirrorResult:
         """Mirror every pending row; stops at the first service error that is not about one entity.
@@ -286,11 +295,22 @@ class TableMirror:
             if batch:
                 yield pk, batch
 
+    def _op(self, row: BlobRow, ent: dict[str, Any]) -> tuple[str, dict[str, Any], dict[str, Any]]:
+        if self.fresh_since is not None and row.uploaded_at >= self.fresh_since:
+            return ("create", ent, {"response_preference": "return-no-content"})
+        return ("upsert", ent, {"mode": UpdateMode.MERGE})
+
     def _send(self, batch: list[tuple[BlobRow, dict[str, Any]]]) -> _Sent:
         """Worker: one transaction; when the service refuses it for an entity's sake, row by row."""
-        ops = [("upsert", ent, {"mode": UpdateMode.MERGE}) for _, ent in batch]
+        ops = [self._op(row, ent) for row, ent in batch]
         try:
-            self.table.submit_transaction(ops)
+            try:
+                self.table.submit_transaction(ops)
+            except HttpResponseError as exc:
+                if exc.status_code != 409 or all(op[0] != "create" for op in ops):
+                    raise
+                # An inserted row exists already: send the batch again as merges (which keep its verdicts).
+                self.table.submit_transaction([("upsert", ent, {"mode": UpdateMode.MERGE}) for _, ent in batch])
             return _Sent([row for row, _ in batch], [], 1)
         except HttpResponseError as exc:
             if exc.status_code not in _ENTITY_ERRORS:

@@ -225,3 +225,33 @@ def test_table_endpoint_from_account_url_or_explicit():
         credential=Token(),
     )
     assert explicit.url.startswith("https://tables.example.org")
+
+
+def test_rows_new_this_run_are_inserted_and_an_existing_one_falls_back_to_merge(cfg, table, tmp_path: Path):
+    """``fresh_since``: rows recorded from then on are inserted; if one exists after all (here with a cloud
+    verdict, as after a lost state dir) the service refuses the insert and the batch goes again as merges,
+    which keep the verdict."""
+    requests: list[str] = []
+
+    def count_request(request) -> None:
+        if request.http_request.url.split("?")[0].endswith("$batch"):
+            requests.append(request.http_request.method)
+
+    table = open_table(table_service(cfg, raw_request_hook=count_request), cfg, create=True)
+    state = StateDB(tmp_path / "state")
+    names = [add_blob(state, "photos", f"{i}.jpg", sha_of(i, shard="5e")) for i in range(3)]
+    pk, rk = ti.keys_for_blob("photos", names[0])
+    table.create_entity({"PartitionKey": pk, "RowKey": rk, ti.P_VERIFY_STATUS: ti.V_OK})
+    res = TableMirror(table, state, fresh_since=1_700_000_000.0).run()
+    assert (res.mirrored, res.transactions, res.pending, res.error) == (3, 1, 0, "")
+    assert len(requests) == 2  # the refused insert, then the merge
+    rows = {r[ti.P_BLOB_NAME]: r for r in map(plain, table.query_entities(f"PartitionKey eq '{pk}'"))}
+    assert sorted(rows) == sorted(names)
+    assert rows[names[0]][ti.P_VERIFY_STATUS] == ti.V_OK and rows[names[0]][ti.P_SIZE] == 10
+    # Rows recorded before ``fresh_since`` are merged as always: one request, no conflict possible.
+    state.set_mirror_pending(names)
+    requests.clear()
+    again = TableMirror(table, state, fresh_since=1_800_000_000.0).run()
+    assert (again.mirrored, again.transactions, len(requests)) == (3, 1, 1)
+    state.close()
+
