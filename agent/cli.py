@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import importlib
 import logging
 import sys
@@ -77,7 +78,18 @@ def _with_default_command(argv: list[str]) -> list[str]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    argv = _with_default_command(list(sys.argv[1:] if argv is None else argv))
+    """Run one command. ``argv`` None means the process's own command line (the console script, ``python -m
+    agent.cli``): the process ends when this returns. In-process callers (tests) pass ``argv``."""
+    code = _main(_with_default_command(list(sys.argv[1:] if argv is None else argv)))
+    if argv is None:
+        # The interpreter's shutdown runs the cyclic collector over every object the SDKs left (~0.07 s of
+        # CPU, 8% of an unchanged 100k-file rerun) only to free memory the exit frees anyway. Everything that
+        # needs closing (index, lock, connection pools) is closed by now; frozen objects are skipped.
+        gc.freeze()
+    return code
+
+
+def _main(argv: list[str]) -> int:
     parser = build_parser(argv[0] if argv[0] in COMMANDS else None, full=False)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")

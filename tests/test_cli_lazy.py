@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import subprocess
 import sys
+from pathlib import Path
 
-from agent.cli import COMMANDS, build_parser
+from agent.cli import COMMANDS, build_parser, main
 
 
 def _choices_help(parser: argparse.ArgumentParser) -> dict[str, str]:
@@ -33,3 +35,11 @@ def test_sync_imports_no_other_command_module() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip().splitlines()[-1] == "['agent.sync_cmd']"
+
+
+
+def test_in_process_main_leaves_the_collector_alone(tmp_path: Path) -> None:
+    """Only the process's own command line freezes the heap at its end: tests call main() hundreds of times."""
+    before = gc.get_freeze_count()
+    assert main(["sync", "--dry-run", "--source", str(tmp_path / "missing")]) == 2  # usage error, nothing done
+    assert gc.get_freeze_count() == before
