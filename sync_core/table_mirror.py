@@ -11,7 +11,7 @@ Rows first recorded in this run are inserted instead (``create``, answered witho
 for Azurite an 8-row insert transaction takes a third less server time than a merge (12% at 100 rows;
 bench.micro), and if such a row exists after all (a lost state dir, a re-uploaded lost blob) the service
 refuses the insert and the batch is sent again as merges. A partition with one or two pending rows is
-written entity by entity (:data:`SINGLE_MAX`): cheaper than a transaction for the client and for Azurite.
+written entity by entity (:data:`SINGLE_MAX`): less CPU than a transaction, client and Azurite together.
 """
 
 from __future__ import annotations
