@@ -7,8 +7,10 @@ our own. The HTTP connection pool is sized for the worker count so parallel uplo
 from __future__ import annotations
 
 import email.utils
+import os
 import random
 import time
+import urllib.request
 from typing import Any
 
 import requests
@@ -76,6 +78,16 @@ def blob_retry_policy() -> ExponentialRetry:
 def make_transport(pool_size: int) -> RequestsTransport:
     """A requests transport whose connection pool fits ``pool_size`` concurrent requests."""
     session = requests.Session()
+    verify: dict[str, Any] = {}
+    if not urllib.request.getproxies():
+        # With trust_env, requests re-reads the proxy variables, ~/.netrc and the CA-bundle variables on
+        # every request (0.2 ms of CPU per Put Blob, 15% of it). Without a proxy only the CA bundle can
+        # matter: read it once. (A ~/.netrc entry for the storage host would even replace the SDK's own
+        # Authorization header.) With a proxy configured, requests keeps applying it and NO_PROXY per request.
+        session.trust_env = False
+        bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
+        if bundle:
+            verify["connection_verify"] = bundle  # azure-core passes it with every request
     adapter = requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=max(10, pool_size))
     session.mount("https://", adapter)
     session.mount("http://", adapter)
@@ -87,6 +99,7 @@ def make_transport(pool_size: int) -> RequestsTransport:
         connection_timeout=20,
         read_timeout=300,
         connection_data_block_size=256 * 1024,
+        **verify,
     )
 
 
