@@ -64,6 +64,15 @@ def render(doc: dict[str, Any]) -> str:
                     f"{_rate(cell)} | {_fmt(cell.get('rss_mb'), '.0f')} | "
                     f"{'' if r is None else format(r, '.2f') + '×'} |"
                 )
+    mirror = [
+        (case, by_tool["azphotosync"]["first_sync"])
+        for case, by_tool in med.items()
+        if by_tool.get("azphotosync", {}).get("first_sync", {}).get("mirror_s") is not None
+    ]
+    if mirror:
+        out += ["", "| Table mirror (azphotosync first sync) | mirror s | share of the wall time |", "|---|---:|---:|"]
+        for case, cell in mirror:
+            out.append(f"| {case} | {cell['mirror_s']:.2f} | {100 * cell['mirror_s'] / cell['wall']:.0f}% |")
     if "hash" in med:
         out += ["", "| SHA-256 throughput (warm page cache) | MB/s |", "|---|---:|"]
         for k, v in med["hash"].items():

@@ -92,6 +92,10 @@ class Bench:
             slot.setdefault("mb_s", []).append(round(nbytes / MB / s.wall, 1))
         if rows:
             slot.setdefault("rows_s", []).append(round(rows / s.wall))
+        if tool == "azphotosync" and metric == "first_sync":
+            summary = agent_summary(Path(s.log))
+            if summary is not None:  # the Table mirror's share of the wall time (its cost)
+                slot.setdefault("mirror_s", []).append(round(float(summary.get("mirror_seconds", 0.0)), 3))
         print(f"  {case:6} {metric:15} {tool:12} {s.wall:8.2f}s {s.cpu:7.2f}s CPU {s.rss_mb:7.1f} MB RSS", flush=True)
 
     def rotation(self, rep: int, names: list[str]) -> list[str]:
@@ -212,6 +216,18 @@ class Bench:
 
 
 # -- summary ---------------------------------------------------------------------------------------
+def agent_summary(log: Path) -> dict[str, Any] | None:
+    """The agent's ``--json`` end summary from a run's log (stdout and stderr share the file)."""
+    text = log.read_text(errors="replace")
+    start = text.find("\n{\n")
+    if start < 0:
+        return None
+    try:
+        return json.loads(text[start + 1 : text.rindex("\n}") + 2])
+    except ValueError:
+        return None
+
+
 def summarize(results: dict[str, Any]) -> dict[str, Any]:
     """Medians per case/tool/metric and ratios azphotosync / peer (wall time: < 1 means we are faster)."""
     med: dict[str, Any] = {}
@@ -273,6 +289,7 @@ def render_table(meta: dict[str, Any], summary: dict[str, Any], tgt: list[dict[s
                 lines.append(
                     f"{case:7} {metric:16} {tool:12} {m['wall']:9.2f} {m['cpu']:8.2f} {mbs} {m['rss_mb']:8.1f}  "
                     + (f"{r:.2f}x" if r is not None else "")
+                    + (f"  (Table mirror {m['mirror_s']:.2f} s)" if m.get("mirror_s") is not None else "")
                 )
     for k, v in summary["medians"].get("hash", {}).items():
         lines.append(f"hash    {'sha256 MB/s':16} {k:22} {v['throughput']['mb_s']:8.1f}")

@@ -158,8 +158,10 @@ class SyncEngine:
         """Tell the Table about new, edited and deleted blobs; a failure leaves rows pending, fails no file."""
         if self.table is None:
             return
+        t0 = time.monotonic()
         res = table_mirror.TableMirror(self.table, self.state, fresh_since=self._fresh_since).run()
         table_mirror.add_to_summary(res, self.summary)
+        self.summary.mirror_seconds = round(time.monotonic() - t0, 3)
         if self.summary.mirror_error:
             self.progress.note(
                 f"warning: index table not fully updated ({self.summary.mirror_error}); "

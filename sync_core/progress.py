@@ -55,6 +55,7 @@ class RunSummary:
     mirrored: int = 0
     mirror_pending: int = 0  # rows the Table still has to learn (retried next run)
     mirror_error: str = ""
+    mirror_seconds: float = 0.0  # the Table mirror's time at the end of the run (its cost, for bench/)
     problems: int = 0  # non-file problems that make the run exit 1 (new losses, failed repairs, mirror)
 
     def add(self, o: FileOutcome) -> None:
