@@ -99,7 +99,7 @@ class Bench:
         print(f"  {case:6} {metric:15} {tool:12} {s.wall:8.2f}s {s.cpu:7.2f}s CPU {s.rss_mb:7.1f} MB RSS", flush=True)
 
     def rotation(self, rep: int, names: list[str]) -> list[str]:
-        k = rep % len(names)
+        k = rep % max(1, len(names))
         return names[k:] + names[:k]
 
     # -- cases -------------------------------------------------------------------------------------
