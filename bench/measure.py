@@ -7,7 +7,9 @@ Peak RSS is the kernel's high-water mark (``VmHWM``) of the tool's process, poll
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import statistics
 import subprocess
 import threading
@@ -30,7 +32,13 @@ class ToolFailed(RuntimeError):
 
 
 def run(
-    cmd: list[str], *, env: dict[str, str], log: Path, cwd: Path | None = None, ok: tuple[int, ...] = (0,)
+    cmd: list[str],
+    *,
+    env: dict[str, str],
+    log: Path,
+    cwd: Path | None = None,
+    ok: tuple[int, ...] = (0,),
+    timeout: float = 1800,
 ) -> Sample:
     log.parent.mkdir(parents=True, exist_ok=True)
     with open(log, "wb") as out:
@@ -38,10 +46,12 @@ def run(
         out.flush()
         t0 = time.perf_counter()
         proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=cwd)
-        peak = _HwmWatcher(proc.pid)
+        peak = _HwmWatcher(proc.pid, deadline=time.monotonic() + timeout)
         _, status, ru = os.wait4(proc.pid, 0)
         wall = time.perf_counter() - t0
         peak.stop()
+    if peak.timed_out:
+        raise ToolFailed(f"{cmd[0]} killed after {timeout:.0f} s (log {log}): stuck (a full disk?)")
     proc.returncode = os.waitstatus_to_exitcode(status)
     sample = Sample(wall, peak.kib / 1024, ru.ru_utime + ru.ru_stime, proc.returncode, str(log))
     if proc.returncode not in ok:
@@ -53,9 +63,10 @@ def run(
 class _HwmWatcher(threading.Thread):
     """Polls /proc/<pid>/status for VmHWM (monotonic, so polling only misses growth in the last tick)."""
 
-    def __init__(self, pid: int, interval: float = 0.02):
+    def __init__(self, pid: int, interval: float = 0.02, deadline: float = float("inf")):
         super().__init__(daemon=True)
         self.pid, self.interval, self.kib = pid, interval, 0
+        self.deadline, self.timed_out = deadline, False
         self._done = threading.Event()
         self.start()
 
@@ -69,6 +80,11 @@ class _HwmWatcher(threading.Thread):
                             self.kib = max(self.kib, int(line.split()[1]))
                             break
             except OSError:
+                return
+            if time.monotonic() > self.deadline:  # kill it; wait4 in the caller then returns
+                self.timed_out = True
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(self.pid, signal.SIGKILL)
                 return
             self._done.wait(self.interval)
 

@@ -358,6 +358,13 @@ def main(argv: list[str] | None = None) -> int:
     cases = args.cases.split(",")
     ensure_tools()
     work = (args.work or Path(tempfile.mkdtemp(prefix="azps-bench-"))).resolve()
+    need_gb = 10 if args.quick else 60  # corpora + Azurite's copies (it frees dropped containers' extents late)
+    existing = next(p for p in (work, *work.parents) if p.exists())
+    free_gb = shutil.disk_usage(existing).free / 1e9
+    if free_gb < need_gb:
+        print(f"bench: {work} has {free_gb:.0f} GB free, the run needs about {need_gb} GB (a full disk makes "
+              "Azurite answer 500 and peers retry for ever): free some space or pass --work")  # fmt: skip
+        return 2
     work.mkdir(parents=True, exist_ok=True)
     specs = corpora.specs(args.quick)
     meta = {
