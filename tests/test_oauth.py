@@ -142,6 +142,13 @@ def test_sync_with_account_url_and_token_credential(token_env, monkeypatch, tmp_
     again = run_cli(*args)
     assert again.code == 0 and again.json()["unchanged"] == 5
 
+    # verification's direct List Blobs requests go through the same token pipeline (and the private CA)
+    v = run_cli("verify", "--state-dir", str(state), "--account-url", az.blob_url, "--table-endpoint", table_url,
+                "--reports-container", f"r{container_name[1:]}"[:40], "--json")  # fmt: skip
+    assert v.code == 0, v.err
+    doc = v.json()
+    assert doc["rows"] == 5 and doc["counts"]["ok"] == 5 and doc["requests"]["listing_pages"] == 16
+
 
 def test_token_with_wrong_audience_is_refused_clearly(token_env, monkeypatch, tmp_path):
     """The control: Azurite really checks the token, and the agent says what to do in one line."""
