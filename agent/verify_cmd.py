@@ -114,7 +114,9 @@ def run(args: argparse.Namespace) -> int:
     run_id = uuid.uuid4().hex[:12]
     if not args.json:
         err.print(
-            f"verifying {len(plan['prefixes'])} prefix(es), {len(partitions)} partitions in {escape(cfg.describe())}"
+            f"verifying {len(plan['prefixes'])} prefix(es), "
+            + (f"{len(partitions)} units of 16 partitions" if digits == 1 else f"{len(partitions)} partitions")
+            + f" in {escape(cfg.describe())}"
             + (f"; deep-verifying up to {format_size(budget)}" if budget else "")
         )
     summary, problems = verify_all(
