@@ -10,8 +10,9 @@ the next run — and never marks a file as failed to upload.
 Rows first recorded in this run are inserted instead (``create``, answered without the entity echoed back):
 for Azurite an 8-row insert transaction takes a third less server time than a merge (12% at 100 rows;
 bench.micro), and if such a row exists after all (a lost state dir, a re-uploaded lost blob) the service
-refuses the insert and the batch is sent again as merges. A partition with one or two pending rows is
-written entity by entity (:data:`SINGLE_MAX`): less CPU than a transaction, client and Azurite together.
+refuses the insert and the batch is sent again as merges. Transactions are written by
+:mod:`~sync_core.table_batch` (a twelfth of the SDK's client CPU), so even a partition with one pending row
+goes as a transaction: it costs what a single-entity write costs.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from azure.core.exceptions import (
 )
 from azure.data.tables import EdmType, EntityProperty, TableClient, TableServiceClient, UpdateMode
 
+from . import table_batch
 from .config import StorageConfig
 from .errors import ConfigError, first_line
 from .progress import RunSummary
@@ -54,11 +56,7 @@ from .table_index import (
     partition_key,
 )
 
-MAX_BATCH = 100  # the service's limit for one entity-group transaction
-# A partition with this few rows is written entity by entity: a transaction's multipart request costs the
-# client ~3 ms of CPU before its first entity (azure-core prepares and parses the parts on two thread pools),
-# a single write ~1.3 ms (bench.micro). A small sync touches many partitions with one or two rows each.
-SINGLE_MAX = 2
+MAX_BATCH = table_batch.MAX_OPERATIONS  # the service's limit for one entity-group transaction
 _INT64_PROPS = (P_SIZE, P_MTIME_NS)
 
 
@@ -300,48 +298,35 @@ class TableMirror:
             if batch:
                 yield pk, batch
 
-    def _op(self, row: BlobRow, ent: dict[str, Any]) -> tuple[str, dict[str, Any], dict[str, Any]]:
+    def _op(self, row: BlobRow, ent: dict[str, Any]) -> tuple[table_batch.Op, dict[str, Any]]:
         if self.fresh_since is not None and row.uploaded_at >= self.fresh_since:
-            return ("create", ent, {"response_preference": "return-no-content"})
-        return ("upsert", ent, {"mode": UpdateMode.MERGE})
+            return ("create", ent)
+        return ("merge", ent)
 
     def _send(self, batch: list[tuple[BlobRow, dict[str, Any]]]) -> _Sent:
         """Worker: one transaction; when the service refuses it for an entity's sake, row by row."""
-        if len(batch) <= SINGLE_MAX:
-            sent = self._send_singly(batch, insert=True)
-            sent.transactions = len(sent.accepted)
-            return sent
         ops = [self._op(row, ent) for row, ent in batch]
         try:
             try:
-                self.table.submit_transaction(ops)
+                table_batch.submit(self.table, ops)
             except HttpResponseError as exc:
-                if exc.status_code != 409 or all(op[0] != "create" for op in ops):
+                if exc.status_code != 409 or all(op != "create" for op, _ in ops):
                     raise
                 # An inserted row exists already: send the batch again as merges (which keep its verdicts).
-                self.table.submit_transaction([("upsert", ent, {"mode": UpdateMode.MERGE}) for _, ent in batch])
+                table_batch.submit(self.table, [("merge", ent) for _, ent in batch])
             return _Sent([row for row, _ in batch], [], 1)
         except HttpResponseError as exc:
             if exc.status_code not in _ENTITY_ERRORS:
                 raise
-        return self._send_singly(batch, insert=False)  # isolate the entity the service refuses
+        return self._send_singly(batch)  # isolate the entity the service refuses
 
-    def _send_singly(self, batch: list[tuple[BlobRow, dict[str, Any]]], *, insert: bool) -> _Sent:
-        """One request per entity (``insert``: rows new this run are inserted); a refused entity is reported,
-        the others go through."""
+    def _send_singly(self, batch: list[tuple[BlobRow, dict[str, Any]]]) -> _Sent:
+        """One merge-upsert per entity (keeps the cloud's verdicts on rows that exist); a refused entity is
+        reported, the others go through."""
         sent = _Sent([], [], 0)
         for row, ent in batch:
             try:
-                op, _, kwargs = self._op(row, ent)
-                if op == "create" and insert:
-                    try:
-                        self.table.create_entity(ent, **kwargs)
-                    except HttpResponseError as exc:
-                        if exc.status_code != 409:
-                            raise
-                        self.table.upsert_entity(ent, mode=UpdateMode.MERGE)  # it existed: keep its verdicts
-                else:
-                    self.table.upsert_entity(ent, mode=UpdateMode.MERGE)
+                self.table.upsert_entity(ent, mode=UpdateMode.MERGE)
                 sent.accepted.append(row)
             except HttpResponseError as exc:
                 if exc.status_code not in _ENTITY_ERRORS:
