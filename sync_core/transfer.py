@@ -26,6 +26,7 @@ from azure.storage.blob import BlobBlock, BlobClient, ContainerClient, ContentSe
 
 from .blobmeta import K_SHA256, BlobMeta, build_metadata
 from .hasher import FileChangedError
+from .put_blob import put_sender
 
 Action = Literal["uploaded", "copied", "present"]
 
@@ -92,6 +93,7 @@ class Transfer:
         self.budget = budget or BufferBudget(8)
         self.blocks_in_flight = max(1, blocks_in_flight)
         self.read_hook = read_hook  # called with the byte count of every read (bandwidth limiting)
+        self._put = put_sender(container)  # small files: Put Blob without the SDK's per-call layers
 
     # -- the three ways ----------------------------------------------------------------------------
     def adopt_existing(self, name: str, meta: BlobMeta) -> StoreResult | None:
@@ -142,16 +144,19 @@ class Transfer:
 
     def upload(self, name: str, path: str, meta: BlobMeta, content_type: str, data: bytes | None) -> StoreResult:
         """Create-only upload; adopts the blob instead if it turns out to exist."""
-        blob = self.container.get_blob_client(name)
-        settings = ContentSettings(content_type=content_type)
         md = build_metadata(meta)
         try:
             if data is not None:
                 if self.read_hook:
                     self.read_hook(len(data))
+                if self._put is not None and len(data) <= self._put.max_size:
+                    return StoreResult("uploaded", self._put.put(name, data, md, content_type), len(data))
+                settings = ContentSettings(content_type=content_type)
+                blob = self.container.get_blob_client(name)
                 resp = blob.upload_blob(data, overwrite=False, metadata=md, content_settings=settings)
                 return StoreResult("uploaded", resp["etag"], len(data))
-            return self._upload_blocks(blob, path, meta, md, settings)
+            settings = ContentSettings(content_type=content_type)
+            return self._upload_blocks(self.container.get_blob_client(name), path, meta, md, settings)
         except ResourceExistsError:
             adopted = self.adopt_existing(name, meta)
             if adopted is None:  # deleted between our write and the check: let the next run retry
