@@ -13,7 +13,6 @@ import time
 import urllib.request
 from typing import Any
 
-import requests
 from azure.core.credentials import TokenCredential
 from azure.core.exceptions import ClientAuthenticationError, HttpResponseError, ResourceNotFoundError
 from azure.core.pipeline.policies import RetryPolicy
@@ -24,6 +23,7 @@ from azure.storage.blob import BlobServiceClient, ContainerClient, ExponentialRe
 from .concurrency import THROTTLE
 from .config import StorageConfig, table_endpoint_from_blob_url
 from .errors import ConfigError, first_line
+from .lean_http import LeanAdapter, LeanSession
 
 # Short first backoff with jitter: a transient fault should cost seconds, not the SDK default's ~15 s.
 RETRY_TOTAL = 8
@@ -76,8 +76,9 @@ def blob_retry_policy() -> ExponentialRetry:
 
 
 def make_transport(pool_size: int) -> RequestsTransport:
-    """A requests transport whose connection pool fits ``pool_size`` concurrent requests."""
-    session = requests.Session()
+    """A requests transport whose connection pool fits ``pool_size`` concurrent requests (a
+    :class:`~sync_core.lean_http.LeanSession`: requests' objects without its per-request bookkeeping)."""
+    session = LeanSession()
     verify: dict[str, Any] = {}
     if not urllib.request.getproxies():
         # With trust_env, requests re-reads the proxy variables, ~/.netrc and the CA-bundle variables on
@@ -88,7 +89,7 @@ def make_transport(pool_size: int) -> RequestsTransport:
         bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
         if bundle:
             verify["connection_verify"] = bundle  # azure-core passes it with every request
-    adapter = requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=max(10, pool_size))
+    adapter = LeanAdapter(pool_connections=4, pool_maxsize=max(10, pool_size))
     session.mount("https://", adapter)
     session.mount("http://", adapter)
     # Downloads (restore, deep verify) are read in 256 KiB pieces, not azure-core's default 4 KiB: a
