@@ -35,6 +35,7 @@ from urllib.parse import unquote
 
 from azure.core import MatchConditions
 from azure.core.exceptions import (
+    AzureError,
     HttpResponseError,
     ResourceExistsError,
     ResourceModifiedError,
@@ -45,6 +46,7 @@ from azure.storage.blob import ContainerClient
 
 from .blobmeta import K_SHA256, parse_metadata
 from .blobname import normalize_prefix, parse_blob_name
+from .errors import first_line
 from .listing import LISTING_PAGE, BlobEntry, list_pages
 from .table_index import (
     DAMAGE_VERDICTS,
@@ -277,6 +279,7 @@ class PartitionResult:
     query_pages: int = 0
     property_calls: int = 0  # blobs whose metadata was fetched one by one (changed etag, orphans)
     writes: int = 0  # write requests (transactions count once)
+    error: str = ""  # why the partition could not be verified (its rows are checked again next run)
 
     def summary(self) -> dict[str, Any]:
         """Ids and counts only: what an activity returns to the orchestrator."""
@@ -297,6 +300,7 @@ class PartitionResult:
                 "property_calls": self.property_calls,
                 "writes": self.writes,
             },
+            "errors": [f"{self.partition}: {self.error}"] if self.error else [],
         }
 
 
@@ -657,10 +661,13 @@ def verify_all(
     """Verify ``partitions`` in a thread pool; returns the merged summary and every problem."""
 
     def one(p: str) -> PartitionResult:
-        return verify_partition(
-            container, table, p, now=now, deep_budget=deep_budget, deep_reference=deep_reference,
-            partitions_total=len(partitions),
-        )  # fmt: skip
+        try:
+            return verify_partition(
+                container, table, p, now=now, deep_budget=deep_budget, deep_reference=deep_reference,
+                partitions_total=len(partitions),
+            )  # fmt: skip
+        except AzureError as exc:  # after the client's retries: report it, and verify the other partitions
+            return PartitionResult(p, error=first_line(exc))
 
     with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="verify") as pool:
         results = list(pool.map(one, partitions))

@@ -63,3 +63,29 @@ def test_missing_table_is_a_config_error(storage_env, container, synced, monkeyp
     monkeypatch.setenv("AZURE_STORAGE_TABLE", "nosuchtable1")
     r = run_cli("verify", "--state-dir", str(tmp_path / "other"))
     assert r.code == 2 and "nosuchtable1" in r.err
+
+
+def test_a_unit_the_service_refuses_is_reported_and_the_others_are_verified(azurite, synced, monkeypatch):
+    """One unit's listing is denied (403, not retried): the run still verifies every other unit, names the
+    failed one in the report's errors and exits 1 — not an internal error that loses the whole run."""
+    from agent.emulator import ACCOUNT_KEY
+
+    from .faultproxy import FaultPlan, FaultProxy
+
+    shas = [hashlib.sha256(d).hexdigest() for d in synced["datas"].values()]
+    unit = shas[0][0]
+    with FaultProxy(azurite.blob_port) as proxy:
+        prefix = f"photos/testhost/{unit}"
+        proxy.set_plan(FaultPlan(deny=1.0, only=lambda r: r.comp == "list" and r.query.get("prefix") == prefix))
+        monkeypatch.setenv(
+            "AZURE_STORAGE_CONNECTION_STRING",
+            f"DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey={ACCOUNT_KEY};"
+            f"BlobEndpoint={proxy.blob_url};TableEndpoint={azurite.table_url};",
+        )
+        r = run_cli("verify", "--state-dir", synced["state"], "--json")
+        assert proxy.fault_counts().get("deny", 0) >= 1
+    assert r.code == 1, r.err
+    doc = r.json()
+    assert len(doc["errors"]) == 1 and doc["errors"][0].startswith(f"{prefix}: ")
+    others = sum(1 for s in shas if s[0] != unit)
+    assert doc["rows"] == others and doc["counts"]["ok"] == others and doc["problems"] == []
