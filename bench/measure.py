@@ -31,6 +31,32 @@ class ToolFailed(RuntimeError):
     pass
 
 
+AUTOSAVE_SECONDS = 5.0  # Azurite writes a changed metadata store out, whole, on this timer
+_last_end = 0.0  # when the previous measured command ended (monotonic)
+
+
+def _cpu_seconds(pid: int) -> float:
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def settle(server_pid: int, *, quiet: float = 1.0, limit: float = 60.0) -> float:
+    """Wait (untimed) until Azurite has saved what the previous command changed: one autosave tick after
+    that command ended, then until its CPU time stands still for ``quiet`` seconds. Azurite saves its
+    whole metadata store as JSON when anything changed (a 100k-blob store: seconds of its CPU), so
+    without this the next command pays for the previous one's writes. Returns the seconds waited."""
+    t0 = time.monotonic()
+    time.sleep(max(0.0, _last_end + AUTOSAVE_SECONDS + 0.5 - t0))
+    last, still_since = _cpu_seconds(server_pid), time.monotonic()
+    while time.monotonic() - still_since < quiet and time.monotonic() - t0 < limit:
+        time.sleep(0.25)
+        now = _cpu_seconds(server_pid)
+        if now != last:
+            last, still_since = now, time.monotonic()
+    return time.monotonic() - t0
+
+
 def run(
     cmd: list[str],
     *,
@@ -39,8 +65,13 @@ def run(
     cwd: Path | None = None,
     ok: tuple[int, ...] = (0,),
     timeout: float = 1800,
+    settle_pid: int | None = None,
 ) -> Sample:
+    """Run ``cmd`` to completion; with ``settle_pid`` (Azurite's), first wait for it to settle."""
+    global _last_end
     log.parent.mkdir(parents=True, exist_ok=True)
+    if settle_pid is not None:
+        settle(settle_pid)
     with open(log, "wb") as out:
         out.write((" ".join(cmd) + "\n").encode())
         out.flush()
@@ -49,6 +80,7 @@ def run(
         peak = _HwmWatcher(proc.pid, deadline=time.monotonic() + timeout)
         _, status, ru = os.wait4(proc.pid, 0)
         wall = time.perf_counter() - t0
+        _last_end = time.monotonic()
         peak.stop()
     if peak.timed_out:
         raise ToolFailed(f"{cmd[0]} killed after {timeout:.0f} s (log {log}): stuck (a full disk?)")

@@ -80,7 +80,7 @@ class Bench:
             env = tools.azcopy_env(w)
         else:
             cmd, env = tools.sdk_upload(src, t), tools.sdk_env(w, t)
-        return run(cmd, env=env, log=self.log(t.container, tag))
+        return run(cmd, env=env, log=self.log(t.container, tag), settle_pid=self.az.pid)
 
     def record(self, case: str, tool: str, metric: str, s: Sample, nbytes: int = 0, rows: int = 0) -> None:
         by_metric = self.results.setdefault(case, {}).setdefault(tool, {})
@@ -151,7 +151,9 @@ class Bench:
     def agent_verify(self, t: tools.Target, tag: str, *flags: str) -> Sample:
         cmd = [str(tools.AGENT), "verify", "--state-dir", str(t.state_dir), "--container", t.container,
                "--table", t.table, "--source-id", "bench", "--json", *flags]  # fmt: skip
-        s = run(cmd, env=tools.agent_env(self.work, t), log=self.log(t.container, tag), ok=(0, 1))
+        s = run(
+            cmd, env=tools.agent_env(self.work, t), log=self.log(t.container, tag), ok=(0, 1), settle_pid=self.az.pid
+        )
         if s.rc != 0:
             raise ToolFailed(f"verify found problems in a fresh copy (log {s.log})")
         return s
@@ -167,7 +169,12 @@ class Bench:
                     s = self.agent_verify(t, f"verify{rep}")
                 elif tool == "rclone":
                     env = tools.rclone_env(self.work, t)
-                    s = run(tools.rclone_check(src, t), env=env, log=self.log(t.container, f"check{rep}"))
+                    s = run(
+                        tools.rclone_check(src, t),
+                        env=env,
+                        log=self.log(t.container, f"check{rep}"),
+                        settle_pid=self.az.pid,
+                    )
                 else:
                     continue
                 self.record("scale", tool, "verify_quick", s, rows=self.scale_files)
@@ -183,7 +190,12 @@ class Bench:
                     s = self.agent_verify(t, f"deep{rep}", "--deep-budget", budget)
                 elif tool == "rclone":
                     cmd = [*tools.rclone_check(src, t), "--download"]
-                    s = run(cmd, env=tools.rclone_env(self.work, t), log=self.log(t.container, f"deep{rep}"))
+                    s = run(
+                        cmd,
+                        env=tools.rclone_env(self.work, t),
+                        log=self.log(t.container, f"deep{rep}"),
+                        settle_pid=self.az.pid,
+                    )
                 else:
                     continue
                 self.record("media", tool, "verify_deep", s, nbytes)
