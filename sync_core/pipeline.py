@@ -160,8 +160,11 @@ class SyncEngine:
             return
         t0 = time.monotonic()
         res = table_mirror.TableMirror(self.table, self.state, fresh_since=self._fresh_since).run()
+        if self._live_result is not None:  # what went out during the uploads; what it could not send or
+            res.mirrored += self._live_result.mirrored  # had refused was pending for the pass above
+            res.transactions += self._live_result.transactions
         table_mirror.add_to_summary(res, self.summary)
-        self.summary.mirror_seconds = round(time.monotonic() - t0, 3)
+        self.summary.mirror_seconds = round(time.monotonic() - t0 + self._live_wait, 3)
         if self.summary.mirror_error:
             self.progress.note(
                 f"warning: index table not fully updated ({self.summary.mirror_error}); "
@@ -214,12 +217,19 @@ class SyncEngine:
 
     # -- transfer ----------------------------------------------------------------------------------
     _fresh_since: float | None = None  # rows recorded from then on are new to the Table (inserted, not merged)
+    _live: table_mirror.LiveMirror | None = None  # mirrors rows while the uploads run
+    _live_result: table_mirror.MirrorResult | None = None
+    _live_wait = 0.0  # seconds the end of the uploads waited for its last transactions
 
     def _transfer_all(self, work: list[ScanEntry], index: dict[str, FileRow]) -> None:
         opts = self.opts
         self.progress.planned(len(work), sum(e.size for e in work))
         workers = max(1, opts.max_workers)
         self._fresh_since = time.time()
+        if self.table is not None:
+            self._live = table_mirror.LiveMirror(
+                table_mirror.TableMirror(self.table, self.state, fresh_since=self._fresh_since)
+            )
         with (
             ThreadPoolExecutor(workers, thread_name_prefix="file") as pool,
             ThreadPoolExecutor(workers, thread_name_prefix="block") as block_pool,
@@ -253,6 +263,11 @@ class SyncEngine:
                 for fut in pending:
                     fut.cancel()
                 raise
+            finally:
+                if self._live is not None:  # rows it did not send stay pending for the end-of-run pass
+                    t0 = time.monotonic()
+                    self._live_result = self._live.close()
+                    self._live_wait = time.monotonic() - t0
 
     def _collect(self, pending: set[Future[_Done]], done: queue.SimpleQueue[Future[_Done]]) -> None:
         """Record every file that has finished (at least one; blocks until then)."""
@@ -264,6 +279,8 @@ class SyncEngine:
                 fut = done.get_nowait()
             except queue.Empty:
                 break
+        if self._live is not None:
+            self._live.poll()
         for line in self._limiter.drain_changes():
             self.progress.note(line, verbose=True)
         if self.state.maybe_commit():
@@ -373,6 +390,8 @@ class SyncEngine:
                     capture_time=d.capture.time,
                     camera_model=d.capture.camera_model,
                 )
+                if self._live is not None and (row := self.state.blob_row(o.blob_name)) is not None:
+                    self._live.add(row, e.size)
             else:
                 self.state.record_history_blob(
                     relpath=e.relpath,

@@ -209,7 +209,7 @@ class TableMirror:
         state: StateDB,
         *,
         batch_size: int = MAX_BATCH,
-        workers: int = 4,
+        workers: int = 8,
         on_transaction: Callable[[str, int], None] | None = None,
         fresh_since: float | None = None,
     ):
@@ -333,6 +333,78 @@ class TableMirror:
                     raise
                 sent.rejected.append({"blob_name": row.blob_name, "error": first_line(exc)})
         return sent
+
+
+class LiveMirror:
+    """Mirrors rows while the uploads still run, so the Table's writes overlap the blob uploads instead of
+    following them (on a byte-heavy run the storage service has room for them between the uploads).
+
+    The main thread hands each row it recorded to :meth:`add`; rows go out as transactions (on
+    :meth:`TableMirror._send`'s terms) when a partition holds a full one, and all buffered rows each time
+    ``flush_bytes`` more content has been stored: at most one extra transaction per partition per
+    ``flush_bytes``, so a small-file run still sends its rows at the end, in full batches. Nothing is final
+    here: rows not sent (or refused) stay ``mirror_pending`` in SQLite for the end-of-run pass, and the
+    first service error stops live mirroring altogether. Main thread only, like :class:`TableMirror`."""
+
+    FLUSH_BYTES = 64 * 1024 * 1024
+
+    def __init__(self, mirror: TableMirror, *, flush_bytes: int | None = None):
+        self.mirror = mirror
+        self.flush_bytes = flush_bytes or self.FLUSH_BYTES
+        self.result = MirrorResult()
+        self._pool = ThreadPoolExecutor(mirror.workers, thread_name_prefix="live-mirror")
+        self._inflight: dict[Future[_Sent], str] = {}
+        self._buffers: dict[str, list[tuple[BlobRow, dict[str, Any]]]] = {}
+        self._bytes = 0
+        self._stopped = False
+
+    def add(self, row: BlobRow, nbytes: int) -> None:
+        """A row just recorded in SQLite for ``nbytes`` of content stored."""
+        if self._stopped:
+            return
+        ent = entity_for(row)
+        pk = ent["PartitionKey"]
+        buf = self._buffers.setdefault(pk, [])
+        if any(e["RowKey"] == ent["RowKey"] for _, e in buf):
+            return  # one entity per transaction: the end-of-run pass sends this row
+        buf.append((row, ent))
+        if len(buf) >= self.mirror.batch_size:
+            self._submit(pk)
+        self._bytes += nbytes
+        if self._bytes >= self.flush_bytes:
+            self._bytes = 0
+            for key in list(self._buffers):
+                self._submit(key)
+
+    def _submit(self, pk: str) -> None:
+        batch = self._buffers.pop(pk, None)
+        if batch and not self._stopped:
+            self._inflight[self._pool.submit(self.mirror._send, batch)] = pk
+
+    def poll(self) -> None:
+        """Record the transactions that finished (never blocks)."""
+        done = [f for f in self._inflight if f.done()]
+        if done:
+            self._record(done)
+
+    def _record(self, done: Iterable[Future[_Sent]]) -> None:
+        try:
+            self.mirror._collect({f: self._inflight.pop(f) for f in done}, self.result, ALL_COMPLETED)
+        except AzureError as exc:  # the end-of-run pass retries what is pending, and reports
+            self._stopped = True
+            self.result.error = first_line(exc)
+
+    def close(self) -> MirrorResult:
+        """Wait for the transactions in flight and record them; unsent rows stay pending."""
+        self._stopped = True
+        self._buffers.clear()
+        try:
+            if self._inflight:
+                wait(self._inflight)
+                self._record(list(self._inflight))
+        finally:
+            self._pool.shutdown(wait=True)
+        return self.result
 
 
 def add_to_summary(res: MirrorResult, summary: RunSummary) -> None:

@@ -279,3 +279,47 @@ def test_every_partition_is_one_transaction_and_an_existing_fresh_row_is_merged(
     assert sorted(rows) == sorted([one, *two])
     assert rows[two[0]][ti.P_VERIFY_STATUS] == ti.V_OK and rows[two[0]][ti.P_SHA256] == sha_of(2, shard="22")
     state.close()
+
+
+def test_live_mirror_sends_during_the_run_and_leaves_the_rest_pending(table, tmp_path: Path):
+    """Rows go out as soon as a partition fills a transaction or ``flush_bytes`` more content was stored;
+    what was sent is marked mirrored, what was not stays pending for the end-of-run pass."""
+    from sync_core.table_mirror import LiveMirror
+
+    state = StateDB(tmp_path / "state")
+    live = LiveMirror(TableMirror(table, state, batch_size=3, fresh_since=1_600_000_000.0), flush_bytes=1000)
+
+    def add(rel: str, sha: str, nbytes: int) -> str:
+        name = add_blob(state, "photos", rel, sha)
+        row = state.blob_row(name)
+        assert row is not None
+        live.add(row, nbytes)
+        return name
+
+    full = [add(f"full{i}.jpg", sha_of(i, shard="aa"), 10) for i in range(3)]  # a full transaction: sent
+    flushed = add("flushed.jpg", sha_of(10, shard="bb"), 990)  # 1000 bytes stored: every buffer is sent
+    later = add("later.jpg", sha_of(11, shard="cc"), 10)  # buffered when the run ends: not sent
+    res = live.close()
+    assert (res.mirrored, res.transactions, res.error) == (4, 2, "")
+    in_table = {r[ti.P_BLOB_NAME] for r in map(plain, table.list_entities())}
+    assert in_table == {*full, flushed}
+    state.commit()  # pending rows are read through another connection
+    assert {r.blob_name for r in state.iter_mirror_pending()} == {later}  # the end-of-run pass sends it
+    assert TableMirror(table, state).run().mirrored == 1 and state.count_mirror_pending() == 0
+    state.close()
+
+
+def test_live_mirror_stops_at_a_service_error_and_rows_stay_pending(cfg, tmp_path: Path):
+    from sync_core.table_mirror import LiveMirror
+
+    missing = table_service(cfg).get_table_client("nosuchtable")  # every transaction fails (404)
+    state = StateDB(tmp_path / "state")
+    live = LiveMirror(TableMirror(missing, state, batch_size=2), flush_bytes=10**9)
+    for i in range(4):
+        row = state.blob_row(add_blob(state, "photos", f"f{i}.jpg", sha_of(i, shard="dd")))
+        assert row is not None
+        live.add(row, 1)
+    res = live.close()
+    assert res.mirrored == 0 and "does not exist" in res.error
+    assert state.count_mirror_pending() == 4
+    state.close()
