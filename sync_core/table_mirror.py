@@ -341,21 +341,25 @@ class LiveMirror:
 
     The main thread hands each row it recorded to :meth:`add`; rows go out as transactions (on
     :meth:`TableMirror._send`'s terms) when a partition holds a full one, and all buffered rows each time
-    ``flush_bytes`` more content has been stored: at most one extra transaction per partition per
-    ``flush_bytes``, so a small-file run still sends its rows at the end, in full batches. Nothing is final
+    ``flush_bytes`` more content or ``flush_rows`` more rows have been stored: at most one extra transaction
+    per partition per flush, so the emulator's or service's per-request cost stays bounded while most rows
+    are written before the uploads end. Nothing is final
     here: rows not sent (or refused) stay ``mirror_pending`` in SQLite for the end-of-run pass, and the
     first service error stops live mirroring altogether. Main thread only, like :class:`TableMirror`."""
 
     FLUSH_BYTES = 64 * 1024 * 1024
+    FLUSH_ROWS = 5000  # a small-file run: ~20 rows per partition per transaction, a quarter of it at the end
 
-    def __init__(self, mirror: TableMirror, *, flush_bytes: int | None = None):
+    def __init__(self, mirror: TableMirror, *, flush_bytes: int | None = None, flush_rows: int | None = None):
         self.mirror = mirror
         self.flush_bytes = flush_bytes or self.FLUSH_BYTES
+        self.flush_rows = flush_rows or self.FLUSH_ROWS
         self.result = MirrorResult()
         self._pool = ThreadPoolExecutor(mirror.workers, thread_name_prefix="live-mirror")
         self._inflight: dict[Future[_Sent], str] = {}
         self._buffers: dict[str, list[tuple[BlobRow, dict[str, Any]]]] = {}
-        self._bytes = 0
+        self._keys: dict[str, set[str]] = {}  # RowKeys per buffer
+        self._bytes = self._rows = 0  # stored since every buffer was last sent
         self._stopped = False
 
     def add(self, row: BlobRow, nbytes: int) -> None:
@@ -365,18 +369,22 @@ class LiveMirror:
         ent = entity_for(row)
         pk = ent["PartitionKey"]
         buf = self._buffers.setdefault(pk, [])
-        if any(e["RowKey"] == ent["RowKey"] for _, e in buf):
+        keys = self._keys.setdefault(pk, set())
+        if ent["RowKey"] in keys:
             return  # one entity per transaction: the end-of-run pass sends this row
+        keys.add(ent["RowKey"])
         buf.append((row, ent))
         if len(buf) >= self.mirror.batch_size:
             self._submit(pk)
         self._bytes += nbytes
-        if self._bytes >= self.flush_bytes:
-            self._bytes = 0
+        self._rows += 1
+        if self._bytes >= self.flush_bytes or self._rows >= self.flush_rows:
+            self._bytes = self._rows = 0
             for key in list(self._buffers):
                 self._submit(key)
 
     def _submit(self, pk: str) -> None:
+        self._keys.pop(pk, None)
         batch = self._buffers.pop(pk, None)
         if batch and not self._stopped:
             self._inflight[self._pool.submit(self.mirror._send, batch)] = pk

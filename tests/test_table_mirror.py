@@ -323,3 +323,20 @@ def test_live_mirror_stops_at_a_service_error_and_rows_stay_pending(cfg, tmp_pat
     assert res.mirrored == 0 and "does not exist" in res.error
     assert state.count_mirror_pending() == 4
     state.close()
+
+
+def test_live_mirror_sends_every_buffer_after_flush_rows_rows(table, tmp_path: Path):
+    from sync_core.table_mirror import LiveMirror
+
+    state = StateDB(tmp_path / "state")
+    live = LiveMirror(TableMirror(table, state), flush_bytes=10**12, flush_rows=3)
+    names = []
+    for i in range(5):  # five partitions: rows 1-3 go out with the third, rows 4-5 stay buffered
+        names.append(add_blob(state, "photos", f"r{i}.jpg", sha_of(i, shard=f"e{i}")))
+        row = state.blob_row(names[-1])
+        assert row is not None
+        live.add(row, 1)
+    res = live.close()
+    assert (res.mirrored, res.transactions) == (3, 3)
+    assert {r[ti.P_BLOB_NAME] for r in map(plain, table.list_entities())} == set(names[:3])
+    state.close()
