@@ -7,6 +7,7 @@ rejected with :class:`UnstorableNameError` rather than altered.
 
 from __future__ import annotations
 
+import functools
 import re
 
 from .errors import UnstorableNameError
@@ -17,6 +18,7 @@ _SHA_RE = re.compile(r"^[0-9a-f]{64}$")
 _CONTROL_RE = re.compile(r"[\x00-\x1f\x7f-\x9f\ufffe\uffff]")
 
 
+@functools.lru_cache(maxsize=256)
 def normalize_prefix(prefix: str) -> str:
     """Strip surrounding slashes; the prefix may contain inner ``/`` but no empty or dot segments."""
     p = prefix.strip("/")

@@ -378,7 +378,7 @@ class SyncEngine:
             self.state.update_stat(e.relpath, e.size, e.mtime_ns, e.inode)
         elif (d.record or d.history_only) and d.sha256 and d.etag and o.blob_name and self.cfg:
             if d.record:
-                self.state.record_blob(
+                row = self.state.record_blob(
                     relpath=e.relpath,
                     size=e.size,
                     mtime_ns=e.mtime_ns,
@@ -390,7 +390,7 @@ class SyncEngine:
                     capture_time=d.capture.time,
                     camera_model=d.capture.camera_model,
                 )
-                if self._live is not None and (row := self.state.blob_row(o.blob_name)) is not None:
+                if self._live is not None:
                     self._live.add(row, e.size)
             else:
                 self.state.record_history_blob(

@@ -322,24 +322,26 @@ class StateDB:
         capture_time: str | None = None,
         camera_model: str | None = None,
         now: float | None = None,
-    ) -> None:
-        """Record a blob the service confirmed, make it the current version of ``relpath``."""
+    ) -> BlobRow:
+        """Record a blob the service confirmed, make it the current version of ``relpath``; the blob's row
+        as recorded (what the Table mirror sends)."""
         now = time.time() if now is None else now
         self._write(
             "UPDATE blobs SET is_current = 0, mirror_pending = 1"
             " WHERE relpath = ? AND is_current = 1 AND blob_name != ?",
             (relpath, blob_name),
         )
-        self._write(
+        row = self._write(
             "INSERT INTO blobs (blob_name, relpath, sha256, size, mtime_ns, etag, source_id, uploaded_at,"
             " is_current, deleted_at, capture_time, camera_model, mirror_pending)"
             " VALUES (?,?,?,?,?,?,?,?,1,NULL,?,?,1)"
             " ON CONFLICT(blob_name) DO UPDATE SET etag = excluded.etag, is_current = 1, deleted_at = NULL,"
             " size = excluded.size, mtime_ns = excluded.mtime_ns,"
             " capture_time = coalesce(excluded.capture_time, capture_time),"
-            " camera_model = coalesce(excluded.camera_model, camera_model), mirror_pending = 1",
+            " camera_model = coalesce(excluded.camera_model, camera_model), mirror_pending = 1"
+            f" RETURNING {self._BLOB_COLS}",
             (blob_name, relpath, sha256, size, mtime_ns, etag, source_id, now, capture_time, camera_model),
-        )
+        ).fetchall()[0]  # fetchall: the statement runs to its end
         self._write(
             "INSERT INTO files (relpath, size, mtime_ns, inode, sha256, blob_name, synced_at)"
             " VALUES (?,?,?,?,?,?,?) ON CONFLICT(relpath) DO UPDATE SET size = excluded.size,"
@@ -347,6 +349,7 @@ class StateDB:
             " blob_name = excluded.blob_name, synced_at = excluded.synced_at",
             (relpath, size, mtime_ns, inode, sha256, blob_name, now),
         )
+        return BlobRow(*row[:8], bool(row[8]), *row[9:])
 
     def record_history_blob(
         self, *, relpath: str, size: int, mtime_ns: int, sha256: str, blob_name: str, etag: str, source_id: str

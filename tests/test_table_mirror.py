@@ -256,7 +256,6 @@ def test_rows_new_this_run_are_inserted_and_an_existing_one_falls_back_to_merge(
     state.close()
 
 
-
 def test_every_partition_is_one_transaction_and_an_existing_fresh_row_is_merged(cfg, tmp_path: Path):
     """Even a one-row partition goes as a transaction (table_batch: as cheap as a single write); an inserted
     row that exists after all makes its transaction go again as merges, which keep the cloud's verdict."""
@@ -339,4 +338,40 @@ def test_live_mirror_sends_every_buffer_after_flush_rows_rows(table, tmp_path: P
     res = live.close()
     assert (res.mirrored, res.transactions) == (3, 3)
     assert {r[ti.P_BLOB_NAME] for r in map(plain, table.list_entities())} == set(names[:3])
+    state.close()
+
+
+def test_encode_key_matches_one_substitution_of_the_forbidden_set():
+    """The fast path (``%`` and ``/`` replaced, the rest by regex) gives what one substitution of every
+    forbidden character gives, for every character class a key can hold."""
+    import random
+
+    alphabet = "aZ09 %/\\#?~'é€\x00\x1f\x7f\x85\x9f\udc80\udcff日-_.|"
+    rng = random.Random(8)
+    samples = [
+        "",
+        "plain",
+        "100%/2",
+        "a%2Fb",
+        *("".join(rng.choices(alphabet, k=rng.randint(1, 24))) for _ in range(2000)),
+    ]
+    for text in samples:
+        assert ti.encode_key(text) == ti._FORBIDDEN.sub(ti._enc, text), repr(text)
+
+
+def test_record_blob_returns_the_row_as_recorded(tmp_path: Path):
+    state = StateDB(tmp_path / "state")
+    sha = sha_of(1)
+    name = f"photos/{sha[:2]}/{sha}/a.jpg"
+    kw = dict(relpath="a.jpg", size=5, mtime_ns=7, inode=1, sha256=sha, blob_name=name, source_id="s")
+    first = state.record_blob(etag="e1", capture_time="2024-01-01T00:00:00", now=100.0, **kw)
+    again = state.record_blob(etag="e2", now=200.0, **kw)  # re-recorded: etag new, capture time kept
+    assert (first.etag, first.uploaded_at, first.capture_time, first.is_current) == (
+        "e1",
+        100.0,
+        "2024-01-01T00:00:00",
+        True,
+    )
+    assert again == state.blob_row(name)
+    assert (again.etag, again.uploaded_at, again.capture_time) == ("e2", 100.0, "2024-01-01T00:00:00")
     state.close()
