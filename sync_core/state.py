@@ -398,11 +398,6 @@ class StateDB:
         for row in self._reader().execute(sql):
             yield BlobRow(*row[:8], bool(row[8]), *row[9:])
 
-    def blob_row(self, blob_name: str) -> BlobRow | None:
-        """One blob's row as recorded (this connection: uncommitted writes included)."""
-        row = self._w.execute(f"SELECT {self._BLOB_COLS} FROM blobs WHERE blob_name = ?", (blob_name,)).fetchone()
-        return None if row is None else BlobRow(*row[:8], bool(row[8]), *row[9:])
-
     def mark_mirrored(self, rows: Iterable[BlobRow]) -> None:
         """Clear ``mirror_pending`` for rows the Table now holds, unless they changed since they were read."""
         for r in rows:
