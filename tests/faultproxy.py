@@ -166,6 +166,7 @@ class FaultProxy:
         self._injected = 0
         self._tasks: set[asyncio.Task[None]] = set()
         self._arrived: deque[Request] = deque(maxlen=MAX_EXCHANGES)
+        self._open_requests = 0  # heads arrived whose exchange is neither recorded nor abandoned
 
     # -- control -----------------------------------------------------------------------------------
     def set_plan(self, plan: FaultPlan) -> None:
@@ -186,6 +187,27 @@ class FaultProxy:
         """Requests whose head has arrived, answered or not (``exchanges`` lists only answered ones)."""
         with self._lock:
             return list(self._arrived)
+
+    def wait_idle(self, timeout: float = 30.0, settle: float = 0.3) -> None:
+        """Block until no request is in flight for ``settle`` seconds.
+
+        A killed client's last request may still be relayed (its body sat in the socket buffer), so a
+        test that counts the wire after a kill waits for that stray exchange before it takes a mark.
+        """
+        deadline = time.monotonic() + timeout
+        quiet_since: float | None = None
+        while time.monotonic() < deadline:
+            with self._lock:
+                busy = self._open_requests > 0
+            now = time.monotonic()
+            if busy:
+                quiet_since = None
+            elif quiet_since is None:
+                quiet_since = now
+            elif now - quiet_since >= settle:
+                return
+            time.sleep(0.02)
+        raise TimeoutError(f"fault proxy still busy after {timeout} s")
 
     def fault_counts(self) -> dict[str, int]:
         with self._lock:
@@ -245,6 +267,7 @@ class FaultProxy:
         ex.finished = time.monotonic()
         with self._lock:
             self._stats.exchanges.append(ex)
+            self._open_requests -= 1
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
@@ -253,6 +276,7 @@ class FaultProxy:
         task.add_done_callback(self._tasks.discard)
         async with self._sem:
             up: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
+            ex: Exchange | None = None
             try:
                 while True:
                     try:
@@ -266,6 +290,7 @@ class FaultProxy:
                     req = Request(method, url.path, query, headers)
                     with self._lock:
                         self._arrived.append(req)
+                        self._open_requests += 1
                     ex = Exchange(req, self._choose(req), None, 0, time.monotonic())
                     if ex.fault == "reset":
                         await _relay_body(reader, None, headers, to_eof=False)
@@ -313,6 +338,9 @@ class FaultProxy:
             except (asyncio.IncompleteReadError, ConnectionError, OSError, asyncio.CancelledError):
                 return
             finally:
+                if ex is not None and not ex.finished:
+                    with self._lock:
+                        self._open_requests -= 1  # abandoned before an answer came
                 writer.close()
                 if up is not None:
                     up[1].close()
