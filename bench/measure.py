@@ -42,10 +42,12 @@ def _cpu_seconds(pid: int) -> float:
 
 
 def settle(server_pid: int, *, quiet: float = 1.0, limit: float = 60.0) -> float:
-    """Wait (untimed) until Azurite has saved what the previous command changed: one autosave tick after
-    that command ended, then until its CPU time stands still for ``quiet`` seconds. Azurite saves its
-    whole metadata store as JSON when anything changed (a 100k-blob store: seconds of its CPU), so
-    without this the next command pays for the previous one's writes. Returns the seconds waited."""
+    """Wait (untimed) until Azurite has saved what the previous command changed and the kernel has
+    written it to disk: one autosave tick after that command ended, then until its CPU time stands still
+    for ``quiet`` seconds, then ``sync``. Azurite saves its whole metadata store as JSON when anything
+    changed (a 100k-blob store: seconds of its CPU), and the kernel writes a command's dirty pages back up
+    to 30 s later (a media run leaves ~1 GB), so without this the next command pays for the previous
+    one's writes. Returns the seconds waited."""
     t0 = time.monotonic()
     time.sleep(max(0.0, _last_end + AUTOSAVE_SECONDS + 0.5 - t0))
     last, still_since = _cpu_seconds(server_pid), time.monotonic()
@@ -54,6 +56,7 @@ def settle(server_pid: int, *, quiet: float = 1.0, limit: float = 60.0) -> float
         now = _cpu_seconds(server_pid)
         if now != last:
             last, still_since = now, time.monotonic()
+    os.sync()
     return time.monotonic() - t0
 
 
