@@ -1,6 +1,6 @@
 """Benchmark azphotosync against rclone, AzCopy and a plain SDK thread pool on one Azurite it starts.
 
-    .venv/bin/python -m bench.run            # full: medians of 3 runs (about 35 min on 2 cores, ~60 GB free disk)
+    .venv/bin/python -m bench.run            # full: medians of 5 runs (about 55 min on 2 cores, ~80 GB free disk)
     .venv/bin/python -m bench.run --quick    # small corpora, 1 run: for iteration
 
 Every tool writes to its own fresh container on the same Azurite, in the same run, in rotating order, so
@@ -359,19 +359,19 @@ def ensure_tools() -> None:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="small corpora and 1 run, for iteration")
-    p.add_argument("--runs", type=int, help="runs per measurement (default 3, quick 1)")
-    p.add_argument("--verify-runs", type=int, default=3, help="cap on quick verification runs (default 3)")
+    p.add_argument("--runs", type=int, help="runs per measurement (default 5, quick 1)")
+    p.add_argument("--verify-runs", type=int, default=5, help="cap on quick verification runs (default 5)")
     p.add_argument("--cases", default="hash,media,tiny,scale,big", help="comma-separated subset")
     p.add_argument("--tools", default=",".join(ALL_TOOLS), help="comma-separated subset")
     p.add_argument("--work", type=Path, help="work dir to keep and reuse corpora (default: a temp dir, removed)")
     p.add_argument("--out", type=Path, help="JSON output (default bench/results/<date>-<mode>.json)")
     args = p.parse_args(argv)
-    args.runs = args.runs or (1 if args.quick else 3)
+    args.runs = args.runs or (1 if args.quick else 5)
     args.tools = tuple(args.tools.split(","))
     cases = args.cases.split(",")
     ensure_tools()
     work = (args.work or Path(tempfile.mkdtemp(prefix="azps-bench-"))).resolve()
-    need_gb = 10 if args.quick else 60  # corpora + Azurite's copies (it frees dropped containers' extents late)
+    need_gb = 10 if args.quick else 80  # corpora + Azurite's copies (it frees dropped containers' extents late)
     existing = next(p for p in (work, *work.parents) if p.exists())
     free_gb = shutil.disk_usage(existing).free / 1e9
     if free_gb < need_gb:
