@@ -1,6 +1,6 @@
 """Benchmark azphotosync against rclone, AzCopy and a plain SDK thread pool on one Azurite it starts.
 
-    .venv/bin/python -m bench.run            # full: medians of 5 runs (about 55 min on 2 cores, ~80 GB free disk)
+    .venv/bin/python -m bench.run            # full: medians of 5 runs (about 55 min on 2 cores, ~70 GB free disk)
     .venv/bin/python -m bench.run --quick    # small corpora, 1 run: for iteration
 
 Every tool writes to its own fresh container on the same Azurite, in the same run, in rotating order, so
@@ -371,7 +371,7 @@ def main(argv: list[str] | None = None) -> int:
     cases = args.cases.split(",")
     ensure_tools()
     work = (args.work or Path(tempfile.mkdtemp(prefix="azps-bench-"))).resolve()
-    need_gb = 10 if args.quick else 80  # corpora + Azurite's copies (it frees dropped containers' extents late)
+    need_gb = 10 if args.quick else 70  # corpora + Azurite's copies (it frees dropped containers' extents late)
     existing = next(p for p in (work, *work.parents) if p.exists())
     free_gb = shutil.disk_usage(existing).free / 1e9
     if free_gb < need_gb:
