@@ -24,6 +24,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from azure.data.tables import TableServiceClient
 from azure.storage.blob import BlobServiceClient
 
 from agent.emulator import ACCOUNT, ACCOUNT_KEY, Azurite, start_azurite
@@ -44,6 +45,7 @@ class Bench:
         self.work = work
         self.az = az
         self.service = BlobServiceClient.from_connection_string(az.connection_string)
+        self.tables = TableServiceClient.from_connection_string(az.connection_string)
         self.results: dict[str, Any] = {}
         self.tools = [t for t in ALL_TOOLS if t in args.tools]
         self.has_verify = "verify" in tools.agent_help("")
@@ -60,8 +62,12 @@ class Bench:
         return t
 
     def drop(self, t: tools.Target) -> None:
-        """Delete a finished container so Azurite's disk and memory stay small (untimed)."""
+        """Delete a finished container and its index table (untimed), so Azurite's disk and memory stay
+        small and no later command pays for them: Azurite rewrites its whole table store on every autosave
+        after a Table write, so a kept 100k-row scale table would tax each of our later runs (the peers
+        write no Table rows) with seconds of the emulator's only thread."""
         self.service.delete_container(t.container)
+        self.tables.delete_table(t.table)  # no error when the tool made none
 
     def blob_count(self, t: tools.Target) -> int:
         return sum(1 for _ in self.service.get_container_client(t.container).list_blobs())
