@@ -288,10 +288,10 @@ class FaultProxy:
                     url = urlsplit(target)
                     query = {k: v[0] for k, v in parse_qs(url.query).items()}
                     req = Request(method, url.path, query, headers)
+                    ex = Exchange(req, self._choose(req), None, 0, time.monotonic())
                     with self._lock:
                         self._arrived.append(req)
-                        self._open_requests += 1
-                    ex = Exchange(req, self._choose(req), None, 0, time.monotonic())
+                        self._open_requests += 1  # undone by _record, or by the finally below
                     if ex.fault == "reset":
                         await _relay_body(reader, None, headers, to_eof=False)
                         self._record(ex)
