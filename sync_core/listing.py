@@ -13,10 +13,11 @@ public ``list_blobs`` is used instead; tests check both give the same entries.
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from email.utils import parsedate_to_datetime
+from functools import partial
 from typing import Any
 from urllib.parse import unquote
 
@@ -67,7 +68,8 @@ def list_pages(
             params["include"] = "metadata"
         if marker:
             params["marker"] = marker
-        response = _get(client, container, params)
+        headers = {"x-ms-version": container.api_version}
+        response = read_page(client, partial(HttpRequest, "GET", container.url, params=params, headers=headers))
         if response.status_code != 200:
             error = ResourceNotFoundError if response.status_code == 404 else HttpResponseError
             raise error(message=_error_message(response), response=response)
@@ -77,13 +79,15 @@ def list_pages(
             return
 
 
-def _get(client: Any, container: ContainerClient, params: dict[str, str]) -> Any:
-    """One page. ``stream=True``: the pipeline's content-decode step would otherwise also build a full XML
-    tree. The pipeline retries the request up to its headers; a body cut off after them is asked for once
-    more here (a listing page is idempotent), as the SDK does for its own streamed downloads."""
+def read_page(client: Any, make_request: Callable[[], HttpRequest]) -> Any:
+    """Send one page request through ``client``'s pipeline and read its whole body.
+
+    ``stream=True``: the pipeline's content-decode step would otherwise also parse the body (a full XML
+    tree, or a JSON document) that the caller parses its own way. The pipeline retries the request up to
+    its headers; a body cut off after them is asked for once more here (a page is idempotent), as the SDK
+    does for its own streamed downloads."""
     for attempt in (1, 2):
-        request = HttpRequest("GET", container.url, params=params, headers={"x-ms-version": container.api_version})
-        response = client.send_request(request, stream=True)
+        response = client.send_request(make_request(), stream=True)
         try:
             response.read()
             return response

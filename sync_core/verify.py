@@ -26,7 +26,7 @@ import contextlib
 import hashlib
 import re
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -75,6 +75,7 @@ from .table_index import (
     keys_for_blob,
     listing_prefix,
 )
+from .table_query import ETAG, odata_string, query_pages
 
 V_ORPHAN = "orphan"  # a blob with no row that cannot be re-indexed from its metadata (report only)
 ALL_VERDICTS = (
@@ -354,10 +355,10 @@ def verify_partition(
     res = PartitionResult(partition)
 
     rows: dict[str, dict[str, Any]] = {}  # RowKeys embed the SHA-256, so they are unique across partitions
-    for page in _query_rows(table, prefix, shard).by_page():
+    for page in _query_rows(table, prefix, shard):
         res.query_pages += 1
-        for ent in page:
-            rows[ent["RowKey"]] = _compact(ent)
+        for row in page:
+            rows[row["RowKey"]] = row
     res.rows = len(rows)
 
     list_prefix = listing_prefix(prefix, shard) if len(shard) == 2 else f"{prefix}/{shard}"
@@ -392,20 +393,16 @@ def verify_partition(
     return res
 
 
-def _query_rows(table: TableClient, prefix: str, shard: str) -> Any:
-    """One partition query, or one key-range query over the sixteen partitions of a one-digit unit."""
+def _query_rows(table: TableClient, prefix: str, shard: str) -> Iterator[list[dict[str, Any]]]:
+    """One partition query, or one key-range query over the sixteen partitions of a one-digit unit: pages
+    of plain rows (a third of an SDK entity's memory, which matters with a worker per unit of up to
+    ``UNIT_ROWS`` rows)."""
     if len(shard) == 2:
-        pk = encode_key(partition_id(prefix, shard))
-        return table.query_entities(
-            "PartitionKey eq @pk", parameters={"pk": pk}, select=_SELECT, results_per_page=QUERY_PAGE
-        )
-    lo, hi = encode_key(partition_id(prefix, shard + "0")), encode_key(partition_id(prefix, shard + "f"))
-    return table.query_entities(
-        "PartitionKey ge @lo and PartitionKey le @hi",
-        parameters={"lo": lo, "hi": hi},
-        select=_SELECT,
-        results_per_page=QUERY_PAGE,
-    )
+        query = "PartitionKey eq " + odata_string(encode_key(partition_id(prefix, shard)))
+    else:
+        lo, hi = encode_key(partition_id(prefix, shard + "0")), encode_key(partition_id(prefix, shard + "f"))
+        query = f"PartitionKey ge {odata_string(lo)} and PartitionKey le {odata_string(hi)}"
+    return query_pages(table, query, select=_SELECT, page_size=QUERY_PAGE)
 
 
 def _list(
@@ -515,20 +512,9 @@ def _verdict_props(c: _RowCheck, now: datetime) -> dict[str, Any]:
     return props
 
 
-_ROW_ETAG = "odata.etag"
-
-
-def _compact(entity: Any) -> dict[str, Any]:
-    """A queried row as a plain dict of its set values plus its etag: a third of the SDK entity's memory,
-    which matters with a worker per unit of up to ``UNIT_ROWS`` rows."""
-    row = {k: plain(v) for k, v in entity.items() if v is not None}
-    row[_ROW_ETAG] = entity.metadata["etag"]
-    return row
-
-
 def _if_match(row: Any) -> dict[str, Any]:
     """Merge only into the row version we read (its etag), never over a newer agent write."""
-    etag = row[_ROW_ETAG] if _ROW_ETAG in row else row.metadata["etag"]
+    etag = row[ETAG] if ETAG in row else row.metadata["etag"]
     return {"mode": UpdateMode.MERGE, "etag": etag, "match_condition": MatchConditions.IfNotModified}
 
 
