@@ -55,6 +55,7 @@ from .table_index import (
     keys_for_blob,
     partition_key,
 )
+from .table_query import odata_string, query_pages
 
 MAX_BATCH = table_batch.MAX_OPERATIONS  # the service's limit for one entity-group transaction
 _INT64_PROPS = (P_SIZE, P_MTIME_NS)
@@ -124,20 +125,28 @@ def _prefix_filter(prefix: str) -> tuple[str, dict[str, str], set[str]]:
     return "PartitionKey ge @lo and PartitionKey le @hi", {"lo": min(pks), "hi": max(pks)}, pks
 
 
+def _substitute(query_filter: str, parameters: dict[str, str]) -> str:
+    """``@name`` words replaced by string literals, as the SDK's ``query_entities(parameters=)`` does."""
+    words = query_filter.split(" ")
+    return " ".join(odata_string(parameters[w[1:]]) if w[:1] == "@" and w[1:] in parameters else w for w in words)
+
+
 def prefix_rows(
     table_client: TableClient, prefix: str, source_id: str | None = None, *, extra: str = "", **params: str
 ) -> Iterator[dict[str, Any]]:
-    """Every row under ``prefix`` (of ``source_id`` when given), as plain dicts, paged by the SDK."""
+    """Every row under ``prefix`` (of ``source_id`` when given), as plain dicts
+    (:func:`~sync_core.table_query.query_pages`: a restore or rebuild reads the whole index)."""
     flt, parameters, pks = _prefix_filter(prefix)
     if source_id is not None:
         flt += " and SourceId eq @sid"
         parameters["sid"] = source_id
     if extra:
-        flt += f" and ( {extra} )"  # the SDK substitutes @names between spaces
+        flt += f" and ( {extra} )"  # @names are substituted between spaces
         parameters.update(params)
-    for ent in table_client.query_entities(flt, parameters=parameters, results_per_page=1000):
-        if ent["PartitionKey"] in pks:
-            yield plain(ent)
+    for page in query_pages(table_client, _substitute(flt, parameters)):
+        for row in page:
+            if row["PartitionKey"] in pks:
+                yield plain(row)
 
 
 def flagged_rows(table_client: TableClient, prefix: str, source_id: str) -> list[dict[str, Any]]:

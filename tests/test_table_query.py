@@ -14,7 +14,8 @@ from azure.data.tables import EdmType, EntityProperty, TableClient
 from sync_core import table_query
 from sync_core.clients import table_service
 from sync_core.config import StorageConfig
-from sync_core.table_mirror import open_table
+from sync_core.table_index import partition_key
+from sync_core.table_mirror import flagged_rows, open_table, prefix_rows
 from sync_core.table_query import ETAG, odata_string, plain_row, query_pages, sdk_row
 
 KEYS = ["p%2F00", "p%2F01", "p%2F0'2", "p%2F0ü", "q%2F00"]  # a quote and a non-ASCII key among them
@@ -123,3 +124,16 @@ def test_plain_row_types():
         "T": datetime(2026, 11, 25, 10, 11, 12, tzinfo=UTC),
         "S": "text",
     }
+
+
+def test_prefix_rows_substitutes_parameters_as_the_sdk_does(cfg: StorageConfig):
+    """``prefix_rows`` (restore, rebuild, flagged rows) reads through ``query_pages``; a source id with a
+    quote and a verdict list still select exactly their rows."""
+    table = open_table(table_service(cfg), cfg, create=True)
+    pk = partition_key("photos", "ab")
+    for i, (sid, status) in enumerate([("o'brien", "missing"), ("o'brien", "ok"), ("other", "missing")]):
+        table.create_entity({"PartitionKey": pk, "RowKey": f"r{i}", "SourceId": sid, "VerifyStatus": status})
+    nested = partition_key("photos/a", "ab")  # inside the key range, but another prefix's partition
+    table.create_entity({"PartitionKey": nested, "RowKey": "n", "SourceId": "o'brien"})
+    assert [r["RowKey"] for r in prefix_rows(table, "photos", "o'brien")] == ["r0", "r1"]
+    assert [r["RowKey"] for r in flagged_rows(table, "photos", "o'brien")] == ["r0"]
