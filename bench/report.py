@@ -15,7 +15,8 @@ METRIC_NAMES = {
     "first_sync": "first sync",
     "rerun_unchanged": "unchanged rerun",
     "rerun_one_edit": "one-edit rerun",
-    "verify_quick": "quick verify / `rclone check`",
+    "verify_quick": "quick verify / `rclone check`, own containers",
+    "verify_shared": "quick verify / `rclone check`, same container",
     "verify_deep": "deep verify",
 }
 

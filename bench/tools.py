@@ -40,6 +40,11 @@ class Target:
     container: str
     table: str
     state_dir: Path
+    rclone_dir: str = ""  # rclone's copy under this folder of the container (the shared verification case)
+
+    @property
+    def rclone_remote(self) -> str:
+        return f"az:{self.container}" + (f"/{self.rclone_dir}" if self.rclone_dir else "")
 
     def sas_url(self) -> str:
         from azure.storage.blob import ContainerSasPermissions, generate_container_sas
@@ -90,11 +95,11 @@ def rclone_env(work: Path, t: Target) -> dict[str, str]:
 
 
 def rclone_copy(src: Path, t: Target) -> list[str]:
-    return [str(RCLONE), "copy", str(src), f"az:{t.container}", "--transfers", str(WORKERS)]
+    return [str(RCLONE), "copy", str(src), t.rclone_remote, "--transfers", str(WORKERS)]
 
 
 def rclone_check(src: Path, t: Target) -> list[str]:
-    return [str(RCLONE), "check", str(src), f"az:{t.container}", "--one-way", "--checkers", str(2 * WORKERS)]
+    return [str(RCLONE), "check", str(src), t.rclone_remote, "--one-way", "--checkers", str(2 * WORKERS)]
 
 
 def azcopy_env(work: Path) -> dict[str, str]:
