@@ -105,7 +105,8 @@ def query_pages(
         for page in pager.by_page():
             yield [sdk_row(e) for e in page]
         return
-    base = f"{table.url.partition('?')[0].rstrip('/')}/{quote(table.table_name)}()"
+    endpoint, _, sas = table.url.partition("?")  # a SAS in the client's URL is not a pipeline policy: keep it
+    base = f"{endpoint.rstrip('/')}/{quote(table.table_name)}()"
     query = {"$top": str(page_size), "$filter": query_filter}
     if select:
         query["$select"] = ",".join(select)
@@ -114,7 +115,7 @@ def query_pages(
     while True:
         # Parameters are encoded here as the SDK does (``$`` kept literal): ``HttpRequest(params=)`` would
         # send ``%24filter``, which the service reads but Azurite ignores.
-        qs = "&".join(f"{k}={quote(v, safe='')}" for k, v in {**query, **next_keys}.items())
+        qs = "&".join([*(f"{k}={quote(v, safe='')}" for k, v in {**query, **next_keys}.items()), *([sas] if sas else [])])
         response = read_page(client, partial(HttpRequest, "GET", f"{base}?{qs}", headers=headers))
         if response.status_code != 200:
             _raise_sdk_error(response)

@@ -137,3 +137,39 @@ def test_prefix_rows_substitutes_parameters_as_the_sdk_does(cfg: StorageConfig):
     table.create_entity({"PartitionKey": nested, "RowKey": "n", "SourceId": "o'brien"})
     assert [r["RowKey"] for r in prefix_rows(table, "photos", "o'brien")] == ["r0", "r1"]
     assert [r["RowKey"] for r in flagged_rows(table, "photos", "o'brien")] == ["r0"]
+
+
+def test_a_sas_in_the_table_url_is_kept(table: TableClient, azurite):
+    """A client made from a table URL with a SAS carries it in the URL, not in a pipeline policy."""
+    from azure.core.credentials import AzureNamedKeyCredential
+    from azure.data.tables import TableSasPermissions, generate_table_sas
+
+    from agent.emulator import ACCOUNT, ACCOUNT_KEY
+
+    sas = generate_table_sas(
+        AzureNamedKeyCredential(ACCOUNT, ACCOUNT_KEY),
+        table.table_name,
+        permission=TableSasPermissions(read=True),
+        expiry=datetime(2099, 1, 1, tzinfo=UTC),
+    )
+    with_sas = TableClient.from_table_url(f"{azurite.table_url}/{table.table_name}?{sas}")
+    assert "?" in with_sas.url
+    rows = [r for p in query_pages(with_sas, "PartitionKey eq 'p%2F01'") for r in p]
+    assert [r["RowKey"] for r in rows] == [f"{i:02d} x y'z 📷.jpg" for i in range(3)]
+
+
+def test_throttled_and_reset_pages_are_retried_by_the_clients_policy(table: TableClient, azurite, cfg: StorageConfig):
+    """503 ServerBusy and a reset connection on query pages (a real HTTP proxy in front of Azurite's Table
+    port): the table client's retry policy answers them, every row still arrives once."""
+    from .faultproxy import FaultPlan, FaultProxy
+
+    plan = FaultPlan(busy=0.5, reset=0.5, first_n=3, retry_after=0, only=lambda r: r.path.endswith("()"))
+    with FaultProxy(azurite.table_port, plan) as proxy:
+        proxy_url = f"http://127.0.0.1:{proxy.port}/devstoreaccount1"
+        conn = (cfg.connection_string or "").replace(azurite.table_url, proxy_url)
+        proxied = table_service(StorageConfig(**{**cfg.__dict__, "connection_string": conn}))
+        pages = list(query_pages(proxied.get_table_client(cfg.table), "PartitionKey ge 'p'", page_size=4))
+        queries = [e for e in proxy.exchanges() if e.request.path.endswith("()")]
+    expected = [r["RowKey"] for p in _sdk(table, "PartitionKey ge 'p'", None, 4) for r in p]
+    assert [r["RowKey"] for p in pages for r in p] == expected and len(expected) == 15
+    assert sum(proxy.fault_counts().values()) == 3 and len(queries) == len(pages) + 3
