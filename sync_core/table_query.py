@@ -114,8 +114,9 @@ def query_pages(
     next_keys: dict[str, str] = {}
     while True:
         # Parameters are encoded here as the SDK does (``$`` kept literal): ``HttpRequest(params=)`` would
-        # send ``%24filter``, which the service reads but Azurite ignores.
-        qs = "&".join([*(f"{k}={quote(v, safe='')}" for k, v in {**query, **next_keys}.items()), *([sas] if sas else [])])
+        # send ``%24filter``, which Azurite does not recognise. A SAS goes last, as in the SDK's URLs.
+        parts = [f"{k}={quote(v, safe='')}" for k, v in {**query, **next_keys}.items()]
+        qs = "&".join([*parts, sas] if sas else parts)
         response = read_page(client, partial(HttpRequest, "GET", f"{base}?{qs}", headers=headers))
         if response.status_code != 200:
             _raise_sdk_error(response)
