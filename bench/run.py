@@ -154,8 +154,6 @@ class Bench:
                 print(f"  (edited {rel})", flush=True)
             self.verify_case(src, {tool: t})
             self.drop(t)
-        if "azphotosync" in names and "rclone" in names:
-            self.shared_verify_case(src)
 
     def agent_verify(self, t: tools.Target, tag: str, *flags: str) -> Sample:
         cmd = [str(tools.AGENT), "verify", "--state-dir", str(t.state_dir), "--container", t.container,
@@ -171,7 +169,11 @@ class Bench:
         """The issue's comparison: quick verification and ``rclone check`` **on the same container**. One
         container holds the agent's copy of the scale library (under its prefix, with its index table) and
         rclone's (under ``rclone/``), both written untimed; then the two verifications run in rotating
-        order, so each lists a container of 200,000 blobs on an Azurite holding the same data."""
+        order, so each lists a container of 200,000 blobs on an Azurite holding the same data. It runs last:
+        Azurite deletes a dropped container's blobs in the background for minutes, which would slow
+        whatever case came next."""
+        if not {"azphotosync", "rclone"} <= set(self.tools) or not self.scale_files:
+            return
         t = self.target("scale", "shared", "v")
         t = dataclasses.replace(t, rclone_dir="rclone")
         for tool in ("azphotosync", "rclone"):
@@ -424,6 +426,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         bench = Bench(args, work, az)
         steps: dict[str, Callable[[], None]] = {}
+        scale_src: Path | None = None
         for name in ("media", "big", "scale", "tiny"):  # cheapest and most telling first
             if name not in cases:
                 continue
@@ -436,8 +439,11 @@ def main(argv: list[str] | None = None) -> int:
             print(f"corpus {name}: {files} files, {nbytes / MB:.1f} MB (ready in {took:.1f}s)", flush=True)
             if name == "scale":
                 steps[name] = lambda src=src, spec=spec, n=files, b=nbytes: bench.scale_case(src, spec, n, b)
+                scale_src = src
             else:
                 steps[name] = lambda name=name, src=src, n=files, b=nbytes: bench.first_sync_case(name, src, n, b)
+        if scale_src is not None:  # last: see shared_verify_case
+            steps["scale-shared"] = lambda src=scale_src: bench.shared_verify_case(src)
         if "hash" in cases:
             big = corpora.generate(work / "corpora", specs["big"])
             steps = {"hash": lambda: bench.hash_case(next(p for p in big.rglob("*") if p.is_file())), **steps}
