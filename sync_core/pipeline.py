@@ -48,7 +48,7 @@ class SyncOptions:
     max_workers: int = 8
     rules: ExcludeRules = field(default_factory=ExcludeRules)
     small_file_max: int = 8 * MiB  # read once, hashed and sent from memory in a single Put Blob
-    block_size: int = 8 * MiB
+    block_size: int = 4 * MiB  # larger files: staged in blocks of this size, 8 in flight per file
     memory_budget: int = 64 * MiB  # bytes held for uploads across all workers
     allow_empty_source: bool = False
     bwlimit: int | None = None  # bytes per second for uploads (None: unlimited)

@@ -37,7 +37,7 @@ def add_files(src: Path, rng: random.Random, round_no: int, *, small: int, large
         size = rng.randint(2_000, 60_000)
         write_file(src, f"r{round_no:02d}/small/{i:03d}.jpg", det_bytes(round_no * 1000 + i, size))
     for i in range(large):
-        size = rng.randint(9 * MiB, 12 * MiB)  # more than one 8 MiB block: the block path
+        size = rng.randint(9 * MiB, 12 * MiB)  # above the 8 MiB single-put limit: the block path
         write_file(src, f"r{round_no:02d}/video/{i}.MOV", det_bytes(round_no * 1000 + 500 + i, size))
     # The same content under a second name: the server-side copy path.
     dup = src / f"r{round_no:02d}/small/000.jpg"

@@ -15,13 +15,14 @@ import time
 from pathlib import Path
 
 from agent.emulator import Azurite
+from sync_core.pipeline import SyncOptions
 
 from .conftest import det_bytes, run_cli, write_file
 from .faultproxy import FaultPlan, FaultProxy, Request
 from .test_faults import proxied_connection_string
 
 MiB = 1024 * 1024
-BLOCK = 8 * MiB  # the agent's block size
+BLOCK = SyncOptions(source=Path(".")).block_size  # the agent's block size
 REPO = Path(__file__).resolve().parents[1]
 
 
