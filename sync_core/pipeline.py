@@ -48,7 +48,8 @@ class SyncOptions:
     max_workers: int = 8
     rules: ExcludeRules = field(default_factory=ExcludeRules)
     small_file_max: int = 8 * MiB  # read once, hashed and sent from memory in a single Put Blob
-    block_size: int = 4 * MiB  # larger files: staged in blocks of this size, 8 in flight per file
+    block_size: int = 4 * MiB  # larger files: staged in blocks of this size...
+    blocks_in_flight: int = 8  # ...this many at a time per file (4 MiB x 8 beat 8 MiB x 4: docs/benchmarks.md)
     memory_budget: int = 64 * MiB  # bytes held for uploads across all workers
     allow_empty_source: bool = False
     bwlimit: int | None = None  # bytes per second for uploads (None: unlimited)
@@ -236,10 +237,13 @@ class SyncEngine:
             THROTTLE.listening(self._limiter),  # throttling answers shrink the files in flight (AIMD)
         ):
             assert self.container is not None
-            self._budget = BufferBudget(max(1, opts.memory_budget // opts.block_size))
+            # A slot holds one block or one in-memory file, so it is sized for the larger of the two.
+            slot = max(opts.block_size, opts.small_file_max)
+            self._budget = BufferBudget(max(1, opts.memory_budget // slot))
             self._transfer = Transfer(
                 self.container,
                 block_size=opts.block_size,
+                blocks_in_flight=opts.blocks_in_flight,
                 block_pool=block_pool,
                 budget=self._budget,
                 read_hook=limiter(opts.bwlimit),

@@ -84,7 +84,7 @@ class Transfer:
         block_size: int = 4 * 1024 * 1024,
         block_pool: ThreadPoolExecutor | None = None,
         budget: BufferBudget | None = None,
-        blocks_in_flight: int = 8,  # 4 MiB x 8 beat 8 MiB x 4 on a 2 GiB file: Azurite spends less per byte
+        blocks_in_flight: int = 8,
         read_hook: Callable[[int], None] | None = None,
     ):
         self.container = container
