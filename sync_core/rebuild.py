@@ -55,7 +55,7 @@ class RebuildResult:
     files_restored: int = 0  # ``files`` rows re-created (current versions)
     files_confirmed: int = 0  # of those, local files whose size and mtime still match
     other_sources: int = 0  # blobs of other source ids under the prefix (theirs to index)
-    unusable: list[dict[str, str]] = field(default_factory=list)  # blobs whose metadata disagrees with the name
+    unusable: list[dict[str, str]] = field(default_factory=list)  # unreadable rows; blobs whose metadata disagrees
     mirror: MirrorResult = field(default_factory=MirrorResult)
 
     @property
@@ -127,10 +127,21 @@ def rebuild_index(
     """Fill the gaps between SQLite, the Table and the container for ``cfg.source_id`` under ``cfg.prefix``."""
     res = RebuildResult()
     # 1. Table -> SQLite
-    entities = {e[P_BLOB_NAME]: e for e in prefix_rows(table, cfg.prefix, cfg.source_id) if e.get(P_BLOB_NAME)}
-    res.table_rows = len(entities)
-    table_current = {str(e[P_RELPATH]) for e in entities.values() if e.get(P_IS_CURRENT, True)}
-    rows, demoted = _one_current_per_path(_row_from_entity(e) for e in entities.values())
+    entities: dict[str, dict[str, Any]] = {}
+    read: list[BlobRow] = []
+    for e in prefix_rows(table, cfg.prefix, cfg.source_id):
+        if not e.get(P_BLOB_NAME):
+            continue
+        res.table_rows += 1
+        try:
+            read.append(_row_from_entity(e))
+        except (KeyError, TypeError, ValueError) as exc:  # one unreadable row (another tool's) stops nothing;
+            # its blob is re-indexed from its own metadata in step 2, which also rewrites the row
+            res.unusable.append({"blob_name": str(e[P_BLOB_NAME]), "error": f"index row is not usable ({exc!r})"})
+            continue
+        entities[str(e[P_BLOB_NAME])] = e
+    table_current = {r.relpath for r in read if r.is_current}
+    rows, demoted = _one_current_per_path(read)
     for row in rows:
         if state.insert_blob_if_absent(row, mirror_pending=row.blob_name in demoted):
             res.from_table += 1

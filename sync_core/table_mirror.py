@@ -17,6 +17,7 @@ goes as a transaction: it costs what a single-entity write costs.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ALL_COMPLETED, FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
@@ -103,14 +104,18 @@ def entity_for(row: BlobRow) -> dict[str, Any]:
 
 
 def plain(entity: Any) -> dict[str, Any]:
-    """An entity read from the service as a plain dict: Int64 properties as ``int``, keys included."""
+    """An entity read from the service as a plain dict: Int64 properties as ``int``, keys included.
+
+    A Size or MtimeNs that is not a number (a row another tool wrote) is left as it is, so that the
+    reader rejects that one row (restore, rebuild, repair each say why) instead of stopping the whole read."""
     d = dict(entity)
     for k, v in d.items():
         if isinstance(v, EntityProperty):
             d[k] = v.value
     for k in _INT64_PROPS:
         if k in d and d[k] is not None:
-            d[k] = int(d[k])
+            with contextlib.suppress(TypeError, ValueError):
+                d[k] = int(d[k])
     meta = getattr(entity, "metadata", None) or {}
     if "etag" in meta:
         d["odata.etag"] = meta["etag"]

@@ -178,8 +178,13 @@ def quick_verdict(
     if blob is None:
         return V_MISSING, "blob not found in the container"
     size = plain(row.get(P_SIZE))
-    if size is not None and int(size) != blob.size:
-        return V_SIZE_MISMATCH, f"blob has {blob.size} bytes, the index says {int(size)}"
+    if size is not None:
+        try:
+            recorded_size = int(size)
+        except (TypeError, ValueError):  # a row another tool wrote: judged, not a failed partition
+            return V_SIZE_MISMATCH, f"blob has {blob.size} bytes, the index's Size {size!r} is not a number"
+        if recorded_size != blob.size:
+            return V_SIZE_MISMATCH, f"blob has {blob.size} bytes, the index says {recorded_size}"
     recorded = _etag(row.get(P_BLOB_ETAG))
     if not metadata:
         if not recorded or recorded != _etag(blob.etag):

@@ -81,6 +81,34 @@ def test_rebuild_round_trip_sends_no_bytes(storage_env, container, cfg, tmp_path
     assert (twice["from_table"], twice["from_blobs"], twice["files_restored"], twice["mirrored"]) == (0, 0, 0, 0)
 
 
+def test_an_unreadable_row_is_reported_and_its_blob_reindexed_from_metadata(storage_env, container, cfg, tmp_path):
+    """One row another tool wrote with a Size that is not a number stops neither the rebuild nor a restore."""
+    src, state_dir = tmp_path / "lib", tmp_path / "s"
+    write_file(src, "good.jpg", det_bytes(10, 2000))
+    write_file(src, "odd.jpg", det_bytes(11, 3000))
+    cli("--source", str(src), "--state-dir", str(state_dir))
+    rows = table_rows(cfg)
+    odd = next(n for n, r in rows.items() if r[ti.P_RELPATH] == "odd.jpg")
+    t = TableServiceClient.from_connection_string(cfg.connection_string or "").get_table_client(cfg.table)
+    t.upsert_entity({"PartitionKey": rows[odd]["PartitionKey"], "RowKey": rows[odd]["RowKey"], ti.P_SIZE: "big"})
+    assert table_rows(cfg)[odd][ti.P_SIZE] == "big"  # plain() leaves what it cannot read as it is
+
+    restored = run_cli("restore", "--to", str(tmp_path / "dest"), "--index", "table", "--json")
+    assert restored.code == 1, restored.err
+    r = restored.json()
+    assert r["restored"] == 1 and (tmp_path / "dest" / "good.jpg").read_bytes() == det_bytes(10, 2000)
+    assert [(p["path"], p["detail"]) for p in r["problems"]] == [("'odd.jpg'", "size or mtime is not a number")]
+
+    shutil.rmtree(state_dir)
+    out = cli("index", "rebuild", "--source", str(src), "--state-dir", str(state_dir))
+    assert out["_code"] == 1  # reported for a look, even though it was mended
+    assert [u["blob_name"] for u in out["unusable"]] == [odd] and "not usable" in out["unusable"][0]["error"]
+    assert (out["table_rows"], out["from_table"], out["from_blobs"], out["mirrored"]) == (2, 1, 1, 1)
+    assert table_rows(cfg)[odd][ti.P_SIZE] == 3000  # the row was rewritten from the blob's own metadata
+    again = cli("--source", str(src), "--state-dir", str(state_dir))
+    assert (again["uploaded"], again["bytes_uploaded"], again["unchanged"]) == (0, 0, 2)
+
+
 def test_rebuild_without_source_rehashes_locally_but_uploads_nothing(storage_env, container, cfg, tmp_path):
     src, state_dir = tmp_path / "lib", tmp_path / "s"
     write_file(src, "x.jpg", det_bytes(5, 2000))

@@ -76,6 +76,8 @@ SHA = "ab" + "0" * 62
         ({"Size": 10, "BlobEtag": "e1"}, BlobView("n", 10, '"e1"', {"Sha256": "cd" + "0" * 62}), "sha_mismatch"),
         ({"Size": 10, "BlobEtag": "e1"}, BlobView("n", 10, '"e2"', {"sha256": SHA}), "etag_mismatch"),
         ({"Size": 10, "BlobEtag": '"e1"'}, BlobView("n", 10, "e1", {"sha256": SHA}), "ok"),
+        # A row another tool wrote with a Size that is not a number: judged, not a failed unit.
+        ({"Size": "ten", "BlobEtag": "e1"}, BlobView("n", 10, '"e1"', {"sha256": SHA}), "size_mismatch"),
     ],
 )
 def test_quick_verdicts(row: dict, blob: BlobView | None, verdict: str):
