@@ -11,10 +11,12 @@ import os
 import random
 import time
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from azure.core.credentials import TokenCredential
-from azure.core.exceptions import ClientAuthenticationError, HttpResponseError, ResourceNotFoundError
+from azure.core.exceptions import AzureError, ClientAuthenticationError, HttpResponseError, ResourceNotFoundError
 from azure.core.pipeline.policies import RetryPolicy
 from azure.core.pipeline.transport import RequestsTransport
 from azure.data.tables import TableServiceClient
@@ -135,13 +137,38 @@ def blob_service(
     return BlobServiceClient(cfg.account_url, credential=credential or default_credential(), **common)
 
 
-def open_container(service: BlobServiceClient, cfg: StorageConfig, *, create: bool = False) -> ContainerClient:
-    """Return the container client after checking the container exists (creating it only when asked).
-
-    Maps the service's answers to one-line :class:`ConfigError` messages that say what to do.
-    """
-    container = service.get_container_client(cfg.container)
+@contextmanager
+def access_checked(url: str, *, missing: str, denied: str, what: str) -> Iterator[None]:
+    """The start-up check of a container or a table: the service's answers as one-line :class:`ConfigError`
+    messages that say what to do (``missing``: 404; ``denied``: 403)."""
     try:
+        yield
+    except ResourceNotFoundError:
+        raise ConfigError(missing) from None
+    except ClientAuthenticationError as exc:
+        raise ConfigError(
+            f"authentication failed ({first_line(exc)}): sign in again (`az login`) or check the managed "
+            "identity; with a connection string, check its key"
+        ) from None
+    except HttpResponseError as exc:
+        if exc.status_code == 403:
+            raise ConfigError(denied) from None
+        raise ConfigError(f"cannot use {what}: {first_line(exc)}") from None
+    except AzureError as exc:  # connection refused, DNS, TLS: config problems at start-up
+        raise ConfigError(f"cannot reach storage at {url}: {first_line(exc)}") from None
+
+
+def open_container(service: BlobServiceClient, cfg: StorageConfig, *, create: bool = False) -> ContainerClient:
+    """Return the container client after checking the container exists (creating it only when asked)."""
+    container = service.get_container_client(cfg.container)
+    with access_checked(
+        service.url,
+        what=f"container {cfg.container!r}",
+        missing=f"container {cfg.container!r} does not exist: create it (az storage container create "
+        f"--name {cfg.container} --auth-mode login) or pass --create-container",
+        denied=f"access to container {cfg.container!r} denied: grant this identity 'Storage Blob Data "
+        "Contributor' on the container",
+    ):
         if create:
             try:
                 container.create_container()
@@ -151,31 +178,6 @@ def open_container(service: BlobServiceClient, cfg: StorageConfig, *, create: bo
         else:
             # A listing of at most one blob works with data-plane rights scoped to the container alone.
             next(iter(container.list_blobs(results_per_page=1).by_page()), None)
-    except ResourceNotFoundError:
-        raise ConfigError(
-            f"container {cfg.container!r} does not exist: create it (az storage container create "
-            f"--name {cfg.container} --auth-mode login) or pass --create-container"
-        ) from None
-    except ClientAuthenticationError as exc:
-        raise ConfigError(
-            f"authentication failed ({first_line(exc)}): sign in again (`az login`) or check the managed "
-            "identity; with a connection string, check its key"
-        ) from None
-    except HttpResponseError as exc:
-        if exc.status_code == 403:
-            raise ConfigError(
-                f"access to container {cfg.container!r} denied: grant this identity 'Storage Blob Data "
-                "Contributor' on the container"
-            ) from None
-        raise ConfigError(f"cannot reach container {cfg.container!r}: {first_line(exc)}") from None
-    except Exception as exc:  # connection refused, DNS, TLS: config problems at start-up
-        if isinstance(exc, ConfigError):
-            raise
-        from azure.core.exceptions import AzureError
-
-        if isinstance(exc, AzureError):
-            raise ConfigError(f"cannot reach storage at {service.url}: {first_line(exc)}") from None
-        raise
     return container
 
 

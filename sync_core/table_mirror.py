@@ -24,17 +24,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from azure.core.exceptions import (
-    AzureError,
-    ClientAuthenticationError,
-    HttpResponseError,
-    ResourceNotFoundError,
-)
+from azure.core.exceptions import AzureError, HttpResponseError
 from azure.data.tables import EdmType, EntityProperty, TableClient, TableServiceClient, UpdateMode
 
 from . import table_batch
+from .clients import access_checked
 from .config import StorageConfig
-from .errors import ConfigError, first_line
+from .errors import first_line
 from .progress import RunSummary
 from .state import BlobRow, StateDB
 from .table_index import (
@@ -165,31 +161,21 @@ def flagged_rows(table_client: TableClient, prefix: str, source_id: str) -> list
 
 # -- opening the table ---------------------------------------------------------------------------------------
 def open_table(service: TableServiceClient, cfg: StorageConfig, *, create: bool = False) -> TableClient:
-    """The index table's client after checking it exists (creating it only when allowed), with one-line
-    :class:`ConfigError` messages that say what to do."""
+    """The index table's client after checking it exists (creating it only when allowed)."""
     table = service.get_table_client(cfg.table)
-    try:
+    with access_checked(
+        service.url,
+        what=f"table {cfg.table!r}",
+        missing=f"index table {cfg.table!r} does not exist: create it (az storage table create --name "
+        f"{cfg.table} --auth-mode login --account-name ACCOUNT), deploy infra/, or pass --create-container",
+        denied=f"access to table {cfg.table!r} denied: grant this identity 'Storage Table Data Contributor' "
+        "on the index table",
+    ):
         if create:
             service.create_table_if_not_exists(cfg.table)
         else:
             # One small query: works with 'Storage Table Data Contributor' scoped to the table alone.
             next(iter(table.query_entities("PartitionKey eq '~'", results_per_page=1).by_page()), None)
-    except ResourceNotFoundError:
-        raise ConfigError(
-            f"index table {cfg.table!r} does not exist: create it (az storage table create --name {cfg.table} "
-            "--auth-mode login --account-name ACCOUNT), deploy infra/, or pass --create-container"
-        ) from None
-    except ClientAuthenticationError as exc:
-        raise ConfigError(f"table authentication failed: {first_line(exc)}") from None
-    except HttpResponseError as exc:
-        if exc.status_code == 403:
-            raise ConfigError(
-                f"access to table {cfg.table!r} denied: grant this identity 'Storage Table Data Contributor' "
-                "on the index table"
-            ) from None
-        raise ConfigError(f"cannot use table {cfg.table!r}: {first_line(exc)}") from None
-    except AzureError as exc:
-        raise ConfigError(f"cannot reach the table service at {service.url}: {first_line(exc)}") from None
     return table
 
 
