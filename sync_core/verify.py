@@ -85,7 +85,6 @@ PROBLEM_VERDICTS = DAMAGE_VERDICTS | {V_ORPHAN}
 QUERY_PAGE = 1000  # the service maximum
 TRANSACTION_SIZE = 100  # entity-group transaction limit
 HASH_CHUNK = 4 * 1024 * 1024
-DEEP_STREAMS = 4  # downloads in flight per unit; each holds at most one HASH_CHUNK (Verifier's client)
 _SHARD_RE = re.compile(r"^[0-9a-f]{1,2}$")  # a unit of work: one partition (xx) or sixteen (x)
 _PK_SHARD_RE = re.compile(r"^[0-9a-f]{2}$")
 UNIT_ROWS = 10_000  # rows a one-digit unit may hold (memory per worker) before runs use 256 units
@@ -470,20 +469,13 @@ def _deep_verify(
     pool = [c for c in checks if c.verdict == V_OK and c.blob is not None]
     res.candidate_bytes = sum(c.blob.size for c in pool if c.blob)
     allowance = deep_allowance(res.candidate_bytes, budget, reference, partitions_total)
-    chosen: list[_RowCheck] = []
     spent = 0
     for c in sorted(pool, key=lambda c: (deep_key(c.row), c.row["RowKey"])):
         if spent >= allowance:  # the last blob may cross the line: that is what makes progress certain
             break
         assert c.blob is not None
         spent += c.blob.size
-        chosen.append(c)
-    if not chosen:
-        return
-    # Several downloads at once: one stream leaves both the service and the hash waiting on each other.
-    with ThreadPoolExecutor(min(DEEP_STREAMS, len(chosen)), thread_name_prefix="deep") as streams:
-        digests = list(streams.map(lambda c: _rehash(container, c.blob), chosen))
-    for c, digest in zip(chosen, digests, strict=True):
+        digest = _rehash(container, c.blob)
         if digest is None:
             res.skipped_changed += 1
             continue

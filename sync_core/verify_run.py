@@ -24,7 +24,7 @@ from .clients import blob_service, table_service
 from .config import StorageConfig, resolve_storage_config
 from .errors import ConfigError, UnstorableNameError
 from .sizes import parse_size
-from .verify import HASH_CHUNK, Problem, discover_prefixes, merge_summaries, verify_partition
+from .verify import Problem, discover_prefixes, merge_summaries, verify_partition
 
 ENV_DEEP_BUDGET = "VERIFY_DEEP_BUDGET"
 ENV_PREFIXES = "VERIFY_PREFIXES"
@@ -72,10 +72,7 @@ class Verifier:
     pool_size: int = 16
 
     def __post_init__(self) -> None:
-        # Deep verification streams blobs in HASH_CHUNK pieces, never the SDK's 32 MiB first piece.
-        self.blobs = blob_service(
-            self.settings.cfg, pool_size=self.pool_size, max_single_get_size=HASH_CHUNK, max_chunk_get_size=HASH_CHUNK
-        )
+        self.blobs = blob_service(self.settings.cfg, pool_size=self.pool_size)
         self.tables = table_service(self.settings.cfg, pool_size=self.pool_size)
 
     @property
