@@ -1,6 +1,6 @@
 """Benchmark azphotosync against rclone, AzCopy and a plain SDK thread pool on one Azurite it starts.
 
-    .venv/bin/python -m bench.run            # full: medians of 5 runs (about 75 min on 2 cores, ~70 GB free disk)
+    .venv/bin/python -m bench.run            # full: medians of 5 runs (75–110 min on 2 cores, ~70 GB free disk)
     .venv/bin/python -m bench.run --quick    # small corpora, 1 run: for iteration
 
 Every tool writes to its own fresh container on the same Azurite, in the same run, in rotating order, so
