@@ -148,6 +148,9 @@ class Repairer:
                 raise ValueError("name, SHA-256 and path disagree")
             size = int(row[P_SIZE])
         except (ValueError, KeyError, TypeError) as exc:
+            if self.state.get_blob(name) is not None:  # our own row, damaged: the local index rewrites it
+                self.state.set_mirror_pending([name])  # at the end of this run; the next run repairs
+                return RepairItem(name, verdict, FAILED, f"row is not usable ({exc}); rewritten from the local index")
             return RepairItem(name, verdict, FAILED, f"row is not usable ({exc}); left for the verifier")
         blob = self.container.get_blob_client(name)
         try:

@@ -196,6 +196,29 @@ def test_blob_back_in_place_is_restored_without_sending(storage_env, container, 
     assert row(table, name_of("back.jpg", data))[ti.P_VERIFY_STATUS] == ti.V_REUPLOADED
 
 
+def test_an_unreadable_flagged_row_of_ours_is_rewritten_then_repaired(storage_env, container, cfg, tmp_path):
+    """A flagged row with a Size that is not a number (another tool wrote it) is rewritten from the local index
+    by the run that finds it, and the next run repairs it as usual: the loop closes without the user."""
+    data = det_bytes(11, 1500)
+    src, state_dir, table = _synced(cfg, tmp_path, {"odd.jpg": data})
+    name = name_of("odd.jpg", data)
+    pk, rk = ti.keys_for_blob(PREFIX, name)
+    table.update_entity({"PartitionKey": pk, "RowKey": rk, ti.P_SIZE: "big"}, mode=UpdateMode.MERGE)
+    flag(table, name, ti.V_SIZE_MISMATCH)
+
+    first = sync(src, state_dir)
+    [problem] = first["repair_problems"]
+    assert problem["outcome"] == FAILED and "rewritten from the local index" in problem["detail"]
+    assert row(table, name)[ti.P_SIZE] == len(data)  # the end-of-run mirror rewrote it
+    second = sync(src, state_dir)
+    # A size_mismatch verdict is answered from the local copy, as always (conditionally, over the same bytes).
+    assert (second["repaired"], second["repair_failed"], second["bytes_uploaded"]) == (1, 0, len(data))
+    assert row(table, name)[ti.P_VERIFY_STATUS] == ti.V_REUPLOADED
+    assert container.get_blob_client(name).download_blob().readall() == data
+    third = sync(src, state_dir)
+    assert (third["repaired"], third["repair_failed"], third["repair_lost"]) == (0, 0, 0) and third["_code"] == 0
+
+
 def test_other_sources_flags_are_not_ours(storage_env, container, cfg, tmp_path):
     data = det_bytes(10, 1000)
     src, state_dir, table = _synced(cfg, tmp_path, {"x.jpg": data})
