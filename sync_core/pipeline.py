@@ -36,7 +36,7 @@ from .mediatypes import content_type
 from .progress import FileOutcome, Kind, NullProgress, ProgressSink, RunSummary
 from .scanner import ScanEntry, ScanProblem, ScanResult, scan
 from .state import FileRow, StateDB, StatRow
-from .transfer import BlobConflictError, BufferBudget, StoreResult, Transfer
+from .transfer import BLOCK_SIZE, BLOCKS_IN_FLIGHT, BlobConflictError, BufferBudget, StoreResult, Transfer
 
 MiB = 1024 * 1024
 
@@ -48,8 +48,8 @@ class SyncOptions:
     max_workers: int = 8
     rules: ExcludeRules = field(default_factory=ExcludeRules)
     small_file_max: int = 8 * MiB  # read once, hashed and sent from memory in a single Put Blob
-    block_size: int = 4 * MiB  # larger files: staged in blocks of this size...
-    blocks_in_flight: int = 8  # ...this many at a time per file (4 MiB x 8 beat 8 MiB x 4: docs/benchmarks.md)
+    block_size: int = BLOCK_SIZE  # larger files: staged in blocks of this size...
+    blocks_in_flight: int = BLOCKS_IN_FLIGHT  # ...this many at a time per file
     memory_budget: int = 64 * MiB  # bytes held for uploads across all workers
     allow_empty_source: bool = False
     bwlimit: int | None = None  # bytes per second for uploads (None: unlimited)
