@@ -127,7 +127,7 @@ def rebuild_index(
     """Fill the gaps between SQLite, the Table and the container for ``cfg.source_id`` under ``cfg.prefix``."""
     res = RebuildResult()
     # 1. Table -> SQLite
-    entities: dict[str, dict[str, Any]] = {}
+    indexed: set[str] = set()  # blob names with a readable row
     read: list[BlobRow] = []
     for e in prefix_rows(table, cfg.prefix, cfg.source_id):
         if not e.get(P_BLOB_NAME):
@@ -139,7 +139,7 @@ def rebuild_index(
             # its blob is re-indexed from its own metadata in step 2, which also rewrites the row
             res.unusable.append({"blob_name": str(e[P_BLOB_NAME]), "error": f"index row is not usable ({exc!r})"})
             continue
-        entities[str(e[P_BLOB_NAME])] = e
+        indexed.add(str(e[P_BLOB_NAME]))
     table_current = {r.relpath for r in read if r.is_current}
     rows, demoted = _one_current_per_path(read)
     for row in rows:
@@ -152,7 +152,7 @@ def rebuild_index(
     found: list[BlobRow] = []
     for b in container.list_blobs(name_starts_with=cfg.prefix + "/", include=["metadata"]):
         res.blobs_listed += 1
-        if b.name in entities:
+        if b.name in indexed:
             continue
         meta = parse_metadata(b.metadata)
         try:
@@ -177,7 +177,7 @@ def rebuild_index(
     missing = [
         r.blob_name
         for r in state.iter_blobs()
-        if r.blob_name not in entities and _under(r, cfg.prefix) and r.source_id == cfg.source_id
+        if r.blob_name not in indexed and _under(r, cfg.prefix) and r.source_id == cfg.source_id
     ]
     state.set_mirror_pending(missing)
 
