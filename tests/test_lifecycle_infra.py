@@ -60,7 +60,8 @@ def test_main_passes_every_lifecycle_setting_through():
     main = parse(MAIN)
     module = main["modules"]["lifecycle"]
     given = module["config"]["params"]
-    for name in ("coolAfterDays", "coldAfterDays", "archiveAfterDays", "versionColdAfterDays", "versionDeleteAfterDays"):
+    names = ("coolAfterDays", "coldAfterDays", "archiveAfterDays", "versionColdAfterDays", "versionDeleteAfterDays")
+    for name in names:
         assert given[name] == name, name
         assert main["parameters"][name]["default"] == _default(parse(LIFECYCLE), name), name
     assert property_path(given["dataContainerName"]) == "archive.outputs.dataContainerName"
