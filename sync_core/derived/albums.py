@@ -257,3 +257,26 @@ def resolve(members: Iterable[Member], items: Iterable[Item]) -> list[Resolved]:
         else:
             out.append(Resolved(m, None, "gone"))
     return out
+
+
+@dataclass(frozen=True, slots=True)
+class AlbumPaths:
+    """An album seen from one prefix: the current paths it stands for there (what a restore selects)."""
+
+    album: Album
+    paths: frozenset[str]
+    elsewhere: int  # members under other prefixes (other devices)
+    gone: int  # members whose file is no longer current anywhere in this prefix
+
+
+def album_paths(store: AlbumStore, name: str, prefix: str, source_id: str | None = None) -> AlbumPaths:
+    """The current paths under ``prefix`` that album ``name`` stands for."""
+    from .timeline import current_items
+
+    album = store.get(name)
+    prefix = normalize_prefix(prefix)
+    members = store.members(album)
+    mine = [m for m in members if normalize_prefix(m.prefix) == prefix]
+    resolved = resolve(mine, current_items(store.table, prefix, source_id)) if mine else []
+    paths = frozenset(r.item.relpath for r in resolved if r.item is not None)
+    return AlbumPaths(album, paths, len(members) - len(mine), sum(r.item is None for r in resolved))
