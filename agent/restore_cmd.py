@@ -94,7 +94,7 @@ def run(args: argparse.Namespace) -> int:
         state.close()
     cfg = storage.cfg
     table, table_error = None, ""
-    if args.index != "listing":
+    if args.index != "listing" or args.album is not None:  # albums live in the table
         try:
             table = open_table(table_service(cfg), cfg)
         except ConfigError as exc:

@@ -229,6 +229,9 @@ def test_restore_album_restores_exactly_its_files(tmp_path: Path, table: TableCl
     # With --path too, both must hold.
     r = run_cli("restore", "--album", "Best #1 / 100%", "--path", "scans", "--to", str(tmp_path / "d2"), "--json")
     assert r.code == 0 and sorted(tree(tmp_path / "d2")) == ["scans/sub/old photo 2.png"]
+    # The file list from the blob listing: the album still comes from the table.
+    r = run_cli("restore", "--album", "Best #1 / 100%", "--index", "listing", "--to", str(tmp_path / "d3"), "--json")
+    assert r.code == 0 and r.json()["index"] == "listing" and sorted(tree(tmp_path / "d3")) == want
 
 
 # -- timeline and folders ---------------------------------------------------------------------------------
