@@ -104,7 +104,7 @@ def _out() -> Console:
 
 def _emit(args: argparse.Namespace, data: dict[str, Any], lines: Iterable[str]) -> int:
     if args.json:
-        print(json.dumps(data, indent=2, ensure_ascii=False))
+        print(json.dumps(data, indent=2))
     else:
         out = _out()
         for line in lines:

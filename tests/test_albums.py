@@ -355,3 +355,7 @@ def test_album_names_and_resolution_rules() -> None:
     other_prefix = Member("photos/nas", "a" * 64, "p.jpg")
     item = Item(PREFIX, "p.jpg", "a" * 64, "", 1, 0)
     assert [r.state for r in resolve([m, other_prefix], [item])] == ["current", "gone"]
+    # Two copies of the content, one a member itself: a renamed member stands for the other copy.
+    copy_a, copy_b = Item(PREFIX, "a.jpg", "b" * 64, "", 1, 0), Item(PREFIX, "z.jpg", "b" * 64, "", 1, 0)
+    got = resolve([Member(PREFIX, "b" * 64, "a.jpg"), Member(PREFIX, "b" * 64, "old.jpg")], [copy_a, copy_b])
+    assert [(r.state, r.item.relpath if r.item else None) for r in got] == [("current", "a.jpg"), ("moved", "z.jpg")]

@@ -236,23 +236,29 @@ class AlbumStore:
 
 
 def resolve(members: Iterable[Member], items: Iterable[Item]) -> list[Resolved]:
-    """What each member stands for among the current ``items`` (see the module's docstring)."""
+    """What each member stands for among the current ``items`` (see the module's docstring). A moved
+    member prefers a copy of its content that no other member already stands for."""
+    members = list(members)
     exact: dict[tuple[str, str, str], Item] = {}
-    by_sha: dict[tuple[str, str], Item] = {}
+    by_sha: dict[tuple[str, str], list[Item]] = {}
     by_path: dict[tuple[str, str], Item] = {}
     for i in sorted(items, key=lambda i: i.relpath):
         p = normalize_prefix(i.prefix)
         exact[(p, i.sha256, i.relpath)] = i
-        by_sha.setdefault((p, i.sha256), i)
+        by_sha.setdefault((p, i.sha256), []).append(i)
         by_path[(p, i.relpath)] = i
+    keys = [(normalize_prefix(m.prefix), m.sha256, m.relpath) for m in members]
+    claimed = {exact[k].relpath for k in keys if k in exact}
     out: list[Resolved] = []
-    for m in members:
-        p = normalize_prefix(m.prefix)
-        if (item := exact.get((p, m.sha256, m.relpath))) is not None:
+    for m, (p, sha, rel) in zip(members, keys, strict=True):
+        copies = by_sha.get((p, sha), [])
+        if (item := exact.get((p, sha, rel))) is not None:
             out.append(Resolved(m, item, "current"))
-        elif (item := by_sha.get((p, m.sha256))) is not None:
+        elif copies:
+            item = next((c for c in copies if c.relpath not in claimed), copies[0])
+            claimed.add(item.relpath)
             out.append(Resolved(m, item, "moved"))
-        elif (item := by_path.get((p, m.relpath))) is not None:
+        elif (item := by_path.get((p, rel))) is not None:
             out.append(Resolved(m, item, "edited"))
         else:
             out.append(Resolved(m, None, "gone"))
