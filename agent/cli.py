@@ -41,6 +41,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "status": ("agent.status_cmd", "show whether all is well: local index, last sync, mirror lag, cloud verification"),
     "index": ("agent.index_cmd", "rebuild the local index from the cloud, or mirror it to the index table now"),
     "verify": ("agent.verify_cmd", "check every blob against the index table now (what the cloud does nightly)"),
+    "album": ("agent.album_cmd", "create albums and add files to them; list albums, folders and the timeline"),
 }
 DEFAULT_COMMAND = "sync"
 

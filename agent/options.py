@@ -76,6 +76,15 @@ def state_dir(args: argparse.Namespace) -> Path:
     return Path(args.state_dir).expanduser()
 
 
+def remembered_state(args: argparse.Namespace) -> StateDB | None:
+    """The state dir, read-only, when there is one: it supplies this device's remembered source id and is
+    never changed (commands that only read the archive)."""
+    try:
+        return StateDB(state_dir(args), readonly=True)
+    except ConfigError:
+        return None
+
+
 def storage_config(args: argparse.Namespace, state: StateDB | None = None) -> StorageConfig:
     """Resolve flags over env; ``--emulator`` supplies a connection string to a local Azurite.
 

@@ -104,6 +104,7 @@ class RestoreOutcome:
 class RestoreOptions:
     dest: Path
     patterns: tuple[str, ...] = ()  # --path globs; a pattern without wildcards also selects a folder
+    only: frozenset[str] | None = None  # just these paths (an album's files), when given
     source_id: str | None = None  # only rows/blobs written by this source
     overwrite: bool = False
     max_workers: int = 8
@@ -275,8 +276,10 @@ class Selection:
     seen: int  # entries in the catalog before --path filtering
 
 
-def select_current(catalog: Iterable[RestoreEntry | Rejected], patterns: Sequence[str]) -> Selection:
-    """One entry per path: the newest upload when several claim it."""
+def select_current(
+    catalog: Iterable[RestoreEntry | Rejected], patterns: Sequence[str], only: frozenset[str] | None = None
+) -> Selection:
+    """One entry per path: the newest upload when several claim it (of the paths in ``only`` when given)."""
     best: dict[str, RestoreEntry] = {}
     sel = Selection([], [], 0, 0)
     for item in catalog:
@@ -284,7 +287,7 @@ def select_current(catalog: Iterable[RestoreEntry | Rejected], patterns: Sequenc
             sel.rejected.append(item)
             continue
         sel.seen += 1
-        if not path_selected(item.relpath, patterns):
+        if not path_selected(item.relpath, patterns) or (only is not None and item.relpath not in only):
             continue
         old = best.get(item.relpath)
         if old is not None:
@@ -339,7 +342,9 @@ class RestoreEngine:
                 self._use_listing(self.table_error or "the index table is unavailable")
             else:
                 try:
-                    chosen = select_current(table_catalog(self.table, self.prefix, opts.source_id), opts.patterns)
+                    chosen = select_current(
+                        table_catalog(self.table, self.prefix, opts.source_id), opts.patterns, opts.only
+                    )
                 except AzureError as exc:
                     if mode == "table":
                         raise ConfigError(f"cannot read the index table: {first_line(exc)}") from None
@@ -351,7 +356,7 @@ class RestoreEngine:
                     self._use_listing("the index table has no current rows under this prefix")
         else:
             self.summary.index = "listing"
-        return select_current(listing_catalog(self.container, self.prefix, opts.source_id), opts.patterns)
+        return select_current(listing_catalog(self.container, self.prefix, opts.source_id), opts.patterns, opts.only)
 
     def _use_listing(self, why: str) -> None:
         self.summary.index, self.summary.index_note = "listing", why
@@ -379,6 +384,8 @@ class RestoreEngine:
         where = f"under prefix {self.prefix!r}"
         if self.opts.source_id:
             where += f" from source id {self.opts.source_id!r}"
+        if self.opts.only is not None:
+            return f"none of the album's files is {where}"
         if self.opts.patterns:
             return f"nothing {where} matches --path {' '.join(self.opts.patterns)}"
         return (
