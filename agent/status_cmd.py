@@ -208,10 +208,17 @@ def _verification(
         "errors": list(report.get("errors") or []),
         "clean": clean,
     }
-    if not clean:
-        bad = {k: v for k, v in counts.items() if v and k not in ("ok", "orphan_repaired")}
-        detail = ", ".join(f"{k} {v}" for k, v in sorted(bad.items())) or "; ".join(info["errors"])[:200]
+    info["partitions_failed"] = int(report.get("partitions_failed") or 0)
+    bad = {k: v for k, v in counts.items() if v and k not in ("ok", "orphan_repaired")}
+    if bad:
+        detail = ", ".join(f"{k} {v}" for k, v in sorted(bad.items()))
         attention.append(f"the latest cloud verification ({info['finished_at']}) found problems: {detail}")
+    if info["partitions_failed"] or info["errors"]:
+        units = f"{info['partitions_failed']} unit(s)" if info["partitions_failed"] else "some units"
+        detail = "; ".join(info["errors"])[:200]
+        attention.append(
+            f"the latest cloud verification ({info['finished_at']}) is incomplete: {units} not verified ({detail})"
+        )
     age = _age_days(info["finished_at"] or info["started_at"], now)
     if age is not None and age > stale_days:
         attention.append(f"no cloud verification since {info['finished_at']}: is the Function App's timer running?")
@@ -270,6 +277,8 @@ def render(console: Console, doc: dict[str, Any]) -> None:
         else:
             counts = "  ".join(f"{k} {n}" for k, n in v["counts"].items() if n)
             console.print(f"  verified  {v['finished_at']}: {v['rows']} row(s); {counts or 'nothing checked'}")
+            if v.get("partitions_failed") or v.get("errors"):
+                console.print(f"            [red]incomplete[/red]: {v.get('partitions_failed') or 'some'} unit(s) not verified")
         fl = doc.get("flagged")
         if fl is not None:
             console.print(f"  flagged   {fl['count']} row(s) of this source id")

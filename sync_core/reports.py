@@ -154,6 +154,8 @@ def write_run_row(table_service: TableServiceClient, runs_table: str, report: Ma
         "Container": report.get("container", ""),
         "IndexTable": report.get("table", ""),
         "Partitions": int(report.get("partitions", 0)),
+        "PartitionsFailed": int(report.get("partitions_failed", 0)),
+        "Clean": report_is_clean(report),
         "Rows": int(report.get("rows", 0)),
         "DeepVerified": int(report.get("deep_verified", 0)),
         "DeepBytes": EntityProperty(int(report.get("deep_bytes", 0)), EdmType.INT64),
@@ -239,6 +241,7 @@ def build_report(
         "table": table,
         "prefixes": list(summary.get("prefixes", [])),
         "partitions": int(summary.get("partitions", 0)),
+        "partitions_failed": int(summary.get("partitions_failed", 0)),
         "rows": int(summary.get("rows", 0)),
         "deep_budget": int(summary.get("deep_budget", 0)),
         "deep_verified": int(summary.get("deep_verified", 0)),
@@ -256,8 +259,10 @@ def build_report(
 
 
 def report_is_clean(report: Mapping[str, Any]) -> bool:
-    """No damage, no unrepaired orphan, no failed partition (a repaired orphan is fine)."""
+    """No damage, no unrepaired orphan, no partition left unverified (a repaired orphan is fine)."""
     from .verify import PROBLEM_VERDICTS
 
     counts = report.get("counts", {})
-    return not report.get("errors") and not any(counts.get(v, 0) for v in PROBLEM_VERDICTS)
+    if report.get("errors") or int(report.get("partitions_failed") or 0):
+        return False
+    return not any(counts.get(v, 0) for v in PROBLEM_VERDICTS)
