@@ -22,6 +22,7 @@ from typing import Any
 import azure.durable_functions as df
 import azure.functions as func
 
+from sync_core.errors import first_line
 from sync_core.verify import merge_summaries, partitions_for
 from sync_core.verify_run import Verifier, VerifySettings, outcome
 
@@ -131,8 +132,7 @@ def verify_prefix(context: df.DurableOrchestrationContext) -> Generator[Any, Any
 
 
 def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0][:300] if text else type(exc).__name__
+    return first_line(exc)[:300]
 
 
 # -- activities (thin: sync_core does the work) --------------------------------------------------------------

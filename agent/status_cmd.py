@@ -18,7 +18,7 @@ from rich.markup import escape
 
 from sync_core.clients import blob_service, open_container, table_service
 from sync_core.config import StorageConfig
-from sync_core.errors import ConfigError, first_line
+from sync_core.errors import ConfigError, first_line, redact
 from sync_core.exclude import ExcludeRules
 from sync_core.pipeline import SyncEngine, SyncOptions
 from sync_core.reports import DEFAULT_REPORTS_CONTAINER, ENV_REPORTS_CONTAINER, read_latest_report, report_is_clean
@@ -140,6 +140,8 @@ def _last_sync(state: StateDB, now: float, stale_days: float, attention: list[st
     except ValueError:
         summary = {}
     failures = summary.get("failures", []) if isinstance(summary, dict) else []
+    # Rows written before messages were redacted may still hold a secret: never show it again.
+    failures = [{k: redact(str(v)) for k, v in f.items()} for f in failures if isinstance(f, dict)]
     info: dict[str, Any] = {
         "started_at": _iso(started),
         "finished_at": _iso(finished),
@@ -205,7 +207,7 @@ def _verification(
         "deep_verified": report.get("deep_verified"),
         "counts": counts,
         "problems": len(report.get("problems") or []),
-        "errors": list(report.get("errors") or []),
+        "errors": [redact(str(e)) for e in report.get("errors") or []],
         "clean": clean,
     }
     info["partitions_failed"] = int(report.get("partitions_failed") or 0)

@@ -25,6 +25,8 @@ from azure.core.exceptions import HttpResponseError, ResourceExistsError, Resour
 from azure.data.tables import EdmType, EntityProperty, TableServiceClient
 from azure.storage.blob import BlobServiceClient, ContainerClient, ContentSettings
 
+from .errors import redact
+
 REPORT_SCHEMA = 1
 ENV_REPORTS_CONTAINER = "VERIFY_REPORTS_CONTAINER"
 ENV_RUNS_TABLE = "VERIFY_RUNS_TABLE"
@@ -252,9 +254,10 @@ def build_report(
         "requests": dict(summary.get("requests", {})),
         "counts": counts,
         "problems": [
-            {"blob_name": p["blob_name"], "verdict": p["verdict"], "detail": p.get("detail", "")} for p in problems
+            {"blob_name": p["blob_name"], "verdict": p["verdict"], "detail": redact(p.get("detail", ""))}
+            for p in problems
         ],
-        "errors": list(errors),
+        "errors": [redact(e) for e in errors],
     }
 
 

@@ -22,7 +22,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import ConfigError
+from .errors import ConfigError, redact
 
 DB_NAME = "index.db"
 
@@ -425,7 +425,7 @@ class StateDB:
     def log_repair(self, blob_name: str, verdict: str, outcome: str, detail: str) -> None:
         self._write(
             "INSERT INTO repair_log (blob_name, verdict, outcome, detail, at) VALUES (?,?,?,?,?)",
-            (blob_name, verdict, outcome, detail, time.time()),
+            (blob_name, verdict, outcome, redact(detail), time.time()),
         )
 
     def repair_logged(self, blob_name: str, outcome: str) -> bool:
@@ -479,7 +479,7 @@ class StateDB:
     def finish_run(self, run_id: int, exit_code: int, summary_json: str) -> None:
         self._write(
             "UPDATE runs SET finished_at = ?, exit_code = ?, summary = ? WHERE id = ?",
-            (time.time(), exit_code, summary_json, run_id),
+            (time.time(), exit_code, redact(summary_json), run_id),
         )
         self.commit()
 
