@@ -280,7 +280,8 @@ def render(console: Console, doc: dict[str, Any]) -> None:
             counts = "  ".join(f"{k} {n}" for k, n in v["counts"].items() if n)
             console.print(f"  verified  {v['finished_at']}: {v['rows']} row(s); {counts or 'nothing checked'}")
             if v.get("partitions_failed") or v.get("errors"):
-                console.print(f"            [red]incomplete[/red]: {v.get('partitions_failed') or 'some'} unit(s) not verified")
+                units = v.get("partitions_failed") or "some"
+                console.print(f"            [red]incomplete[/red]: {units} unit(s) not verified")
         fl = doc.get("flagged")
         if fl is not None:
             console.print(f"  flagged   {fl['count']} row(s) of this source id")

@@ -317,7 +317,8 @@ def merge_summaries(summaries: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
     """Fan-in: add up partition (or batch) summaries. Pure and order-independent (the orchestrator uses it)."""
     out: dict[str, Any] = {
         "partitions": 0, "partitions_failed": 0, "rows": 0, "blobs": 0, "counts": {}, "problems": 0,
-        "deep_verified": 0, "deep_bytes": 0, "candidate_bytes": 0, "skipped_changed": 0, "requests": {}, "errors": [], "prefix_bytes": {},
+        "deep_verified": 0, "deep_bytes": 0, "candidate_bytes": 0, "skipped_changed": 0, "requests": {},
+        "errors": [], "prefix_bytes": {},
     }  # fmt: skip
     for s in summaries:
         out["partitions"] += int(s.get("partitions", 1))
