@@ -103,6 +103,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     return code
 
 
+def exit_code_for(exc: BaseException) -> int:
+    """The exit code a command ends with when ``exc`` escapes it (also what its run row records)."""
+    if isinstance(exc, ConfigError):
+        return EXIT_USAGE
+    if isinstance(exc, LockHeldError):
+        return EXIT_LOCKED
+    if isinstance(exc, KeyboardInterrupt):
+        return EXIT_INTERRUPTED
+    if isinstance(exc, SystemExit):
+        return exc.code if isinstance(exc.code, int) else EXIT_INTERNAL
+    return EXIT_INTERNAL
+
+
 def _main(parser: argparse.ArgumentParser, argv: list[str]) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")

@@ -7,14 +7,17 @@ import json
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 
 from sync_core.clients import table_service
 from sync_core.errors import ConfigError
 from sync_core.exclude import ExcludeRules
 from sync_core.pipeline import SyncEngine, SyncOptions
+from sync_core.progress import ALWAYS_CHANGING_RUNS, RunSummary, always_changing
 from sync_core.state import StateDB
 from sync_core.table_mirror import open_table
 
+from .cli import EXIT_INTERNAL, exit_code_for
 from .console import ConsoleProgress, print_summary
 from .lock import StateLock
 from .options import open_storage, rate_arg, state_dir, storage_config
@@ -88,21 +91,55 @@ def _run(args: argparse.Namespace) -> int:
         table = open_table(table_service(storage.cfg), storage.cfg, create=create_table)
         engine = SyncEngine(storage.cfg, state, storage.container, opts, table=table)
         where = storage.cfg.describe()
+    # The run row is written now, unfinished, and finished with the process's real outcome: a crash or an
+    # interruption records its own exit code, and a run killed outright stays "did not finish".
     run_id = None if args.dry_run else state.start_run("sync")
+    outcome = EXIT_INTERNAL
+    changing: list[str] = []
     try:
         with ConsoleProgress(err, verbose=args.verbose) as progress:
             engine.progress = progress
             summary = engine.run()
-    finally:
         if run_id is not None:
-            s = engine.summary
-            state.finish_run(run_id, s.exit_code, json.dumps(s.to_dict()))
-        state.close()
+            changing = _always_changing(state, summary)
+            summary.problems += len(changing) and 1
+        outcome = summary.exit_code
+    except BaseException as exc:
+        outcome = exit_code_for(exc)
+        raise
+    finally:
+        try:
+            if run_id is not None:
+                state.finish_run(run_id, outcome, json.dumps(engine.summary.to_dict() | {"exit_code": outcome}))
+        finally:
+            state.close()
     if args.json:
         print(json.dumps(summary.to_dict(), indent=2))
     else:
         print_summary(out, summary, where)
+        if changing:
+            listed = ", ".join(changing[:5]) + (", …" if len(changing) > 5 else "")
+            out.print(
+                f"[red]{len(changing)} file(s) changed while being read in each of the last "
+                f"{ALWAYS_CHANGING_RUNS} runs[/red] and are not backed up: {escape(listed)}"
+            )
     return summary.exit_code
+
+
+def _always_changing(state: StateDB, summary: RunSummary) -> list[str]:
+    """Files this run and the previous ones all skipped as changing (the newest rows first; this run's
+    own row is still unfinished, so it is replaced by ``summary``)."""
+    previous = state.recent_summaries("sync", ALWAYS_CHANGING_RUNS)[1:]
+    docs = [summary.to_dict()] + [_loads(s) for s in previous]
+    return always_changing(docs)
+
+
+def _loads(text: str | None) -> dict:
+    try:
+        doc = json.loads(text) if text else {}
+    except ValueError:
+        return {}
+    return doc if isinstance(doc, dict) else {}
 
 
 def _storage_configured(args: argparse.Namespace) -> bool:

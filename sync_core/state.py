@@ -483,6 +483,13 @@ class StateDB:
         )
         self.commit()
 
+    def recent_summaries(self, kind: str, limit: int) -> list[str | None]:
+        """The summaries of the newest ``limit`` runs of ``kind``, newest first (None: it did not finish)."""
+        rows = self._w.execute(
+            "SELECT summary FROM runs WHERE kind = ? ORDER BY id DESC LIMIT ?", (kind, limit)
+        ).fetchall()
+        return [r[0] for r in rows]
+
     def last_run(self, kind: str = "sync") -> tuple[float, float | None, int | None, str | None] | None:
         return self._w.execute(
             "SELECT started_at, finished_at, exit_code, summary FROM runs WHERE kind = ? ORDER BY id DESC LIMIT 1",
