@@ -495,3 +495,20 @@ class StateDB:
             "SELECT started_at, finished_at, exit_code, summary FROM runs WHERE kind = ? ORDER BY id DESC LIMIT 1",
             (kind,),
         ).fetchone()
+
+
+def read_meta(state_dir: Path | str, key: str) -> str | None:
+    """One remembered value, read without creating, migrating or locking anything: None when the index,
+    or the value, is absent or cannot be read (a caller that must know opens :class:`StateDB`)."""
+    path = Path(state_dir).expanduser().absolute() / DB_NAME
+    if not path.is_file():
+        return None
+    try:
+        conn = sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True)
+        try:
+            row = conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        finally:
+            conn.close()
+    except sqlite3.Error:
+        return None
+    return row[0] if row else None
