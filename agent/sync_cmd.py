@@ -111,7 +111,8 @@ def _sync(args: argparse.Namespace, state: StateDB, engine: SyncEngine, where: s
             summary = engine.run()
         if run_id is not None:
             changing = _always_changing(state, summary)
-            summary.problems += len(changing) and 1
+            if changing:  # never backed up although each run alone ended well
+                summary.problems += 1
         outcome = summary.exit_code
     except BaseException as exc:
         outcome = exit_code_for(exc)
