@@ -96,17 +96,17 @@ class StateLock:
         self.release()
 
 
-def live_holder(state_dir: Path | str) -> str | None:
-    """Who holds the state dir's lock now, or None when nobody does — without taking the lock, so that
-    ``status`` never makes a starting run fail. The holder's note is cleared when it releases the lock;
-    a note left by a run that was killed names a process that is gone. A holder on another host cannot be
-    checked from here and is taken as live."""
+def live_holder(state_dir: Path | str, command: str | None = None) -> str | None:
+    """Who holds the state dir's lock now (running ``command``, when given), or None when nobody does —
+    without taking the lock, so that ``status`` never makes a starting run fail. The holder's note is
+    cleared when it releases the lock; a note left by a run that was killed names a process that is gone.
+    A holder on another host cannot be checked from here and is taken as live."""
     try:
         text = (Path(state_dir).expanduser() / LOCK_NAME).read_text("utf-8", "replace")
         info = json.loads(text) if text.strip() else None
     except (OSError, ValueError):
         return None
-    if not isinstance(info, dict):
+    if not isinstance(info, dict) or (command is not None and info.get("command") != command):
         return None
     if info.get("host") == socket.gethostname():
         try:

@@ -156,7 +156,7 @@ def _last_sync(state: StateDB, now: float, stale_days: float, attention: list[st
         "problems": summary.get("problems", 0),
     }
     if finished is None:
-        holder = live_holder(state.state_dir)
+        holder = live_holder(state.state_dir, "sync")
         info["state"] = "running" if holder else "did not finish"
         if not holder:
             attention.append(
