@@ -89,6 +89,7 @@ class RestoreEntry:
 class Rejected:
     name: str  # printable form of the offending name
     reason: str
+    relpath: str | None = None  # the path it claims, when it names one: --path selects rejected entries too
 
 
 @dataclass(frozen=True, slots=True)
@@ -223,12 +224,13 @@ def table_catalog(table: TableClient, prefix: str, source_id: str | None) -> Ite
         rel, sha, blob = row.get(P_RELPATH), row.get(P_SHA256), row.get(P_BLOB_NAME)
         if not isinstance(rel, str) or not isinstance(sha, str) or not isinstance(blob, str):
             yield Rejected(
-                repr(rel if isinstance(rel, str) else row.get("RowKey")), "row lacks RelPath/Sha256/BlobName"
+                repr(rel if isinstance(rel, str) else row.get("RowKey")), "row lacks RelPath/Sha256/BlobName",
+                rel if isinstance(rel, str) else None,
             )
             continue
         bad = unsafe_reason(rel) or _check(prefix, rel, sha, blob, row.get(P_SIZE), row.get(P_MTIME_NS))
         if bad:
-            yield Rejected(repr(rel), bad)
+            yield Rejected(repr(rel), bad, rel)
             continue
         sid = row.get(P_SOURCE_ID)
         yield RestoreEntry(
@@ -255,15 +257,15 @@ def listing_catalog(
             size, mtime_ns, sid = int(b.size or 0), int(uploaded * 1e9), ""
         else:
             if meta.sha256 != sha or meta.relpath != rel:
-                yield Rejected(repr(meta.relpath), f"metadata disagrees with blob name {b.name!r}")
+                yield Rejected(repr(meta.relpath), f"metadata disagrees with blob name {b.name!r}", rel)
                 continue
             if meta.size != b.size:
-                yield Rejected(repr(rel), f"metadata size {meta.size} but the blob holds {b.size} bytes")
+                yield Rejected(repr(rel), f"metadata size {meta.size} but the blob holds {b.size} bytes", rel)
                 continue
             size, mtime_ns, sid = meta.size, meta.mtime_ns, meta.source_id
         bad = unsafe_reason(rel)
         if bad:
-            yield Rejected(repr(rel), bad)
+            yield Rejected(repr(rel), bad, rel)
             continue
         yield RestoreEntry(prefix, rel, sha, size, mtime_ns, sid, uploaded)
 
@@ -279,12 +281,19 @@ class Selection:
 def select_current(
     catalog: Iterable[RestoreEntry | Rejected], patterns: Sequence[str], only: frozenset[str] | None = None
 ) -> Selection:
-    """One entry per path: the newest upload when several claim it (of the paths in ``only`` when given)."""
+    """One entry per path: the newest upload when several claim it (of the paths in ``only`` when given).
+    With ``patterns``, an entry that cannot be restored is reported only when the path it claims is
+    selected: one that names no path, or another path, has nothing to do with what was asked for."""
     best: dict[str, RestoreEntry] = {}
     sel = Selection([], [], 0, 0)
     for item in catalog:
         if isinstance(item, Rejected):
-            sel.rejected.append(item)
+            if (not patterns and only is None) or (
+                item.relpath is not None
+                and path_selected(item.relpath, patterns)
+                and (only is None or item.relpath in only)
+            ):
+                sel.rejected.append(item)
             continue
         sel.seen += 1
         if not path_selected(item.relpath, patterns) or (only is not None and item.relpath not in only):
