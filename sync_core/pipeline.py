@@ -31,7 +31,7 @@ from .concurrency import THROTTLE, AdaptiveLimiter
 from .config import StorageConfig
 from .errors import ConfigError, UnstorableNameError, first_line
 from .exclude import ExcludeRules
-from .hasher import FileChangedError, file_unchanged, hash_file
+from .hasher import FileChangedError, Hashed, NotScannedFileError, file_unchanged, hash_file
 from .mediatypes import content_type
 from .progress import FileOutcome, Kind, NullProgress, ProgressSink, RunSummary
 from .scanner import ScanEntry, ScanProblem, ScanResult, scan
@@ -300,6 +300,8 @@ class SyncEngine:
             return _Done(FileOutcome(entry.relpath, Kind.SKIPPED, entry.size, detail=f"{exc}; retried next run"), entry)
         except FileNotFoundError:
             return _Done(FileOutcome(entry.relpath, Kind.SKIPPED, entry.size, detail="vanished during the run"), entry)
+        except NotScannedFileError as exc:
+            return _Done(FileOutcome(entry.relpath, Kind.FAILED, entry.size, detail=f"{exc}; retried next run"), entry)
         except OSError as exc:
             detail = f"cannot read: {exc.strerror or exc}"
             return _Done(FileOutcome(entry.relpath, Kind.FAILED, entry.size, detail=detail), entry)
@@ -318,12 +320,15 @@ class SyncEngine:
         # Small reads under 1 MiB are not worth a budget slot; larger in-memory files take one.
         slot = self._budget if MiB < entry.size <= keep else contextlib.nullcontext()
         with slot:
-            h = hash_file(entry.path, entry.size, entry.mtime_ns, keep_up_to=keep)
+            h = hash_file(
+                entry.path, entry.size, entry.mtime_ns, keep_up_to=keep, block_size=self.opts.block_size,
+                inode=entry.inode, dev=entry.dev,
+            )  # fmt: skip
             if row is not None and row.sha256 == h.sha256:
                 return _Done(FileOutcome(entry.relpath, Kind.TOUCHED, h.size), entry, h.sha256)
             name = blob_name(self.cfg.prefix, h.sha256, entry.relpath)
             meta = BlobMeta(h.sha256, entry.relpath, h.size, h.mtime_ns, self.cfg.source_id)
-            result = self._store_dedup(name, entry, meta, h.data)
+            result = self._store_dedup(name, entry, meta, h)
         kind = {"uploaded": Kind.UPLOADED, "copied": Kind.COPIED, "present": Kind.PRESENT}[result.action]
         if not file_unchanged(entry.path, entry.size, entry.mtime_ns):
             detail = "changed while being uploaded; the new content is picked up next run"
@@ -332,7 +337,7 @@ class SyncEngine:
         o = FileOutcome(entry.relpath, kind, h.size, result.bytes_sent, name)
         return _Done(o, entry, h.sha256, result.etag, record=True, capture=read_capture(entry.path, h.data))
 
-    def _store_dedup(self, name: str, entry: ScanEntry, meta: BlobMeta, data: bytes | None) -> StoreResult:
+    def _store_dedup(self, name: str, entry: ScanEntry, meta: BlobMeta, h: Hashed) -> StoreResult:
         """Store once per content per run: a second file with the same SHA-256 waits for the first, then
         copies it server-side instead of sending the bytes again."""
         sha = meta.sha256
@@ -345,7 +350,7 @@ class SyncEngine:
         if not owner:
             event.wait()
         try:
-            result = self._store(name, entry, meta, data)
+            result = self._store(name, entry, meta, h)
             if owner:
                 with self._lock:
                     self._stored[sha] = name
@@ -356,9 +361,9 @@ class SyncEngine:
                 with self._lock:
                     del self._claims[sha]
 
-    def _store(self, name: str, entry: ScanEntry, meta: BlobMeta, data: bytes | None) -> StoreResult:
+    def _store(self, name: str, entry: ScanEntry, meta: BlobMeta, h: Hashed) -> StoreResult:
         assert self._transfer is not None
-        t = self._transfer
+        t, data = self._transfer, h.data
         ctype = content_type(entry.relpath)
         with self._lock:
             source = self._stored.get(meta.sha256)
@@ -368,10 +373,10 @@ class SyncEngine:
             if adopted is not None:
                 return adopted
         if source and source != name:
-            copied = t.copy_from(source, name, meta, ctype)
+            copied = t.copy_from(source, name, meta, ctype, h.md5)
             if copied is not None:
                 return copied
-        return t.upload(name, entry.path, meta, ctype, data)
+        return t.upload(name, entry.path, meta, ctype, data, h)
 
     # -- record ------------------------------------------------------------------------------------
     def _finish(self, d: _Done) -> None:
