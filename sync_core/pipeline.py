@@ -14,7 +14,7 @@ import queue
 import threading
 import time
 from collections.abc import Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -27,7 +27,7 @@ from .bandwidth import limiter
 from .blobmeta import BlobMeta
 from .blobname import blob_name
 from .capture import NOTHING, Capture, read_capture
-from .concurrency import THROTTLE, AdaptiveLimiter
+from .concurrency import THROTTLE, AdaptiveLimiter, OutageWatch, abandoning_pool
 from .config import StorageConfig
 from .errors import ConfigError, UnstorableNameError, first_line
 from .exclude import ExcludeRules
@@ -97,6 +97,7 @@ class SyncEngine:
         self._probe_first = False
         self._transfer: Transfer | None = None
         self._limiter = AdaptiveLimiter(max(1, opts.max_workers))
+        self._outage = OutageWatch()
 
     # -- the run -----------------------------------------------------------------------------------
     def run(self) -> RunSummary:
@@ -118,7 +119,8 @@ class SyncEngine:
             self._transfer_all(work, self.state.file_rows(e.relpath for e in work if e.relpath in index))
             self._record_deletions(index, scan_result)
             self.state.commit()
-            self._mirror()
+            if not self._outage.tripped:  # the Table lives with the blobs: its rows wait for the next run
+                self._mirror()
         else:
             for e in work:
                 self._finish(_Done(FileOutcome(e.relpath, Kind.WOULD_UPLOAD, e.size), e))
@@ -231,10 +233,12 @@ class SyncEngine:
             self._live = table_mirror.LiveMirror(
                 table_mirror.TableMirror(self.table, self.state, fresh_since=self._fresh_since)
             )
+        interrupted = False
         with (
-            ThreadPoolExecutor(workers, thread_name_prefix="file") as pool,
-            ThreadPoolExecutor(workers, thread_name_prefix="block") as block_pool,
+            abandoning_pool(workers, "file") as pool,  # Ctrl-C does not wait for workers blocked in I/O
+            abandoning_pool(workers, "block") as block_pool,
             THROTTLE.listening(self._limiter),  # throttling answers shrink the files in flight (AIMD)
+            THROTTLE.listening(self._outage),  # no answers at all stop the run
         ):
             assert self.container is not None
             # A slot holds one block or one in-memory file, so it is sized for the larger of the two.
@@ -252,33 +256,45 @@ class SyncEngine:
             # which installs and removes a waiter on every pending future each time: ~20 µs less CPU per file.
             done: queue.SimpleQueue[Future[_Done]] = queue.SimpleQueue()
             pending: set[Future[_Done]] = set()
+            untried = len(work)
             try:
                 for entry in work:
-                    while len(pending) >= 2 * workers:
+                    while len(pending) >= 2 * workers and not self._outage.tripped:
                         self._collect(pending, done)
+                    if self._outage.tripped:
+                        break
                     fut = pool.submit(self._process, entry, index.get(entry.relpath))
+                    untried -= 1
                     pending.add(fut)
                     fut.add_done_callback(done.put)
                 while pending:
+                    if self._outage.tripped:  # files not started yet are not tried
+                        untried += sum(fut.cancel() for fut in pending if not fut.cancelled())
                     self._collect(pending, done)
-            except BaseException:
-                # Ctrl-C or a fatal state-dir error: start nothing new; files already in flight finish, and
-                # what they stored unrecorded is adopted by the next run without sending bytes again.
+            except BaseException as exc:
+                # Ctrl-C or a fatal state-dir error: start nothing new; files already in flight finish (on
+                # Ctrl-C they are left behind), and what they stored unrecorded is adopted by the next run
+                # without sending bytes again.
+                interrupted = isinstance(exc, KeyboardInterrupt)
                 for fut in pending:
                     fut.cancel()
                 raise
             finally:
-                if self._live is not None:  # rows it did not send stay pending for the end-of-run pass
+                if self._live is not None and not interrupted:  # rows it did not send stay pending
                     t0 = time.monotonic()
                     self._live_result = self._live.close()
                     self._live_wait = time.monotonic() - t0
+        if self._outage.tripped:
+            note = f"{self._outage.describe()}: stopped the run; {untried} file(s) not tried, retried next run"
+            self.progress.note(note, verbose=False)
 
     def _collect(self, pending: set[Future[_Done]], done: queue.SimpleQueue[Future[_Done]]) -> None:
         """Record every file that has finished (at least one; blocks until then)."""
         fut = done.get()
         while True:
             pending.discard(fut)
-            self._finish(fut.result())
+            if not fut.cancelled():  # cancelled: never started (a known outage stopped the run)
+                self._finish(fut.result())
             try:
                 fut = done.get_nowait()
             except queue.Empty:
