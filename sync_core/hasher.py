@@ -1,9 +1,10 @@
-"""SHA-256 and MD5 of a file's bytes, streamed with bounded memory, from the very file the scan saw.
+"""SHA-256 of a file's bytes, streamed with bounded memory, from the very file the scan saw.
 
 Small files are read once into memory: the same buffer is hashed and then uploaded, so they cost one
-read. Larger files are hashed in a streaming pass and read again, block by block, by the transfer stage;
-that pass also records the SHA-256 of each block, so the transfer can prove every block it sends (or
-finds already staged) is the content hashed here.
+read (the service computes the Content-MD5 of a single Put Blob itself). Larger files are hashed in a
+streaming pass and read again, block by block, by the transfer stage; that pass also computes their MD5
+(a block list has no Content-MD5 unless the client sends it) and the SHA-256 of each block, so the
+transfer can prove every block it sends (or finds already staged) is the content hashed here.
 
 The file is opened with ``O_NOFOLLOW | O_NONBLOCK`` and checked on the open descriptor: a path swapped for
 a symlink (whose target may lie outside the library) or a FIFO (whose ``open`` would block for ever) after
@@ -40,7 +41,7 @@ class Hashed:
     mtime_ns: int
     inode: int
     data: bytes | None  # the whole content when the file was small enough to keep
-    md5: bytes = b""  # the standard Content-MD5 of the whole content
+    md5: bytes = b""  # the standard Content-MD5 of the whole content (only when ``data`` is None)
     dev: int = 0
     block_size: int = 0  # when the content was not kept: the block size of ``blocks``
     blocks: tuple[bytes, ...] = ()  # SHA-256 digest of each ``block_size`` piece, in order
@@ -104,8 +105,8 @@ def hash_file(
     inode: int | None = None,
     dev: int | None = None,
 ) -> Hashed:
-    """Hash ``path`` (SHA-256 and MD5 in one read); keep its bytes when it is at most ``keep_up_to`` long,
-    otherwise record the SHA-256 of each ``block_size`` block (when ``block_size`` is given).
+    """Hash ``path``; keep its bytes when it is at most ``keep_up_to`` long, otherwise also compute its MD5
+    and the SHA-256 of each ``block_size`` block (when ``block_size`` is given), in the same read.
 
     Raises :class:`FileChangedError` when the file's size or mtime differ from what the scan saw, before
     or after reading — a file being written must not be recorded as backed up — and
@@ -118,8 +119,7 @@ def hash_file(
             data = f.read(st.st_size + 1)
             if len(data) != st.st_size:
                 raise FileChangedError("size changed while reading")
-            digest = hashlib.sha256(data).hexdigest()
-            md5 = hashlib.md5(data).digest()
+            digest, md5 = hashlib.sha256(data).hexdigest(), b""
             block_size = 0
         else:
             data = None

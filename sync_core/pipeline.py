@@ -389,7 +389,7 @@ class SyncEngine:
             if adopted is not None:
                 return adopted
         if source and source != name:
-            copied = t.copy_from(source, name, meta, ctype, h.md5)
+            copied = t.copy_from(source, name, meta, ctype, h.md5 or None)
             if copied is not None:
                 return copied
         return t.upload(name, entry.path, meta, ctype, data, h)

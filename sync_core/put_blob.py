@@ -14,7 +14,6 @@ returns ``None`` and the caller uses ``upload_blob``; tests check both give the 
 
 from __future__ import annotations
 
-import base64
 from collections.abc import Callable, Mapping
 from typing import Any, NoReturn
 from urllib.parse import quote
@@ -63,19 +62,8 @@ class PutBlob:
         """The URL the SDK's ``BlobClient`` uses (its quoting, ``quote(name, safe='~/')``; a SAS kept last)."""
         return f"{self._prefix}{quote(name, safe='~/')}{self._query}"
 
-    def put(
-        self,
-        name: str,
-        data: bytes,
-        metadata: Mapping[str, str],
-        content_type: str | None,
-        *,
-        content_md5: bytes | None = None,
-    ) -> str:
+    def put(self, name: str, data: bytes, metadata: Mapping[str, str], content_type: str | None) -> str:
         """Create ``name`` holding ``data``; the new blob's ETag (quoted, as the service sends it).
-
-        ``content_md5`` (MD5 of ``data``) is sent as ``Content-MD5``, which the service checks against the
-        body it received and keeps as the blob's Content-MD5 property.
 
         Raises what ``upload_blob(data, overwrite=False, ...)`` raises: ``ResourceExistsError`` when the
         name exists (409, or 412 on the ``If-None-Match``), other ``HttpResponseError``/``AzureError``s."""
@@ -89,8 +77,6 @@ class PutBlob:
         }
         if content_type is not None:
             headers["x-ms-blob-content-type"] = content_type
-        if content_md5 is not None:
-            headers["Content-MD5"] = base64.b64encode(content_md5).decode()
         for key, value in metadata.items():  # as the SDK's add_metadata_headers
             headers[f"x-ms-meta-{key.strip()}"] = value.strip() if value else value
         response = self._send(HttpRequest("PUT", self.url(name), headers=headers, content=data))

@@ -11,7 +11,8 @@ Three ways to get there, cheapest first:
   staging only the missing blocks, and a block staged from other bytes (the file was edited mid-upload,
   then put back) is never taken for the one the hash pass saw.
 
-Every blob gets the standard Content-MD5 property (computed in the hash pass), whichever way it was made.
+Every blob gets the standard Content-MD5 property whichever way it was made: the service computes it for a
+single Put Blob; a block list and a copy whose headers are set get the MD5 of the hash pass.
 """
 
 from __future__ import annotations
@@ -174,13 +175,13 @@ class Transfer:
         md = build_metadata(meta)
         try:
             if data is not None:
-                md5 = hashed.md5 if hashed is not None and hashed.md5 else hashlib.md5(data).digest()
                 if self.read_hook:
                     self.read_hook(len(data))
                 if self._put is not None and len(data) <= self._put.max_size:
-                    etag = self._put.put(name, data, md, content_type, content_md5=md5)
-                    return StoreResult("uploaded", etag, len(data))
-                settings = ContentSettings(content_type=content_type, content_md5=md5)
+                    # A single Put Blob: the service computes and keeps its Content-MD5.
+                    return StoreResult("uploaded", self._put.put(name, data, md, content_type), len(data))
+                # upload_blob may send blocks, whose list gets a Content-MD5 only if we give one.
+                settings = ContentSettings(content_type=content_type, content_md5=hashlib.md5(data).digest())
                 blob = self.container.get_blob_client(name)
                 resp = blob.upload_blob(data, overwrite=False, metadata=md, content_settings=settings)
                 return StoreResult("uploaded", resp["etag"], len(data))
