@@ -61,11 +61,13 @@ def _refuse_in_outage() -> None:
         raise ServiceRequestError("storage is not answering: request not sent")
 
 
-def _retry_allowed(settings: dict[str, Any], error: AzureError | None) -> bool:
-    """The bounds on top of the retry counts: the sequence's overall time, and a known outage."""
+def _retry_allowed(settings: dict[str, Any], error: AzureError | None, *, report: bool = True) -> bool:
+    """The bounds on top of the retry counts: the sequence's overall time, and a known outage. ``report``:
+    count a failure without an answer towards the outage (blob requests, whose answers reset the count)."""
     if _transport_failure(error):
         assert error is not None
-        THROTTLE.on_transport_failure(error)
+        if report:
+            THROTTLE.on_transport_failure(error)
         if THROTTLE.unreachable():
             return False
     return time.monotonic() - settings.get("started", time.monotonic()) < RETRY_SEQUENCE_SECONDS
@@ -110,7 +112,8 @@ class TableRetry(RetryPolicy):
         return _stamp(super().configure_retries(options))
 
     def increment(self, settings: dict[str, Any], response: Any = None, error: AzureError | None = None) -> bool:
-        return super().increment(settings, response, error) and _retry_allowed(settings, error)
+        # Not counted towards an outage: the Table's answers are not reported, so they could not reset it.
+        return super().increment(settings, response, error) and _retry_allowed(settings, error, report=False)
 
 
 def _retry_after_seconds(value: str | None) -> float:
