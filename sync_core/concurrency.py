@@ -27,7 +27,7 @@ from typing import Any, Protocol
 from .errors import first_line
 
 UNREACHABLE_AFTER = 8  # failures in a row, across all requests, with no answer in between...
-UNREACHABLE_SECONDS = 120.0  # ...or at least two of them spread over this long
+UNREACHABLE_SECONDS = 120.0  # ...or at least three of them spread over this long (one slow worker)
 
 THROTTLE_STATUSES = frozenset({500, 503})
 THROTTLE_ERROR_CODES = frozenset({"ServerBusy", "OperationTimedOut", "InternalError"})
@@ -172,9 +172,12 @@ class AdaptiveLimiter:
 
 
 class OutageWatch:
-    """Decides, for one run, that the service is unreachable: :data:`UNREACHABLE_AFTER` requests in a row got
-    no answer, or failures kept coming for :data:`UNREACHABLE_SECONDS`, with no answer in between. Any answer
-    (even a throttling one) before that starts the count again; once tripped it stays tripped. Thread-safe."""
+    """Decides, for one run, that the service is unreachable: :data:`UNREACHABLE_AFTER` attempts in a row got
+    no answer, or three or more did over :data:`UNREACHABLE_SECONDS`, with no answer in between. Any answer
+    (even a throttling one) starts the count again; once tripped it stays tripped. Thread-safe.
+
+    Only failures count, never slowness: on a slow uplink many blocks may be in flight for minutes without
+    an answer, and that is not an outage."""
 
     def __init__(self, *, clock: Callable[[], float] = time.monotonic):
         self._clock = clock
@@ -191,7 +194,7 @@ class OutageWatch:
                 self._since = now
             self._streak += 1
             self.last_error = first_line(error)
-            if self._streak >= UNREACHABLE_AFTER or (self._streak >= 2 and now - self._since >= UNREACHABLE_SECONDS):
+            if self._streak >= UNREACHABLE_AFTER or (self._streak >= 3 and now - self._since >= UNREACHABLE_SECONDS):
                 self.tripped = True
 
     def on_success(self) -> None:

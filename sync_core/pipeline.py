@@ -272,8 +272,8 @@ class SyncEngine:
                         untried += sum(fut.cancel() for fut in pending if not fut.cancelled())
                     self._collect(pending, done)
             except BaseException as exc:
-                # Ctrl-C or a fatal state-dir error: start nothing new; files already in flight finish (on
-                # Ctrl-C they are left behind), and what they stored unrecorded is adopted by the next run
+                # Ctrl-C or a fatal state-dir error: start nothing new and wait for nothing; files already in
+                # flight end on their own, and what they stored unrecorded is adopted by the next run
                 # without sending bytes again.
                 interrupted = isinstance(exc, KeyboardInterrupt)
                 for fut in pending:

@@ -140,3 +140,27 @@ def test_ctrl_c_stops_a_run_blocked_in_io_within_seconds_and_frees_the_lock(
     assert elapsed < 5, elapsed
     assert "interrupted" in err
     StateLock(state, "test").acquire().release()  # a second run can take the lock
+
+
+def test_outage_watch_trips_on_failures_in_a_row_or_over_time_and_any_answer_resets_it():
+    now = [0.0]
+    watch = concurrency.OutageWatch(clock=lambda: now[0])
+    err = TimeoutError("Read timed out")
+    for _ in range(concurrency.UNREACHABLE_AFTER - 1):
+        watch.on_transport_failure(err)
+    watch.on_throttle()  # a 503 is an answer: the service is there
+    for _ in range(concurrency.UNREACHABLE_AFTER - 1):
+        watch.on_transport_failure(err)
+    assert not watch.tripped
+    watch.on_transport_failure(err)
+    assert watch.tripped and "Read timed out" in watch.describe()
+    watch.on_success()
+    assert watch.tripped  # stays tripped for the run
+
+    slow = concurrency.OutageWatch(clock=lambda: now[0])  # one worker: few failures, far apart
+    slow.on_transport_failure(err)
+    now[0] += concurrency.UNREACHABLE_SECONDS
+    slow.on_transport_failure(err)
+    assert not slow.tripped  # two failures are not enough, however far apart
+    slow.on_transport_failure(err)
+    assert slow.tripped
