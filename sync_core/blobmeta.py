@@ -7,6 +7,7 @@ UTF-8. Every value is a plain string.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from urllib.parse import quote, unquote
 
 SCHEMA = "1"
@@ -17,6 +18,9 @@ K_SIZE = "size"
 K_MTIME_NS = "mtimens"
 K_SOURCE_ID = "sourceid"
 K_SCHEMA = "azpsschema"
+K_RCLONE_MTIME = "mtime"  # rclone's key: `rclone copy` from the archive restores the original times
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,9 +37,20 @@ def encode_relpath(relpath: str) -> str:
     return quote(relpath, safe="/")
 
 
+def rfc3339_ns(mtime_ns: int) -> str | None:
+    """``mtime_ns`` as rclone writes its ``mtime`` key: RFC 3339 with nanoseconds (UTC, ``Z``); ``None``
+    for a time outside years 1-9999, which RFC 3339 cannot write."""
+    secs, ns = divmod(mtime_ns, 1_000_000_000)
+    try:
+        t = _EPOCH + timedelta(seconds=secs)
+    except OverflowError:
+        return None
+    return f"{t.year:04d}-{t.month:02d}-{t.day:02d}T{t.hour:02d}:{t.minute:02d}:{t.second:02d}.{ns:09d}Z"
+
+
 def build_metadata(meta: BlobMeta) -> dict[str, str]:
-    """Metadata dict to send with a blob."""
-    return {
+    """Metadata dict to send with a blob (ours, plus rclone's ``mtime`` when the time can be written)."""
+    md = {
         K_SHA256: meta.sha256,
         K_RELPATH: encode_relpath(meta.relpath),
         K_SIZE: str(meta.size),
@@ -43,6 +58,10 @@ def build_metadata(meta: BlobMeta) -> dict[str, str]:
         K_SOURCE_ID: quote(meta.source_id, safe=""),
         K_SCHEMA: SCHEMA,
     }
+    rclone_mtime = rfc3339_ns(meta.mtime_ns)
+    if rclone_mtime is not None:
+        md[K_RCLONE_MTIME] = rclone_mtime
+    return md
 
 
 def parse_metadata(md: dict[str, str] | None) -> BlobMeta | None:

@@ -2,6 +2,10 @@
 
 Retries come from the SDK pipeline's retry policy (exponential backoff with jitter), not from loops of
 our own. The HTTP connection pool is sized for the worker count so parallel uploads reuse connections.
+
+Nothing waits for ever: every request has a connect and a read timeout, every retry sequence ends within
+:data:`RETRY_SEQUENCE_SECONDS` (plus the attempt under way), and once the run has found the service
+unreachable (:class:`~sync_core.concurrency.OutageWatch`) requests are not retried at all.
 """
 
 from __future__ import annotations
@@ -16,7 +20,14 @@ from contextlib import contextmanager
 from typing import Any
 
 from azure.core.credentials import TokenCredential
-from azure.core.exceptions import AzureError, ClientAuthenticationError, HttpResponseError, ResourceNotFoundError
+from azure.core.exceptions import (
+    AzureError,
+    ClientAuthenticationError,
+    HttpResponseError,
+    ResourceNotFoundError,
+    ServiceRequestError,
+    ServiceResponseError,
+)
 from azure.core.pipeline.policies import RetryPolicy
 from azure.core.pipeline.transport import RequestsTransport
 from azure.data.tables import TableServiceClient
@@ -25,12 +36,41 @@ from azure.storage.blob import BlobServiceClient, ContainerClient, ExponentialRe
 from .concurrency import THROTTLE
 from .config import StorageConfig, credential_refused, table_endpoint_from_blob_url
 from .errors import ConfigError, first_line
-from .lean_http import LeanAdapter, LeanSession
+from .lean_http import CONNECT_TIMEOUT, READ_TIMEOUT, LeanAdapter, LeanSession
 
 # Short first backoff with jitter: a transient fault should cost seconds, not the SDK default's ~15 s.
 RETRY_TOTAL = 8
 RETRY_FIRST_BACKOFF = 0.5  # seconds; doubles per retry, +-50 % jitter
 RETRY_MAX_BACKOFF = 30.0  # seconds; also caps a server's Retry-After
+RETRY_SEQUENCE_SECONDS = 120.0  # no retry starts after this long since the first attempt of a request
+
+
+def _transport_failure(error: AzureError | None) -> bool:
+    """No answer at all: the connection failed or timed out, or the answer never came."""
+    return isinstance(error, (ServiceRequestError, ServiceResponseError))
+
+
+def _stamp(settings: dict[str, Any]) -> dict[str, Any]:
+    settings["started"] = time.monotonic()
+    return settings
+
+
+def _refuse_in_outage() -> None:
+    """Once the run knows the service is unreachable, a new request fails at once instead of waiting."""
+    if THROTTLE.unreachable():
+        raise ServiceRequestError("storage is not answering: request not sent")
+
+
+def _retry_allowed(settings: dict[str, Any], error: AzureError | None, *, report: bool = True) -> bool:
+    """The bounds on top of the retry counts: the sequence's overall time, and a known outage. ``report``:
+    count a failure without an answer towards the outage (blob requests, whose answers reset the count)."""
+    if _transport_failure(error):
+        assert error is not None
+        if report:
+            THROTTLE.on_transport_failure(error)
+        if THROTTLE.unreachable():
+            return False
+    return time.monotonic() - settings.get("started", time.monotonic()) < RETRY_SEQUENCE_SECONDS
 
 
 class BlobRetry(ExponentialRetry):
@@ -47,6 +87,33 @@ class BlobRetry(ExponentialRetry):
         if response is not None:
             backoff = max(backoff, _retry_after_seconds(response.headers.get("Retry-After")))
         return min(backoff, RETRY_MAX_BACKOFF)
+
+    def send(self, request: Any) -> Any:
+        _refuse_in_outage()
+        return super().send(request)
+
+    def configure_retries(self, request: Any) -> dict[str, Any]:
+        return _stamp(super().configure_retries(request))
+
+    def increment(
+        self, settings: dict[str, Any], request: Any, response: Any = None, error: AzureError | None = None
+    ) -> bool:
+        return super().increment(settings, request, response, error) and _retry_allowed(settings, error)
+
+
+class TableRetry(RetryPolicy):
+    """azure-core's retry policy (with its overall ``timeout``) that also stops retrying in a known outage."""
+
+    def send(self, request: Any) -> Any:
+        _refuse_in_outage()
+        return super().send(request)
+
+    def configure_retries(self, options: dict[str, Any]) -> dict[str, Any]:
+        return _stamp(super().configure_retries(options))
+
+    def increment(self, settings: dict[str, Any], response: Any = None, error: AzureError | None = None) -> bool:
+        # Not counted towards an outage: the Table's answers are not reported, so they could not reset it.
+        return super().increment(settings, response, error) and _retry_allowed(settings, error, report=False)
 
 
 def _retry_after_seconds(value: str | None) -> float:
@@ -99,8 +166,8 @@ def make_transport(pool_size: int) -> RequestsTransport:
     return RequestsTransport(
         session=session,
         session_owner=True,
-        connection_timeout=20,
-        read_timeout=300,
+        connection_timeout=CONNECT_TIMEOUT,
+        read_timeout=READ_TIMEOUT,
         connection_data_block_size=256 * 1024,
         **verify,
     )
@@ -202,7 +269,9 @@ def open_container(service: BlobServiceClient, cfg: StorageConfig, *, create: bo
 
 def table_retry_policy() -> RetryPolicy:
     """Throttling (503/500) and connection resets are retried by the pipeline, with short jittered backoff."""
-    return RetryPolicy(retry_total=RETRY_TOTAL, retry_backoff_factor=0.5, retry_backoff_max=30)
+    return TableRetry(
+        retry_total=RETRY_TOTAL, retry_backoff_factor=0.5, retry_backoff_max=30, timeout=RETRY_SEQUENCE_SECONDS
+    )
 
 
 def table_service(

@@ -1,4 +1,5 @@
-"""Adaptive parallelism: back off when the service pushes back, grow again when it is calm (AIMD).
+"""Adaptive parallelism: back off when the service pushes back, grow again when it is calm (AIMD); and
+stop altogether when it does not answer at all.
 
 The SDK pipeline already retries each throttled request (see :mod:`sync_core.clients`). Retrying alone
 keeps the pressure on, though: eight workers that are each told "503 ServerBusy" come back eight at a time.
@@ -6,6 +7,12 @@ So every HTTP response is also reported to a :class:`ThrottleSignal` (the client
 pipeline's ``raw_response_hook``), and the sync pipeline's :class:`AdaptiveLimiter` listens: a throttling
 answer halves the number of files in flight (at most once per cool-down, so one burst of 503s counts as
 one signal); every ``limit`` successful responses add one back, up to the configured ``--max-workers``.
+
+A service that does not answer at all (connections refused or timing out, requests never answered) is
+another matter: waiting helps nobody, and each file would otherwise spend its whole retry budget on its own.
+The retry policies report every such failure to the same signal; an :class:`OutageWatch` listening for the
+run decides when the service is known to be unreachable, and from then on the retry policies stop retrying,
+so the run ends within seconds and says so once.
 """
 
 from __future__ import annotations
@@ -14,7 +21,13 @@ import contextlib
 import threading
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Protocol
+
+from .errors import first_line
+
+UNREACHABLE_AFTER = 8  # failures in a row, across all requests, with no answer in between...
+UNREACHABLE_SECONDS = 120.0  # ...or at least three of them spread over this long (one slow worker)
 
 THROTTLE_STATUSES = frozenset({500, 503})
 THROTTLE_ERROR_CODES = frozenset({"ServerBusy", "OperationTimedOut", "InternalError"})
@@ -53,6 +66,20 @@ class ThrottleSignal:
         elif status < 400:
             for listener in listeners:
                 listener.on_success()
+
+    def on_transport_failure(self, error: BaseException) -> None:
+        """Called by the retry policies when an attempt got no answer (connect or read failure, timeout)."""
+        with self._lock:
+            listeners = list(self._listeners)
+        for listener in listeners:
+            report = getattr(listener, "on_transport_failure", None)
+            if report is not None:
+                report(error)
+
+    def unreachable(self) -> bool:
+        """True when a run listening has found the service unreachable: retrying is pointless."""
+        with self._lock:
+            return any(getattr(listener, "tripped", False) for listener in self._listeners)
 
     @contextlib.contextmanager
     def listening(self, listener: ThrottleListener) -> Iterator[None]:
@@ -142,3 +169,55 @@ class AdaptiveLimiter:
         with self._cond:
             out, self._changes = self._changes, []
             return out
+
+
+class OutageWatch:
+    """Decides, for one run, that the service is unreachable: :data:`UNREACHABLE_AFTER` attempts in a row got
+    no answer, or three or more did over :data:`UNREACHABLE_SECONDS`, with no answer in between. Any answer
+    (even a throttling one) starts the count again; once tripped it stays tripped. Thread-safe.
+
+    Only failures count, never slowness: on a slow uplink many blocks may be in flight for minutes without
+    an answer, and that is not an outage."""
+
+    def __init__(self, *, clock: Callable[[], float] = time.monotonic):
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._streak = 0
+        self._since = 0.0
+        self.tripped = False
+        self.last_error = ""
+
+    def on_transport_failure(self, error: BaseException) -> None:
+        with self._lock:
+            now = self._clock()
+            if self._streak == 0:
+                self._since = now
+            self._streak += 1
+            self.last_error = first_line(error)
+            if self._streak >= UNREACHABLE_AFTER or (self._streak >= 3 and now - self._since >= UNREACHABLE_SECONDS):
+                self.tripped = True
+
+    def on_success(self) -> None:
+        with self._lock:
+            self._streak = 0
+
+    on_throttle = on_success  # a throttling answer is still an answer
+
+    def describe(self) -> str:
+        """One line for the user, once."""
+        with self._lock:
+            return f"storage is not answering ({self._streak} requests in a row failed; last: {self.last_error})"
+
+
+@contextlib.contextmanager
+def abandoning_pool(workers: int, name: str) -> Iterator[ThreadPoolExecutor]:
+    """A thread pool that is waited for when its block ends normally, and abandoned (queued work cancelled,
+    running work left to end on its own) when an exception ends it: Ctrl-C must not wait for a worker
+    blocked in I/O until its timeouts run out."""
+    pool = ThreadPoolExecutor(workers, thread_name_prefix=name)
+    try:
+        yield pool
+    except BaseException:
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    pool.shutdown()

@@ -1,20 +1,37 @@
-"""SHA-256 of a file's bytes, streamed with bounded memory, with a check that the file held still.
+"""SHA-256 of a file's bytes, streamed with bounded memory, from the very file the scan saw.
 
 Small files are read once into memory: the same buffer is hashed and then uploaded, so they cost one
-read. Larger files are hashed in a streaming pass and read again, block by block, by the transfer stage.
+read (the service computes the Content-MD5 of a single Put Blob itself). Larger files are hashed in a
+streaming pass and read again, block by block, by the transfer stage; that pass also computes their MD5
+(a block list has no Content-MD5 unless the client sends it) and the SHA-256 of each block, so the
+transfer can prove every block it sends (or finds already staged) is the content hashed here.
+
+The file is opened with ``O_NOFOLLOW | O_NONBLOCK`` and checked on the open descriptor: a path swapped for
+a symlink (whose target may lie outside the library) or a FIFO (whose ``open`` would block for ever) after
+the scan is refused, and a different file at the path counts as a change.
 """
 
 from __future__ import annotations
 
+import errno
+import fcntl
 import hashlib
 import os
+import stat
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import BinaryIO
 
 READ_CHUNK = 1024 * 1024
 
 
 class FileChangedError(Exception):
     """The file changed (size or mtime) while we were reading it; it will be picked up next run."""
+
+
+class NotScannedFileError(Exception):
+    """The path no longer names a regular file (a symlink, FIFO, socket or device took its place)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,48 +41,121 @@ class Hashed:
     mtime_ns: int
     inode: int
     data: bytes | None  # the whole content when the file was small enough to keep
+    md5: bytes = b""  # the standard Content-MD5 of the whole content (only when ``data`` is None)
+    dev: int = 0
+    block_size: int = 0  # when the content was not kept: the block size of ``blocks``
+    blocks: tuple[bytes, ...] = ()  # SHA-256 digest of each ``block_size`` piece, in order
 
 
 def _same(st: os.stat_result, size: int, mtime_ns: int) -> bool:
     return st.st_size == size and st.st_mtime_ns == mtime_ns
 
 
-def hash_file(path: str, expect_size: int, expect_mtime_ns: int, *, keep_up_to: int = 0) -> Hashed:
-    """Hash ``path``; keep its bytes when it is at most ``keep_up_to`` long.
+def _kind(mode: int) -> str:
+    if stat.S_ISFIFO(mode):
+        return "a FIFO"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    if stat.S_ISDIR(mode):
+        return "a folder"
+    return "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else "not a regular file"
+
+
+@contextmanager
+def open_scanned(
+    path: str, size: int, mtime_ns: int, *, inode: int | None = None, dev: int | None = None
+) -> Iterator[BinaryIO]:
+    """Open ``path`` for reading only if it is still the regular file the scan saw.
+
+    Never follows a symlink and never blocks on a FIFO. Raises :class:`NotScannedFileError` when the path
+    is not a regular file any more, :class:`FileChangedError` when it is another file (inode, device) or
+    its size or mtime differ."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise NotScannedFileError("replaced by a symlink since it was scanned; not followed") from exc
+        if exc.errno == errno.ENXIO:  # a socket (or a FIFO opened for writing): nothing to read
+            raise NotScannedFileError("replaced by a socket since it was scanned; not read") from exc
+        raise
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise NotScannedFileError(f"replaced by {_kind(st.st_mode)} since it was scanned; not read")
+        if (inode is not None and st.st_ino != inode) or (dev is not None and st.st_dev != dev):
+            raise FileChangedError("replaced by another file since it was scanned")
+        if not _same(st, size, mtime_ns):
+            raise FileChangedError("changed since it was scanned")
+        fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) & ~os.O_NONBLOCK)
+        f = os.fdopen(fd, "rb", buffering=0)
+    except BaseException:
+        os.close(fd)
+        raise
+    with f:
+        yield f  # type: ignore[misc]
+
+
+def hash_file(
+    path: str,
+    expect_size: int,
+    expect_mtime_ns: int,
+    *,
+    keep_up_to: int = 0,
+    block_size: int = 0,
+    inode: int | None = None,
+    dev: int | None = None,
+) -> Hashed:
+    """Hash ``path``; keep its bytes when it is at most ``keep_up_to`` long, otherwise also compute its MD5
+    and the SHA-256 of each ``block_size`` block (when ``block_size`` is given), in the same read.
 
     Raises :class:`FileChangedError` when the file's size or mtime differ from what the scan saw, before
-    or after reading — a file being written must not be recorded as backed up.
+    or after reading — a file being written must not be recorded as backed up — and
+    :class:`NotScannedFileError` when the path is no longer a regular file (see :func:`open_scanned`).
     """
-    with open(path, "rb", buffering=0) as f:
+    with open_scanned(path, expect_size, expect_mtime_ns, inode=inode, dev=dev) as f:
         st = os.fstat(f.fileno())
-        if not _same(st, expect_size, expect_mtime_ns):
-            raise FileChangedError("changed since it was scanned")
+        blocks: list[bytes] = []
         if st.st_size <= keep_up_to:
             data = f.read(st.st_size + 1)
             if len(data) != st.st_size:
                 raise FileChangedError("size changed while reading")
-            digest = hashlib.sha256(data).hexdigest()
+            digest, md5 = hashlib.sha256(data).hexdigest(), b""
+            block_size = 0
         else:
             data = None
-            h = hashlib.sha256()
+            h, m = hashlib.sha256(), hashlib.md5()
+            bh, in_block = hashlib.sha256(), 0
             buf = bytearray(READ_CHUNK)
             view = memoryview(buf)
             total = 0
             while n := f.readinto(buf):
-                h.update(view[:n])
+                piece = view[:n]
+                h.update(piece)
+                m.update(piece)
                 total += n
+                off = 0
+                while block_size and off < n:
+                    take = min(n - off, block_size - in_block)
+                    bh.update(piece[off : off + take])
+                    in_block += take
+                    off += take
+                    if in_block == block_size:
+                        blocks.append(bh.digest())
+                        bh, in_block = hashlib.sha256(), 0
             if total != st.st_size:
                 raise FileChangedError("size changed while reading")
-            digest = h.hexdigest()
+            if block_size and (in_block or not blocks):
+                blocks.append(bh.digest())
+            digest, md5 = h.hexdigest(), m.digest()
         after = os.fstat(f.fileno())
         if not _same(after, expect_size, expect_mtime_ns):
             raise FileChangedError("changed while it was being read")
-    return Hashed(digest, st.st_size, st.st_mtime_ns, st.st_ino, data)
+    return Hashed(digest, st.st_size, st.st_mtime_ns, st.st_ino, data, md5, st.st_dev, block_size, tuple(blocks))
 
 
 def file_unchanged(path: str, size: int, mtime_ns: int) -> bool:
     """Re-stat after an upload: True when the file is still what we hashed and sent."""
     try:
-        return _same(os.stat(path), size, mtime_ns)
+        return _same(os.stat(path, follow_symlinks=False), size, mtime_ns)
     except OSError:
         return False

@@ -9,7 +9,8 @@ redirects (azure-core follows them itself) and, without a proxy, no per-request 
 :class:`LeanSession` keeps requests' objects and semantics — the adapter, its urllib3 pool manager, TLS
 settings, timeouts, the exceptions azure-core maps into its own, ``requests.Response`` — and skips only that
 bookkeeping. Whenever a call uses anything it skips (cookies, auth, hooks, proxies, files, redirects,
-``trust_env``), it is handed to ``requests.Session.request`` unchanged.
+``trust_env``), it is handed to ``requests.Session.request`` unchanged. A request that comes without a
+timeout gets :data:`CONNECT_TIMEOUT` and :data:`READ_TIMEOUT`: nothing here waits for ever.
 """
 
 from __future__ import annotations
@@ -21,6 +22,9 @@ from requests.adapters import HTTPAdapter
 from requests.hooks import default_hooks
 from requests.structures import CaseInsensitiveDict
 from requests.utils import get_encoding_from_headers
+
+CONNECT_TIMEOUT = 20.0  # seconds to connect; also bounds each send of a request body (urllib3)
+READ_TIMEOUT = 60.0  # seconds without a byte of the answer: a service that never answers is a failure
 
 
 class LeanAdapter(HTTPAdapter):
@@ -90,6 +94,8 @@ class LeanSession(requests.Session):
         cert: Any = None,
         json: Any = None,
     ) -> requests.Response:
+        if timeout is None:
+            timeout = (CONNECT_TIMEOUT, READ_TIMEOUT)
         plain = not (
             params or cookies or files or auth or hooks or proxies or json is not None or allow_redirects
             or self.trust_env or self.proxies or self.auth or self.params or self.cert or len(self.cookies)

@@ -14,7 +14,7 @@ import queue
 import threading
 import time
 from collections.abc import Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -27,11 +27,11 @@ from .bandwidth import limiter
 from .blobmeta import BlobMeta
 from .blobname import blob_name
 from .capture import NOTHING, Capture, read_capture
-from .concurrency import THROTTLE, AdaptiveLimiter
+from .concurrency import THROTTLE, AdaptiveLimiter, OutageWatch, abandoning_pool
 from .config import StorageConfig
 from .errors import ConfigError, UnstorableNameError, first_line
 from .exclude import ExcludeRules
-from .hasher import FileChangedError, file_unchanged, hash_file
+from .hasher import FileChangedError, Hashed, NotScannedFileError, file_unchanged, hash_file
 from .mediatypes import content_type
 from .progress import FileOutcome, Kind, NullProgress, ProgressSink, RunSummary
 from .scanner import ScanEntry, ScanProblem, ScanResult, scan
@@ -97,6 +97,7 @@ class SyncEngine:
         self._probe_first = False
         self._transfer: Transfer | None = None
         self._limiter = AdaptiveLimiter(max(1, opts.max_workers))
+        self._outage = OutageWatch()
 
     # -- the run -----------------------------------------------------------------------------------
     def run(self) -> RunSummary:
@@ -118,7 +119,8 @@ class SyncEngine:
             self._transfer_all(work, self.state.file_rows(e.relpath for e in work if e.relpath in index))
             self._record_deletions(index, scan_result)
             self.state.commit()
-            self._mirror()
+            if not self._outage.tripped:  # the Table lives with the blobs: its rows wait for the next run
+                self._mirror()
         else:
             for e in work:
                 self._finish(_Done(FileOutcome(e.relpath, Kind.WOULD_UPLOAD, e.size), e))
@@ -231,10 +233,12 @@ class SyncEngine:
             self._live = table_mirror.LiveMirror(
                 table_mirror.TableMirror(self.table, self.state, fresh_since=self._fresh_since)
             )
+        interrupted = False
         with (
-            ThreadPoolExecutor(workers, thread_name_prefix="file") as pool,
-            ThreadPoolExecutor(workers, thread_name_prefix="block") as block_pool,
+            abandoning_pool(workers, "file") as pool,  # Ctrl-C does not wait for workers blocked in I/O
+            abandoning_pool(workers, "block") as block_pool,
             THROTTLE.listening(self._limiter),  # throttling answers shrink the files in flight (AIMD)
+            THROTTLE.listening(self._outage),  # no answers at all stop the run
         ):
             assert self.container is not None
             # A slot holds one block or one in-memory file, so it is sized for the larger of the two.
@@ -252,33 +256,45 @@ class SyncEngine:
             # which installs and removes a waiter on every pending future each time: ~20 µs less CPU per file.
             done: queue.SimpleQueue[Future[_Done]] = queue.SimpleQueue()
             pending: set[Future[_Done]] = set()
+            untried = len(work)
             try:
                 for entry in work:
-                    while len(pending) >= 2 * workers:
+                    while len(pending) >= 2 * workers and not self._outage.tripped:
                         self._collect(pending, done)
+                    if self._outage.tripped:
+                        break
                     fut = pool.submit(self._process, entry, index.get(entry.relpath))
+                    untried -= 1
                     pending.add(fut)
                     fut.add_done_callback(done.put)
                 while pending:
+                    if self._outage.tripped:  # files not started yet are not tried
+                        untried += sum(fut.cancel() for fut in pending if not fut.cancelled())
                     self._collect(pending, done)
-            except BaseException:
-                # Ctrl-C or a fatal state-dir error: start nothing new; files already in flight finish, and
-                # what they stored unrecorded is adopted by the next run without sending bytes again.
+            except BaseException as exc:
+                # Ctrl-C or a fatal state-dir error: start nothing new and wait for nothing; files already in
+                # flight end on their own, and what they stored unrecorded is adopted by the next run
+                # without sending bytes again.
+                interrupted = isinstance(exc, KeyboardInterrupt)
                 for fut in pending:
                     fut.cancel()
                 raise
             finally:
-                if self._live is not None:  # rows it did not send stay pending for the end-of-run pass
+                if self._live is not None and not interrupted:  # rows it did not send stay pending
                     t0 = time.monotonic()
                     self._live_result = self._live.close()
                     self._live_wait = time.monotonic() - t0
+        if self._outage.tripped:
+            note = f"{self._outage.describe()}: stopped the run; {untried} file(s) not tried, retried next run"
+            self.progress.note(note, verbose=False)
 
     def _collect(self, pending: set[Future[_Done]], done: queue.SimpleQueue[Future[_Done]]) -> None:
         """Record every file that has finished (at least one; blocks until then)."""
         fut = done.get()
         while True:
             pending.discard(fut)
-            self._finish(fut.result())
+            if not fut.cancelled():  # cancelled: never started (a known outage stopped the run)
+                self._finish(fut.result())
             try:
                 fut = done.get_nowait()
             except queue.Empty:
@@ -300,6 +316,8 @@ class SyncEngine:
             return _Done(FileOutcome(entry.relpath, Kind.SKIPPED, entry.size, detail=f"{exc}; retried next run"), entry)
         except FileNotFoundError:
             return _Done(FileOutcome(entry.relpath, Kind.SKIPPED, entry.size, detail="vanished during the run"), entry)
+        except NotScannedFileError as exc:
+            return _Done(FileOutcome(entry.relpath, Kind.FAILED, entry.size, detail=f"{exc}; retried next run"), entry)
         except OSError as exc:
             detail = f"cannot read: {exc.strerror or exc}"
             return _Done(FileOutcome(entry.relpath, Kind.FAILED, entry.size, detail=detail), entry)
@@ -318,12 +336,15 @@ class SyncEngine:
         # Small reads under 1 MiB are not worth a budget slot; larger in-memory files take one.
         slot = self._budget if MiB < entry.size <= keep else contextlib.nullcontext()
         with slot:
-            h = hash_file(entry.path, entry.size, entry.mtime_ns, keep_up_to=keep)
+            h = hash_file(
+                entry.path, entry.size, entry.mtime_ns, keep_up_to=keep, block_size=self.opts.block_size,
+                inode=entry.inode, dev=entry.dev,
+            )  # fmt: skip
             if row is not None and row.sha256 == h.sha256:
                 return _Done(FileOutcome(entry.relpath, Kind.TOUCHED, h.size), entry, h.sha256)
             name = blob_name(self.cfg.prefix, h.sha256, entry.relpath)
             meta = BlobMeta(h.sha256, entry.relpath, h.size, h.mtime_ns, self.cfg.source_id)
-            result = self._store_dedup(name, entry, meta, h.data)
+            result = self._store_dedup(name, entry, meta, h)
         kind = {"uploaded": Kind.UPLOADED, "copied": Kind.COPIED, "present": Kind.PRESENT}[result.action]
         if not file_unchanged(entry.path, entry.size, entry.mtime_ns):
             detail = "changed while being uploaded; the new content is picked up next run"
@@ -332,7 +353,7 @@ class SyncEngine:
         o = FileOutcome(entry.relpath, kind, h.size, result.bytes_sent, name)
         return _Done(o, entry, h.sha256, result.etag, record=True, capture=read_capture(entry.path, h.data))
 
-    def _store_dedup(self, name: str, entry: ScanEntry, meta: BlobMeta, data: bytes | None) -> StoreResult:
+    def _store_dedup(self, name: str, entry: ScanEntry, meta: BlobMeta, h: Hashed) -> StoreResult:
         """Store once per content per run: a second file with the same SHA-256 waits for the first, then
         copies it server-side instead of sending the bytes again."""
         sha = meta.sha256
@@ -345,7 +366,7 @@ class SyncEngine:
         if not owner:
             event.wait()
         try:
-            result = self._store(name, entry, meta, data)
+            result = self._store(name, entry, meta, h)
             if owner:
                 with self._lock:
                     self._stored[sha] = name
@@ -356,9 +377,9 @@ class SyncEngine:
                 with self._lock:
                     del self._claims[sha]
 
-    def _store(self, name: str, entry: ScanEntry, meta: BlobMeta, data: bytes | None) -> StoreResult:
+    def _store(self, name: str, entry: ScanEntry, meta: BlobMeta, h: Hashed) -> StoreResult:
         assert self._transfer is not None
-        t = self._transfer
+        t, data = self._transfer, h.data
         ctype = content_type(entry.relpath)
         with self._lock:
             source = self._stored.get(meta.sha256)
@@ -368,10 +389,10 @@ class SyncEngine:
             if adopted is not None:
                 return adopted
         if source and source != name:
-            copied = t.copy_from(source, name, meta, ctype)
+            copied = t.copy_from(source, name, meta, ctype, h.md5 or None)
             if copied is not None:
                 return copied
-        return t.upload(name, entry.path, meta, ctype, data)
+        return t.upload(name, entry.path, meta, ctype, data, h)
 
     # -- record ------------------------------------------------------------------------------------
     def _finish(self, d: _Done) -> None:

@@ -226,28 +226,32 @@ class Repairer:
             if props is None
             else {"etag": props.etag, "match_condition": MatchConditions.IfNotModified}
         )
-        common = {"metadata": build_metadata(meta), "content_settings": ContentSettings(content_type(rel)), **cond}
+        common = {"metadata": build_metadata(meta), **cond}
+        ctype = content_type(rel)
         path = self.source / rel_local
         with open(path, "rb") as f:
             if size <= self.single_put_max:
                 data = f.read(size + 1)
                 if len(data) != size or hashlib.sha256(data).hexdigest() != sha:
                     raise _NotThatContent
-                resp = blob.upload_blob(data, overwrite=props is not None, **common)
+                settings = ContentSettings(ctype, content_md5=hashlib.md5(data).digest())
+                resp = blob.upload_blob(data, overwrite=props is not None, content_settings=settings, **common)
                 return normalize_etag(str(resp["etag"])), size
-            h = hashlib.sha256()
+            h, m = hashlib.sha256(), hashlib.md5()
             ids: list[str] = []
             for i in range(-(-size // self.block_size)):
                 chunk = f.read(self.block_size)
                 if not chunk:
                     raise _NotThatContent
                 h.update(chunk)
-                bid = block_id(sha, self.block_size, i)
+                m.update(chunk)
+                bid = block_id(i, hashlib.sha256(chunk).digest())
                 blob.stage_block(bid, chunk, length=len(chunk))
                 ids.append(bid)
             if f.read(1) or h.hexdigest() != sha:
                 raise _NotThatContent  # staged blocks are never committed; the service discards them
-            resp = blob.commit_block_list([BlobBlock(block_id=b) for b in ids], **common)
+            settings = ContentSettings(ctype, content_md5=m.digest())
+            resp = blob.commit_block_list([BlobBlock(block_id=b) for b in ids], content_settings=settings, **common)
             return normalize_etag(str(resp["etag"])), size
 
     # -- clearing the flag -------------------------------------------------------------------------

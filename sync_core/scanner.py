@@ -24,6 +24,7 @@ class ScanEntry(NamedTuple):
     size: int
     mtime_ns: int
     inode: int
+    dev: int = 0  # st_dev: with the inode, which file the scan saw (checked again when it is opened)
 
 
 _new_entry = tuple.__new__  # ScanEntry(...) without the keyword-handling __new__ (the scan's hot loop)
@@ -107,5 +108,5 @@ def scan(
                 problem(rel, "not a regular file (FIFO, socket or device): skipped", False)
                 continue
             result.files_seen += 1
-            yield _new_entry(ScanEntry, (rel, entry.path, st.st_size, st.st_mtime_ns, st.st_ino))
+            yield _new_entry(ScanEntry, (rel, entry.path, st.st_size, st.st_mtime_ns, st.st_ino, st.st_dev))
         stack.extend(reversed(subdirs))

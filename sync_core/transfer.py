@@ -7,11 +7,18 @@ Three ways to get there, cheapest first:
 * **copy** — the same content is already stored under another name (a duplicate, a rename, a moved
   folder): a server-side Copy Blob inside the account, carrying the new file's own metadata.
 * **upload** — create-only (``If-None-Match: *``). Small files in one Put Blob from memory; large files as
-  blocks with deterministic ids, so an interrupted upload resumes by staging only the missing blocks.
+  blocks whose ids name their own content (a SHA-256 of the block), so an interrupted upload resumes by
+  staging only the missing blocks, and a block staged from other bytes (the file was edited mid-upload,
+  then put back) is never taken for the one the hash pass saw.
+
+Every blob gets the standard Content-MD5 property whichever way it was made: the service computes it for a
+single Put Blob; a block list and a copy whose headers are set get the MD5 of the hash pass.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import os
 import threading
 import time
@@ -25,7 +32,7 @@ from azure.core.exceptions import HttpResponseError, ResourceExistsError, Resour
 from azure.storage.blob import BlobBlock, BlobClient, ContainerClient, ContentSettings
 
 from .blobmeta import K_SHA256, BlobMeta, build_metadata
-from .hasher import FileChangedError
+from .hasher import FileChangedError, Hashed, open_scanned
 from .put_blob import put_sender
 
 Action = Literal["uploaded", "copied", "present"]
@@ -70,11 +77,17 @@ class BufferBudget:
         self._sem.release()
 
 
-def block_id(sha256: str, block_size: int, index: int) -> str:
-    """Deterministic, fixed-length block id: same file + same block size => same ids on every run.
+BLOCK_ID_DIGEST_CHARS = 26  # of the block's SHA-256 in URL-safe base64: 156 bits
 
-    The SDK base64-encodes it on the wire; 32 characters stay well inside the service's 64-byte limit."""
-    return f"{sha256[:16]}-{block_size:08x}-{index:06d}"
+
+def block_id(index: int, digest: bytes) -> str:
+    """The id of block ``index`` whose bytes have SHA-256 ``digest``: a staged block with this id is this
+    content, so it may be reused by any later run that hashed the same block.
+
+    Always 32 characters (the service wants one length for all the ids of a blob, and earlier versions
+    staged 32-character ids, which start with a hex digit where these start with ``c``); the SDK
+    base64-encodes it on the wire."""
+    return f"c{index:05d}" + base64.urlsafe_b64encode(digest).decode()[:BLOCK_ID_DIGEST_CHARS]
 
 
 class Transfer:
@@ -113,8 +126,13 @@ class Transfer:
             )
         return StoreResult("present", props.etag, 0)
 
-    def copy_from(self, source_name: str, name: str, meta: BlobMeta, content_type: str) -> StoreResult | None:
-        """Server-side copy of a blob we know holds the same bytes. ``None`` if the source is gone."""
+    def copy_from(
+        self, source_name: str, name: str, meta: BlobMeta, content_type: str, content_md5: bytes | None = None
+    ) -> StoreResult | None:
+        """Server-side copy of a blob we know holds the same bytes. ``None`` if the source is gone.
+
+        The content type and Content-MD5 are set afterwards when the copy's differ (Set Blob Properties
+        replaces all content headers, so both are always sent: an MD5 left out would be cleared)."""
         dest = self.container.get_blob_client(name)
         src = self.container.get_blob_client(source_name)
         try:
@@ -139,27 +157,38 @@ class Transfer:
         props = dest.get_blob_properties()
         if props.size != meta.size:
             raise BlobConflictError(f"copied blob {name!r} has size {props.size}, expected {meta.size}")
-        if props.content_settings.content_type != content_type:
-            settings = ContentSettings(content_type=content_type)
+        got = props.content_settings
+        md5 = content_md5 if content_md5 is not None else got.content_md5
+        if got.content_type != content_type or (md5 and bytes(got.content_md5 or b"") != md5):
+            settings = ContentSettings(content_type=content_type, content_md5=md5 or None)
             props = dest.set_http_headers(settings, etag=props.etag, match_condition=MatchConditions.IfNotModified)
             return StoreResult("copied", props["etag"], 0)
         return StoreResult("copied", props.etag, 0)
 
-    def upload(self, name: str, path: str, meta: BlobMeta, content_type: str, data: bytes | None) -> StoreResult:
-        """Create-only upload; adopts the blob instead if it turns out to exist."""
+    def upload(
+        self, name: str, path: str, meta: BlobMeta, content_type: str, data: bytes | None, hashed: Hashed | None = None
+    ) -> StoreResult:
+        """Create-only upload; adopts the blob instead if it turns out to exist.
+
+        ``data``: the whole content (small files); otherwise ``hashed`` (the hash pass over ``path``, with
+        its block digests) says what the blocks read now must be."""
         md = build_metadata(meta)
         try:
             if data is not None:
                 if self.read_hook:
                     self.read_hook(len(data))
                 if self._put is not None and len(data) <= self._put.max_size:
+                    # A single Put Blob: the service computes and keeps its Content-MD5.
                     return StoreResult("uploaded", self._put.put(name, data, md, content_type), len(data))
-                settings = ContentSettings(content_type=content_type)
+                # upload_blob may send blocks, whose list gets a Content-MD5 only if we give one.
+                settings = ContentSettings(content_type=content_type, content_md5=hashlib.md5(data).digest())
                 blob = self.container.get_blob_client(name)
                 resp = blob.upload_blob(data, overwrite=False, metadata=md, content_settings=settings)
                 return StoreResult("uploaded", resp["etag"], len(data))
-            settings = ContentSettings(content_type=content_type)
-            return self._upload_blocks(self.container.get_blob_client(name), path, meta, md, settings)
+            if hashed is None or hashed.block_size != self.block_size or not hashed.blocks:
+                raise ValueError("a block upload needs the hash pass's block digests at the transfer's block size")
+            settings = ContentSettings(content_type=content_type, content_md5=hashed.md5 or None)
+            return self._upload_blocks(self.container.get_blob_client(name), path, meta, md, settings, hashed)
         except ResourceExistsError:
             adopted = self.adopt_existing(name, meta)
             if adopted is None:  # deleted between our write and the check: let the next run retry
@@ -168,19 +197,29 @@ class Transfer:
 
     # -- block path --------------------------------------------------------------------------------
     def _upload_blocks(
-        self, blob: BlobClient, path: str, meta: BlobMeta, md: dict[str, str], settings: ContentSettings
+        self,
+        blob: BlobClient,
+        path: str,
+        meta: BlobMeta,
+        md: dict[str, str],
+        settings: ContentSettings,
+        hashed: Hashed,
     ) -> StoreResult:
+        """Stage the blocks the service lacks, each proven to hash as in the hash pass, then commit the ids
+        of the hash pass: the committed blob is exactly the content that was hashed."""
         size, bs = meta.size, self.block_size
         count = max(1, -(-size // bs))
-        ids = [block_id(meta.sha256, bs, i) for i in range(count)]
+        if len(hashed.blocks) != count:
+            raise FileChangedError("changed since it was hashed; nothing committed")
+        ids = [block_id(i, d) for i, d in enumerate(hashed.blocks)]
         staged = self._uncommitted(blob)
         sent = 0
         inflight: list[Future[int]] = []
-        with open(path, "rb") as f:
+        with open_scanned(path, size, meta.mtime_ns, inode=hashed.inode, dev=hashed.dev) as f:
             for i, bid in enumerate(ids):
                 length = min(bs, size - i * bs)
                 if staged.get(bid) == length:
-                    continue  # staged by an interrupted earlier run
+                    continue  # staged by an earlier run from bytes that hashed the same
                 self.budget.__enter__()
                 try:
                     f.seek(i * bs)
@@ -190,17 +229,17 @@ class Transfer:
                     raise
                 if len(chunk) != length:
                     self.budget.__exit__()
-                    raise OSError("file shrank while uploading")
+                    raise FileChangedError("changed while it was being uploaded; nothing committed")
                 if self.read_hook:
                     self.read_hook(length)
-                inflight.append(self._submit(blob, bid, chunk))
+                inflight.append(self._submit(blob, bid, chunk, hashed.blocks[i]))
                 sent += length
                 if len(inflight) >= self.blocks_in_flight:
                     inflight.pop(0).result()
             for fut in inflight:
                 fut.result()
-            # The blocks were read after the hash: if the file changed meanwhile, they may not add up to the
-            # content the name promises. Leave them uncommitted (the service discards them in a week).
+            # Every block matched the hash pass; a changed size or mtime still means the file is being
+            # written: leave the blocks uncommitted (reusable, since their ids name their content).
             st = os.fstat(f.fileno())
             if st.st_size != size or st.st_mtime_ns != meta.mtime_ns:
                 raise FileChangedError("changed while it was being uploaded; nothing committed")
@@ -212,9 +251,13 @@ class Transfer:
         )
         return StoreResult("uploaded", resp["etag"], sent)
 
-    def _submit(self, blob: BlobClient, bid: str, chunk: bytes) -> Future[int]:
+    def _submit(self, blob: BlobClient, bid: str, chunk: bytes, digest: bytes) -> Future[int]:
+        """Stage ``chunk`` as ``bid`` if it hashes to ``digest`` (on the block pool, hashes run in parallel)."""
+
         def stage() -> int:
             try:
+                if hashlib.sha256(chunk).digest() != digest:
+                    raise FileChangedError("changed while it was being uploaded; nothing committed")
                 # Content-MD5 per block: the service rejects a block damaged in transit, and Azurite
                 # stages ~2.5x faster when it need not read the block back to checksum it (bench/).
                 blob.stage_block(bid, chunk, length=len(chunk), validate_content=True)

@@ -359,3 +359,56 @@ class FaultProxy:
                 writer.close()
                 if up is not None:
                     up[1].close()
+
+
+class SilentServer:
+    """Accepts connections on loopback and never answers (reads and drops what it is sent): a storage
+    endpoint that hangs. ``with SilentServer() as s:`` then point a client at ``s.url``."""
+
+    def __init__(self) -> None:
+        import socket
+
+        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._sock.bind(("127.0.0.1", 0))
+        self._sock.listen(64)
+        self.port = self._sock.getsockname()[1]
+        self._conns: list[object] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._serve, name="silent-server", daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/devstoreaccount1"
+
+    def _serve(self) -> None:
+        import selectors
+
+        sel = selectors.DefaultSelector()
+        sel.register(self._sock, selectors.EVENT_READ)
+        while not self._stop.is_set():
+            for key, _ in sel.select(0.1):
+                if key.fileobj is self._sock:
+                    conn, _ = self._sock.accept()
+                    self._conns.append(conn)
+                    sel.register(conn, selectors.EVENT_READ)
+                else:
+                    try:
+                        data = key.fileobj.recv(CHUNK)  # type: ignore[union-attr]
+                    except OSError:
+                        data = b""
+                    if not data:
+                        sel.unregister(key.fileobj)
+                        key.fileobj.close()  # type: ignore[union-attr]
+        sel.close()
+
+    def __enter__(self) -> SilentServer:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(10)
+        for conn in self._conns:
+            with contextlib.suppress(OSError):
+                conn.close()  # type: ignore[attr-defined]
+        self._sock.close()

@@ -82,3 +82,22 @@ def test_cookies_and_redirects_take_requests_own_path(server):
     s.cookies.clear()
     r = s.request("GET", server + "/r", allow_redirects=True)  # the lean path only takes allow_redirects=False
     assert r.status_code == 200 and r.history == []
+
+
+@pytest.mark.parametrize("allow_redirects", [False, True])  # the lean path, and requests' own
+def test_a_request_without_a_timeout_still_times_out(monkeypatch: pytest.MonkeyPatch, allow_redirects: bool):
+    import time
+
+    from sync_core import lean_http
+
+    from .faultproxy import SilentServer
+
+    monkeypatch.setattr(lean_http, "READ_TIMEOUT", 0.5)
+    session = LeanSession()
+    session.trust_env = False
+    session.mount("http://", LeanAdapter())
+    with SilentServer() as silent:
+        t0 = time.monotonic()
+        with pytest.raises(requests.exceptions.ReadTimeout):
+            session.request("GET", silent.url, allow_redirects=allow_redirects)
+    assert time.monotonic() - t0 < 5

@@ -143,7 +143,9 @@ def test_data_over_the_single_put_size_stays_with_the_sdk(cfg: StorageConfig, co
     data = bytes(range(256)) * 12
     assert t.upload("big/x.jpg", "", _meta(data), "image/jpeg", data).action == "uploaded"
     assert container.download_blob("big/x.jpg").readall() == data
-    assert container.get_blob_client("big/x.jpg").get_blob_properties().metadata == build_metadata(_meta(data))
+    props = container.get_blob_client("big/x.jpg").get_blob_properties()
+    assert props.metadata == build_metadata(_meta(data))
+    assert bytes(props.content_settings.content_md5) == hashlib.md5(data).digest()  # sent in blocks: ours
 
 
 def test_without_the_client_internals_there_is_no_sender(client: ContainerClient):
