@@ -36,6 +36,7 @@ from .mediatypes import content_type
 from .progress import FileOutcome, Kind, NullProgress, ProgressSink, RunSummary
 from .scanner import ScanEntry, ScanProblem, ScanResult, scan
 from .state import FileRow, StateDB, StatRow
+from .timestamps import index_int
 from .transfer import BLOCK_SIZE, BLOCKS_IN_FLIGHT, BlobConflictError, BufferBudget, StoreResult, Transfer
 
 MiB = 1024 * 1024
@@ -189,6 +190,9 @@ class SyncEngine:
                 row = lookup(rel)
                 if row is not None and row[1] == e.size and row[2] == e.mtime_ns and row[3] == e.inode:
                     unchanged += 1
+                    continue
+                if row is not None and row[1:] == (e.size, index_int(e.mtime_ns), index_int(e.inode)):
+                    unchanged += 1  # an mtime or inode past what the index holds, stored clamped
                     continue
                 yield e
         finally:

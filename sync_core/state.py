@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import ConfigError
+from .timestamps import index_int
 
 DB_NAME = "index.db"
 
@@ -340,14 +341,15 @@ class StateDB:
             " capture_time = coalesce(excluded.capture_time, capture_time),"
             " camera_model = coalesce(excluded.camera_model, camera_model), mirror_pending = 1"
             f" RETURNING {self._BLOB_COLS}",
-            (blob_name, relpath, sha256, size, mtime_ns, etag, source_id, now, capture_time, camera_model),
+            (blob_name, relpath, sha256, index_int(size), index_int(mtime_ns), etag, source_id, now, capture_time,
+             camera_model),
         ).fetchall()[0]  # fetchall: the statement runs to its end
         self._write(
             "INSERT INTO files (relpath, size, mtime_ns, inode, sha256, blob_name, synced_at)"
             " VALUES (?,?,?,?,?,?,?) ON CONFLICT(relpath) DO UPDATE SET size = excluded.size,"
             " mtime_ns = excluded.mtime_ns, inode = excluded.inode, sha256 = excluded.sha256,"
             " blob_name = excluded.blob_name, synced_at = excluded.synced_at",
-            (relpath, size, mtime_ns, inode, sha256, blob_name, now),
+            (relpath, index_int(size), index_int(mtime_ns), index_int(inode), sha256, blob_name, now),
         )
         return BlobRow(*row[:8], bool(row[8]), *row[9:])
 
@@ -358,14 +360,14 @@ class StateDB:
         self._write(
             "INSERT INTO blobs (blob_name, relpath, sha256, size, mtime_ns, etag, source_id, uploaded_at,"
             " is_current, mirror_pending) VALUES (?,?,?,?,?,?,?,?,0,1) ON CONFLICT(blob_name) DO NOTHING",
-            (blob_name, relpath, sha256, size, mtime_ns, etag, source_id, time.time()),
+            (blob_name, relpath, sha256, index_int(size), index_int(mtime_ns), etag, source_id, time.time()),
         )
 
     def update_stat(self, relpath: str, size: int, mtime_ns: int, inode: int) -> None:
         """A touched file (same content, new stat): remember the new stat so it is not read again."""
         self._write(
             "UPDATE files SET size = ?, mtime_ns = ?, inode = ? WHERE relpath = ?",
-            (size, mtime_ns, inode, relpath),
+            (index_int(size), index_int(mtime_ns), index_int(inode), relpath),
         )
 
     def mark_deleted(self, relpaths: Iterable[str], now: float | None = None) -> int:
@@ -442,7 +444,8 @@ class StateDB:
             f"INSERT INTO blobs ({self._BLOB_COLS}, mirror_pending) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)"
             " ON CONFLICT(blob_name) DO NOTHING",
             (
-                row.blob_name, row.relpath, row.sha256, row.size, row.mtime_ns, row.etag, row.source_id,
+                row.blob_name, row.relpath, row.sha256, index_int(row.size), index_int(row.mtime_ns), row.etag,
+                row.source_id,
                 row.uploaded_at, int(row.is_current), row.deleted_at, row.capture_time, row.camera_model,
                 int(mirror_pending),
             ),
@@ -454,7 +457,8 @@ class StateDB:
         cur = self._write(
             "INSERT INTO files (relpath, size, mtime_ns, inode, sha256, blob_name, synced_at)"
             " VALUES (?,?,?,?,?,?,?) ON CONFLICT(relpath) DO NOTHING",
-            (row.relpath, row.size, row.mtime_ns, row.inode, row.sha256, row.blob_name, time.time()),
+            (row.relpath, index_int(row.size), index_int(row.mtime_ns), index_int(row.inode), row.sha256,
+             row.blob_name, time.time()),
         )
         return cur.rowcount > 0
 

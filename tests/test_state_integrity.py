@@ -1,0 +1,110 @@
+"""What one odd file, row or state dir may cost: never the whole run. Unreadable entries are not deleted,
+out-of-range numbers are stored or rejected row by row, a damaged index is set aside, and a state dir or an
+index table is bound to the one library or container it describes."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+from azure.data.tables import EdmType, EntityProperty, TableServiceClient, UpdateMode
+
+from sync_core import table_index as ti
+from sync_core.blobmeta import K_MTIME_NS
+from sync_core.config import StorageConfig
+from sync_core.state import StateDB
+from sync_core.table_mirror import plain
+
+from .conftest import det_bytes, run_cli, write_file
+
+INT64_MAX = 2**63 - 1
+YEAR_2300_NS = 10_413_792_000 * 10**9  # past 2262-04-11: more nanoseconds than an int64 holds
+MOON_LANDING_NS = -14_182_940 * 10**9  # 1969-07-20T20:17:40Z
+
+
+def sync(src: Path, state_dir: Path, *extra: str) -> dict[str, Any]:
+    r = run_cli("sync", "--source", str(src), "--state-dir", str(state_dir), "--json", *extra)
+    assert r.code in (0, 1), r.err
+    out = r.json()
+    out["_code"] = r.code
+    return out
+
+
+def table_client(cfg: StorageConfig):
+    return TableServiceClient.from_connection_string(cfg.connection_string or "").get_table_client(cfg.table)
+
+
+def rows_by_path(cfg: StorageConfig) -> dict[str, dict[str, Any]]:
+    return {r[ti.P_RELPATH]: plain(r) for r in table_client(cfg).list_entities() if ti.P_RELPATH in r}
+
+
+# -- timestamps ---------------------------------------------------------------------------------------------
+def test_a_file_dated_after_2262_is_backed_up_and_then_left_alone(storage_env, container, cfg, tmp_path):
+    src, state_dir = tmp_path / "lib", tmp_path / "s"
+    write_file(src, "future.jpg", det_bytes(1, 2000), mtime_ns=YEAR_2300_NS)
+    write_file(src, "normal.jpg", det_bytes(2, 2000))
+    assert (src / "future.jpg").stat().st_mtime_ns == YEAR_2300_NS
+    first = sync(src, state_dir)
+    assert (first["_code"], first["uploaded"], first["failed"]) == (0, 2, 0)
+    again = sync(src, state_dir)
+    assert (again["_code"], again["unchanged"], again["hashed"]) == (0, 2, 0)
+    assert rows_by_path(cfg)["future.jpg"][ti.P_MTIME_NS] == INT64_MAX  # the nearest the index can hold
+    # The blob keeps the true time: a restore from the listing gives it back exactly.
+    r = run_cli("restore", "--to", str(tmp_path / "dest"), "--index", "listing", "--json")
+    assert r.code == 0, r.err
+    assert (tmp_path / "dest" / "future.jpg").stat().st_mtime_ns == YEAR_2300_NS
+    r = run_cli("restore", "--to", str(tmp_path / "dest2"), "--index", "table", "--json")
+    assert r.code == 0, r.err
+    assert (tmp_path / "dest2" / "future.jpg").read_bytes() == det_bytes(1, 2000)
+
+
+def test_a_photo_from_before_1970_is_restored_from_the_index(storage_env, container, tmp_path):
+    src, state_dir = tmp_path / "lib", tmp_path / "s"
+    write_file(src, "1969/apollo.jpg", det_bytes(3, 3000), mtime_ns=MOON_LANDING_NS)
+    assert sync(src, state_dir)["uploaded"] == 1
+    r = run_cli("restore", "--to", str(tmp_path / "dest"), "--index", "table", "--json")
+    assert r.code == 0, r.err
+    assert r.json()["restored"] == 1
+    assert (tmp_path / "dest" / "1969/apollo.jpg").stat().st_mtime_ns == MOON_LANDING_NS
+
+
+def test_absurd_numbers_written_by_another_tool_are_that_rows_problem_only(storage_env, container, cfg, tmp_path):
+    src, state_dir = tmp_path / "lib", tmp_path / "s"
+    for i, name in enumerate(("a.jpg", "b.jpg", "c.jpg")):
+        write_file(src, name, det_bytes(10 + i, 1500))
+    assert sync(src, state_dir)["uploaded"] == 3
+    rows = rows_by_path(cfg)
+    # The Table row of a.jpg: MtimeNs as a Double of 1e30; the blob of b.jpg: mtimens=10**30.
+    table_client(cfg).upsert_entity(
+        {"PartitionKey": rows["a.jpg"]["PartitionKey"], "RowKey": rows["a.jpg"]["RowKey"],
+         ti.P_MTIME_NS: EntityProperty(1e30, EdmType.DOUBLE)},
+        mode=UpdateMode.MERGE,
+    )  # fmt: skip
+    b_blob = container.get_blob_client(rows["b.jpg"][ti.P_BLOB_NAME])
+    md = b_blob.get_blob_properties().metadata
+    b_blob.set_blob_metadata({**md, K_MTIME_NS: str(10**30)})
+
+    r = run_cli("restore", "--to", str(tmp_path / "t"), "--index", "table", "--json")
+    assert r.code == 1, r.err
+    out = r.json()
+    assert out["restored"] == 2 and [p["path"] for p in out["problems"]] == ["'a.jpg'"]
+    assert "out of range" in out["problems"][0]["detail"]
+
+    r = run_cli("restore", "--to", str(tmp_path / "l"), "--index", "listing", "--json")
+    assert r.code == 1, r.err
+    out = r.json()
+    assert out["restored"] == 2 and [p["path"] for p in out["problems"]] == ["'b.jpg'"]
+
+    shutil.rmtree(state_dir)
+    r = run_cli("index", "rebuild", "--source", str(src), "--state-dir", str(state_dir), "--json")
+    assert r.code == 1, r.err  # reported, not a crash
+    out = r.json()
+    assert {u["blob_name"] for u in out["unusable"]} == {rows["a.jpg"][ti.P_BLOB_NAME]}
+    assert out["from_table"] == 2 and out["from_blobs"] == 1  # a.jpg's row came back from its blob's metadata
+    s = StateDB(state_dir)
+    try:
+        assert set(s.load_files()) == {"a.jpg", "b.jpg", "c.jpg"}
+    finally:
+        s.close()
