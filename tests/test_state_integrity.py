@@ -4,7 +4,6 @@ index table is bound to the one library or container it describes."""
 
 from __future__ import annotations
 
-import os
 import shutil
 from pathlib import Path
 from typing import Any
