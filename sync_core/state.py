@@ -341,8 +341,18 @@ class StateDB:
             " capture_time = coalesce(excluded.capture_time, capture_time),"
             " camera_model = coalesce(excluded.camera_model, camera_model), mirror_pending = 1"
             f" RETURNING {self._BLOB_COLS}",
-            (blob_name, relpath, sha256, index_int(size), index_int(mtime_ns), etag, source_id, now, capture_time,
-             camera_model),
+            (
+                blob_name,
+                relpath,
+                sha256,
+                index_int(size),
+                index_int(mtime_ns),
+                etag,
+                source_id,
+                now,
+                capture_time,
+                camera_model,
+            ),
         ).fetchall()[0]  # fetchall: the statement runs to its end
         self._write(
             "INSERT INTO files (relpath, size, mtime_ns, inode, sha256, blob_name, synced_at)"
@@ -457,8 +467,15 @@ class StateDB:
         cur = self._write(
             "INSERT INTO files (relpath, size, mtime_ns, inode, sha256, blob_name, synced_at)"
             " VALUES (?,?,?,?,?,?,?) ON CONFLICT(relpath) DO NOTHING",
-            (row.relpath, index_int(row.size), index_int(row.mtime_ns), index_int(row.inode), row.sha256,
-             row.blob_name, time.time()),
+            (
+                row.relpath,
+                index_int(row.size),
+                index_int(row.mtime_ns),
+                index_int(row.inode),
+                row.sha256,
+                row.blob_name,
+                time.time(),
+            ),
         )
         return cur.rowcount > 0
 
