@@ -418,7 +418,13 @@ class SyncEngine:
         self.progress.file_done(o)
 
     def _record_deletions(self, index: dict[str, StatRow], scan_result: ScanResult) -> None:
-        gone = [rel for rel in index if rel not in self._seen and scan_result.covers(rel)]
+        """Only files positively absent are marked deleted; the unreadable ones stay current (and failed)."""
+        unseen = [rel for rel in index if rel not in self._seen]
+        gone = [rel for rel in unseen if scan_result.covers(rel)]
+        if len(gone) < len(unseen):
+            self.progress.note(
+                f"{len(unseen) - len(gone)} backed-up file(s) could not be read: kept as backed up", verbose=False
+            )
         if gone:
             self.summary.deleted = self.state.mark_deleted(gone)
             self.progress.note(f"{len(gone)} file(s) no longer in the source: their blobs are kept", verbose=False)

@@ -4,7 +4,14 @@ index table is bound to the one library or container it describes."""
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import json
+import os
 import shutil
+import subprocess
+import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +26,7 @@ from sync_core.table_mirror import plain
 from .conftest import det_bytes, run_cli, write_file
 
 INT64_MAX = 2**63 - 1
+NOBODY = 65534
 YEAR_2300_NS = 10_413_792_000 * 10**9  # past 2262-04-11: more nanoseconds than an int64 holds
 MOON_LANDING_NS = -14_182_940 * 10**9  # 1969-07-20T20:17:40Z
 
@@ -107,3 +115,73 @@ def test_absurd_numbers_written_by_another_tool_are_that_rows_problem_only(stora
         assert set(s.load_files()) == {"a.jpg", "b.jpg", "c.jpg"}
     finally:
         s.close()
+
+
+# -- unreadable is not deleted --------------------------------------------------------------------------------
+def test_entries_that_cannot_be_read_stay_backed_up(storage_env, container, cfg, tmp_path, monkeypatch):
+    from sync_core import scanner
+
+    src, state_dir = tmp_path / "lib", tmp_path / "s"
+    names = ["d/eacces.jpg", "d/eio.jpg", "estale.jpg", "d/sub/in-unlistable.jpg", "enoent.jpg", "removed.jpg", "ok.jpg"]
+    for i, rel in enumerate(names):
+        write_file(src, rel, det_bytes(20 + i, 1000))
+    assert sync(src, state_dir)["uploaded"] == 7
+    (src / "removed.jpg").unlink()
+
+    errors = {"eacces.jpg": errno.EACCES, "eio.jpg": errno.EIO, "estale.jpg": errno.ESTALE, "enoent.jpg": errno.ENOENT}
+    real_lstat, real_list = scanner._lstat, scanner._list_dir
+
+    def lstat(entry: os.DirEntry[str]) -> os.stat_result:
+        if entry.name in errors:
+            code = errors[entry.name]
+            raise (FileNotFoundError if code == errno.ENOENT else OSError)(code, os.strerror(code), entry.path)
+        return real_lstat(entry)
+
+    def list_dir(path: str) -> list[os.DirEntry[str]]:
+        if path.endswith("/sub"):
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), path)
+        return real_list(path)
+
+    monkeypatch.setattr(scanner, "_lstat", lstat)
+    monkeypatch.setattr(scanner, "_list_dir", list_dir)
+    out = sync(src, state_dir)
+    assert out["_code"] == 1 and out["failed"] == 4
+    assert out["deleted"] == 2  # only the two positively absent: removed.jpg, and enoent.jpg (stat says ENOENT)
+    rows = rows_by_path(cfg)
+    current = {rel for rel, r in rows.items() if r[ti.P_IS_CURRENT]}
+    assert current == {"d/eacces.jpg", "d/eio.jpg", "estale.jpg", "d/sub/in-unlistable.jpg", "ok.jpg"}
+    r = run_cli("restore", "--to", str(tmp_path / "dest"), "--index", "table", "--json")
+    assert r.code == 0 and r.json()["restored"] == 5, r.err
+
+
+def test_a_folder_that_can_be_read_but_not_searched_as_a_real_user(storage_env, container, cfg):
+    """``chmod 600`` on a folder, seen by an unprivileged user (root bypasses permissions): its names are
+    listed but none can be stat'ed. Runs the real command as ``nobody`` through ``setpriv``."""
+    base = Path(tempfile.mkdtemp(prefix="azps-nobody-"))
+    try:
+        src, state_dir = base / "lib", base / "state"
+        write_file(src, "locked/a.jpg", det_bytes(40, 1000))
+        write_file(src, "locked/deeper/b.jpg", det_bytes(41, 1000))
+        write_file(src, "open/c.jpg", det_bytes(42, 1000))
+        state_dir.mkdir()
+        for p in (base, *base.rglob("*")):
+            os.chown(p, NOBODY, NOBODY)
+
+        def as_nobody() -> dict[str, Any]:
+            env = {**os.environ, "HOME": str(base), "PYTHONPATH": str(Path(__file__).parents[1])}
+            cmd = ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups", sys.executable, "-m",
+                   "agent.cli", "sync", "--source", str(src), "--state-dir", str(state_dir), "--json"]  # fmt: skip
+            p = subprocess.run(cmd, env=env, cwd=base, capture_output=True, text=True, timeout=300)
+            assert p.returncode in (0, 1), p.stderr
+            return {**json.loads(p.stdout), "_code": p.returncode}
+
+        assert as_nobody()["uploaded"] == 3
+        os.chmod(src / "locked", 0o600)
+        out = as_nobody()
+        assert (out["_code"], out["deleted"], out["failed"]) == (1, 0, 2)  # a.jpg (stat), deeper/ (listing)
+        current = {rel for rel, r in rows_by_path(cfg).items() if r[ti.P_IS_CURRENT]}
+        assert current == {"locked/a.jpg", "locked/deeper/b.jpg", "open/c.jpg"}
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.chmod(base / "lib" / "locked", 0o700)
+        shutil.rmtree(base)
