@@ -122,7 +122,15 @@ def test_entries_that_cannot_be_read_stay_backed_up(storage_env, container, cfg,
     from sync_core import scanner
 
     src, state_dir = tmp_path / "lib", tmp_path / "s"
-    names = ["d/eacces.jpg", "d/eio.jpg", "estale.jpg", "d/sub/in-unlistable.jpg", "enoent.jpg", "removed.jpg", "ok.jpg"]
+    names = [
+        "d/eacces.jpg",
+        "d/eio.jpg",
+        "estale.jpg",
+        "d/sub/in-unlistable.jpg",
+        "enoent.jpg",
+        "removed.jpg",
+        "ok.jpg",
+    ]
     for i, rel in enumerate(names):
         write_file(src, rel, det_bytes(20 + i, 1000))
     assert sync(src, state_dir)["uploaded"] == 7
