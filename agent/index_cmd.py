@@ -58,6 +58,8 @@ def run_rebuild(args: argparse.Namespace) -> int:
     with StateLock(state_dir(args), "index rebuild"):
         state = StateDB(state_dir(args))
         try:
+            if source is not None:
+                state.bind_source(source)
             storage = open_storage(args, state=state)
             table = open_table(table_service(storage.cfg), storage.cfg, create=bool(args.emulator))
             res = rebuild_index(storage.cfg, state, storage.container, table, source=source)

@@ -45,6 +45,11 @@ def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
         help="accept an empty source although the index lists files (marks them deleted)",
     )
     p.add_argument(
+        "--source-moved",
+        action="store_true",
+        help="the library moved to SOURCE: bind the state dir (which remembers its library) to the new path",
+    )
+    p.add_argument(
         "--bwlimit", type=rate_arg, metavar="RATE", help="cap upload bandwidth, e.g. 5MB or 2MiB (per second)"
     )
     p.add_argument("--json", action="store_true", help="print the end summary as JSON on stdout")
@@ -78,11 +83,13 @@ def _run(args: argparse.Namespace) -> int:
         raise ConfigError(f"source {str(source)!r} {what}; point --source at your library's root folder")
     if args.dry_run:
         state = StateDB(state_dir(args), readonly=True)
+        _bind(state, source, args)
         cfg = storage_config(args, state) if _storage_configured(args) else None
         engine = SyncEngine(cfg, state, None, opts)
         where = cfg.describe() if cfg else "(storage not configured)"
     else:
         state = StateDB(state_dir(args))
+        _bind(state, source, args)
         storage = open_storage(args, state=state, create=args.create_container, pool_size=2 * args.max_workers + 4)
         create_table = args.create_container or args.emulator
         table = open_table(table_service(storage.cfg), storage.cfg, create=create_table)
@@ -103,6 +110,15 @@ def _run(args: argparse.Namespace) -> int:
     else:
         print_summary(out, summary, where)
     return summary.exit_code
+
+
+def _bind(state: StateDB, source: Path, args: argparse.Namespace) -> None:
+    """A state dir indexes one library: refuse another before anything is read or written."""
+    try:
+        state.bind_source(source, moved=args.source_moved)
+    except ConfigError:
+        state.close()
+        raise
 
 
 def _storage_configured(args: argparse.Namespace) -> bool:

@@ -26,6 +26,7 @@ from .errors import ConfigError
 from .timestamps import index_int
 
 DB_NAME = "index.db"
+META_SOURCE_PATH = "source_path"  # the library this state dir indexes (see StateDB.bind_source)
 
 # Forward-only migrations: MIGRATIONS[n] takes a database from user_version n to n+1.
 MIGRATIONS: list[str] = [
@@ -490,6 +491,20 @@ class StateDB:
             (key, value),
         )
         self.commit()
+
+    def bind_source(self, source: Path, *, moved: bool = False) -> None:
+        """Tie this state dir to one library: its rows describe that folder only, so a sync of another
+        folder would take every file of the first for deleted. The first sync remembers the folder;
+        ``moved`` (the library itself moved) rebinds. Read-only: only checks."""
+        path = str(Path(source).expanduser().resolve())
+        bound = self.get_meta(META_SOURCE_PATH)
+        if bound is not None and bound != path and not moved:
+            raise ConfigError(
+                f"state dir {str(self.state_dir)!r} holds the index of {bound!r}, not {path!r}: give each "
+                "library its own --state-dir (or pass --source-moved if this is the same library, moved)"
+            )
+        if bound != path and not self.readonly:
+            self.set_meta(META_SOURCE_PATH, path)
 
     # -- runs ------------------------------------------------------------------------------------
     def start_run(self, kind: str) -> int:

@@ -193,3 +193,24 @@ def test_a_folder_that_can_be_read_but_not_searched_as_a_real_user(storage_env, 
         with contextlib.suppress(FileNotFoundError):
             os.chmod(base / "lib" / "locked", 0o700)
         shutil.rmtree(base)
+
+
+# -- one state dir, one library ---------------------------------------------------------------------------------
+def test_a_state_dir_is_bound_to_its_library(storage_env, container, cfg, tmp_path):
+    lib1, lib3, state_dir = tmp_path / "lib1", tmp_path / "lib3", tmp_path / "s"
+    write_file(lib1, "one.jpg", det_bytes(50, 1000))
+    write_file(lib3, "three.jpg", det_bytes(51, 1000))
+    assert sync(lib1, state_dir)["uploaded"] == 1
+    r = run_cli("sync", "--source", str(lib3), "--state-dir", str(state_dir), "--json")
+    assert r.code == 2
+    assert "holds the index of" in r.err and "--state-dir" in r.err and len(r.err.strip().splitlines()) == 1
+    again = sync(lib1, state_dir)
+    assert (again["_code"], again["unchanged"], again["deleted"], again["hashed"]) == (0, 1, 0, 0)
+    assert {rel for rel, row in rows_by_path(cfg).items() if row[ti.P_IS_CURRENT]} == {"one.jpg"}
+    # The library itself moved: say so once, and nothing is re-read or deleted.
+    moved = tmp_path / "lib1-moved"
+    lib1.rename(moved)
+    assert run_cli("sync", "--source", str(moved), "--state-dir", str(state_dir), "--json").code == 2
+    out = sync(moved, state_dir, "--source-moved")
+    assert (out["_code"], out["unchanged"], out["deleted"]) == (0, 1, 0)
+    assert sync(moved, state_dir)["unchanged"] == 1
