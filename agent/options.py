@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,8 @@ from sync_core.config import (
     ENV_CONTAINER,
     ENV_TABLE,
     StorageConfig,
+    remember_source_id,
+    remembered_source_id,
     resolve_storage_config,
 )
 from sync_core.errors import ConfigError
@@ -89,7 +92,7 @@ def storage_config(args: argparse.Namespace, state: StateDB | None = None) -> St
             raise ConfigError(str(exc)) from None
         except OSError as exc:
             raise ConfigError(f"cannot start Azurite under {state_dir(args)}: {exc}") from None
-    stored = state.get_meta("source_id") if state is not None else None
+    stored = (state.get_meta("source_id") if state is not None else None) or remembered_source_id(state_dir(args))
     cfg = resolve_storage_config(
         account_url=None if conn else args.account_url,
         connection_string=conn,
@@ -100,9 +103,22 @@ def storage_config(args: argparse.Namespace, state: StateDB | None = None) -> St
         source_id=args.source_id,
         stored_source_id=stored,
     )
-    if state is not None and not state.readonly and stored is None:
-        state.set_meta("source_id", cfg.source_id)
+    if state is not None and not state.readonly:
+        if state.get_meta("source_id") is None:
+            state.set_meta("source_id", cfg.source_id)
+        if remembered_source_id(state.state_dir) != state.get_meta("source_id"):
+            remember_source_id(state.state_dir, state.get_meta("source_id") or cfg.source_id)
     return cfg
+
+
+def remembered_state(args: argparse.Namespace, warn: Callable[[str], None]) -> StateDB | None:
+    """The state dir, read-only, for a command that only needs what it remembers (the source id): an
+    index that cannot be read (damaged, or from a newer version) is reported in one line, not fatal."""
+    try:
+        return StateDB(state_dir(args), readonly=True)
+    except ConfigError as exc:
+        warn(f"warning: {exc}")
+        return None
 
 
 @dataclass

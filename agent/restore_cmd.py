@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 from rich.console import Console
@@ -12,11 +13,10 @@ from rich.markup import escape
 from sync_core.clients import table_service
 from sync_core.errors import ConfigError
 from sync_core.restore import PROBLEM_KINDS, RestoreEngine, RestoreKind, RestoreOptions, RestoreOutcome, RestoreSummary
-from sync_core.state import StateDB
 from sync_core.table_mirror import open_table
 
 from .console import ConsoleProgress, human_bytes
-from .options import open_storage, rate_arg, state_dir
+from .options import open_storage, rate_arg, remembered_state
 
 MiB = 1024 * 1024
 
@@ -80,7 +80,8 @@ def run(args: argparse.Namespace) -> int:
     dest = Path(args.to).expanduser()
     if dest.exists() and not dest.is_dir():
         raise ConfigError(f"--to {str(dest)!r} is not a folder; give a folder to restore into")
-    state = _remembered_state(args)
+    # The state dir, read-only: it supplies this device's remembered source id and is never changed.
+    state = remembered_state(args, lambda line: print(f"azphotosync: {line}", file=sys.stderr))
     # Small download chunks keep memory at a few MiB per worker whatever the file size.
     storage = open_storage(
         args, state=state, pool_size=2 * args.max_workers + 4, max_single_get_size=8 * MiB, max_chunk_get_size=4 * MiB
@@ -113,14 +114,6 @@ def run(args: argparse.Namespace) -> int:
     else:
         print_restore_summary(Console(highlight=False, soft_wrap=True), summary, cfg.prefix, dest)
     return summary.exit_code
-
-
-def _remembered_state(args: argparse.Namespace) -> StateDB | None:
-    """The state dir, read-only: it supplies this device's remembered source id and is never changed."""
-    try:
-        return StateDB(state_dir(args), readonly=True)
-    except ConfigError:
-        return None
 
 
 def print_restore_summary(console: Console, s: RestoreSummary, prefix: str, dest: Path) -> None:

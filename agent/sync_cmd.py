@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sqlite3
 from pathlib import Path
 
 from rich.console import Console
@@ -12,7 +13,7 @@ from sync_core.clients import table_service
 from sync_core.errors import ConfigError
 from sync_core.exclude import ExcludeRules
 from sync_core.pipeline import SyncEngine, SyncOptions
-from sync_core.state import StateDB
+from sync_core.state import DB_NAME, StateDB, damaged_error, is_damage
 from sync_core.table_mirror import open_table
 
 from .console import ConsoleProgress, print_summary
@@ -58,10 +59,15 @@ def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
 
 def run(args: argparse.Namespace) -> int:
     """A real run holds the state-dir lock from before the index opens until after it closes."""
-    if args.dry_run:
-        return _run(args)
-    with StateLock(state_dir(args), "sync"):
-        return _run(args)
+    try:
+        if args.dry_run:
+            return _run(args)
+        with StateLock(state_dir(args), "sync"):
+            return _run(args)
+    except sqlite3.DatabaseError as exc:  # damage the open did not see (a bad page read later)
+        if is_damage(exc):
+            raise damaged_error(state_dir(args).absolute() / DB_NAME, exc) from exc
+        raise
 
 
 def _run(args: argparse.Namespace) -> int:

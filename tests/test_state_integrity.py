@@ -9,6 +9,7 @@ import errno
 import json
 import os
 import shutil
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -214,3 +215,86 @@ def test_a_state_dir_is_bound_to_its_library(storage_env, container, cfg, tmp_pa
     out = sync(moved, state_dir, "--source-moved")
     assert (out["_code"], out["unchanged"], out["deleted"]) == (0, 1, 0)
     assert sync(moved, state_dir)["unchanged"] == 1
+
+
+# -- a damaged index ----------------------------------------------------------------------------------------------
+def _damage(db: Path, *, header: bool) -> None:
+    """Overwrite the file's header (not a database any more), or every page after the first (the header
+    still parses; reading the rows fails)."""
+    conn = sqlite3.connect(db)
+    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # everything in the main file: the damage is what is read
+    conn.close()
+    size = db.stat().st_size
+    with open(db, "r+b") as f:
+        if header:
+            f.write(b"this is not a database" * 10)
+        else:
+            f.seek(4096)
+            f.write(det_bytes(99, size - 4096))
+
+
+def _first_library(tmp_path: Path, monkeypatch) -> tuple[Path, Path]:
+    """A library synced under a source id given on the command line only (remembered in the state dir)."""
+    monkeypatch.delenv("AZPHOTOSYNC_SOURCE_ID")
+    src, state_dir = tmp_path / "lib", tmp_path / "s"
+    for i in range(5):
+        write_file(src, f"d{i % 2}/p{i}.jpg", det_bytes(60 + i, 1500))
+    assert sync(src, state_dir, "--source-id", "camera1")["uploaded"] == 5
+    return src, state_dir
+
+
+def test_a_damaged_index_is_reported_and_rebuilt(storage_env, container, tmp_path, monkeypatch):
+    src, state_dir = _first_library(tmp_path, monkeypatch)
+    db = state_dir / "index.db"
+    _damage(db, header=True)
+
+    for cmd in (["sync", "--source", str(src)], ["status"]):
+        r = run_cli(*cmd, "--state-dir", str(state_dir))
+        assert r.code == 2, (cmd, r.err)
+        line = r.err.strip()
+        assert len(line.splitlines()) == 1 and "is damaged" in line and "azphotosync index rebuild" in line
+    assert db.exists() and not list(state_dir.glob("index.db.damaged-*"))  # sync and status change nothing
+
+    # restore needs only the source id, remembered beside the index too
+    r = run_cli("restore", "--to", str(tmp_path / "dest"), "--state-dir", str(state_dir), "--json")
+    assert r.code == 0, r.err
+    assert r.json()["restored"] == 5 and "is damaged" in r.err
+
+    r = run_cli("index", "rebuild", "--source", str(src), "--state-dir", str(state_dir), "--json")
+    assert r.code == 0, r.err
+    assert "moved aside" in r.err and r.json()["files_restored"] == 5
+    aside = {p.name.rsplit("-", 1)[-1] for p in state_dir.glob("index.db.damaged-*")}
+    assert aside == {"wal", "shm"} | {p.name.rsplit("-", 1)[-1] for p in state_dir.glob("index.db.damaged-*Z")}
+    assert len(list(state_dir.glob("index.db.damaged-*Z"))) == 1  # the main file, with its -wal and -shm
+    again = sync(src, state_dir)
+    assert (again["_code"], again["unchanged"], again["uploaded"], again["deleted"]) == (0, 5, 0, 0)
+
+
+def test_damaged_pages_behind_a_good_header(storage_env, container, tmp_path, monkeypatch):
+    src, state_dir = _first_library(tmp_path, monkeypatch)
+    _damage(state_dir / "index.db", header=False)
+    r = run_cli("sync", "--source", str(src), "--state-dir", str(state_dir))
+    assert r.code == 2 and "azphotosync index rebuild" in r.err, r.err
+    r = run_cli("index", "rebuild", "--source", str(src), "--state-dir", str(state_dir), "--json")
+    assert r.code == 0, r.err
+    assert sync(src, state_dir)["unchanged"] == 5
+
+
+def test_an_index_from_a_newer_version_is_reported_alike_by_every_command(storage_env, container, tmp_path):
+    src, state_dir = tmp_path / "lib", tmp_path / "s"
+    write_file(src, "a.jpg", det_bytes(70, 1000))
+    assert sync(src, state_dir)["uploaded"] == 1
+    conn = sqlite3.connect(state_dir / "index.db")
+    conn.execute("PRAGMA user_version = 99")
+    conn.close()
+    messages = set()
+    for cmd in (["sync", "--source", str(src)], ["sync", "--dry-run", "--source", str(src)], ["status"],
+                ["index", "rebuild"], ["index", "mirror"]):  # fmt: skip
+        r = run_cli(*cmd, "--state-dir", str(state_dir))
+        assert r.code == 2, (cmd, r.err)
+        messages.add(r.err.strip())
+    r = run_cli("restore", "--to", str(tmp_path / "dest"), "--state-dir", str(state_dir))
+    assert r.code == 0, r.err
+    messages.add(r.err.strip().splitlines()[0].replace("azphotosync: warning: ", "azphotosync: error: "))
+    assert len(messages) == 1 and "newer azphotosync (schema 99" in messages.pop()
+    assert not list(state_dir.glob("index.db.damaged-*"))
