@@ -67,7 +67,7 @@ def run_rebuild(args: argparse.Namespace) -> int:
             if source is not None:
                 state.bind_source(source)
             storage = open_storage(args, state=state)
-            table = open_table(table_service(storage.cfg), storage.cfg, create=bool(args.emulator))
+            table = open_table(table_service(storage.cfg), storage.cfg, create=bool(args.emulator), claim=True)
             res = rebuild_index(storage.cfg, state, storage.container, table, source=source)
         finally:
             state.close()
@@ -94,7 +94,7 @@ def run_mirror(args: argparse.Namespace) -> int:
         state = StateDB(state_dir(args))
         try:
             storage = open_storage(args, state=state)
-            table = open_table(table_service(storage.cfg), storage.cfg, create=bool(args.emulator))
+            table = open_table(table_service(storage.cfg), storage.cfg, create=bool(args.emulator), claim=True)
             res = TableMirror(table, state).run()
         finally:
             state.close()

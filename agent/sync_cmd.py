@@ -98,7 +98,7 @@ def _run(args: argparse.Namespace) -> int:
         _bind(state, source, args)
         storage = open_storage(args, state=state, create=args.create_container, pool_size=2 * args.max_workers + 4)
         create_table = args.create_container or args.emulator
-        table = open_table(table_service(storage.cfg), storage.cfg, create=create_table)
+        table = open_table(table_service(storage.cfg), storage.cfg, create=create_table, claim=True)
         engine = SyncEngine(storage.cfg, state, storage.container, opts, table=table)
         where = storage.cfg.describe()
     run_id = None if args.dry_run else state.start_run("sync")

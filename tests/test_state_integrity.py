@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from azure.data.tables import EdmType, EntityProperty, TableServiceClient, UpdateMode
+from azure.storage.blob import BlobServiceClient
 
 from sync_core import table_index as ti
 from sync_core.blobmeta import K_MTIME_NS
@@ -298,3 +299,32 @@ def test_an_index_from_a_newer_version_is_reported_alike_by_every_command(storag
     messages.add(r.err.strip().splitlines()[0].replace("azphotosync: warning: ", "azphotosync: error: "))
     assert len(messages) == 1 and "newer azphotosync (schema 99" in messages.pop()
     assert not list(state_dir.glob("index.db.damaged-*"))
+
+
+# -- one index table, one container -------------------------------------------------------------------------------
+def test_an_index_table_is_bound_to_its_container(azurite, storage_env, container, cfg, tmp_path):
+    lib1, lib2 = tmp_path / "lib1", tmp_path / "lib2"
+    write_file(lib1, "one.jpg", det_bytes(80, 1000))
+    write_file(lib2, "two.jpg", det_bytes(81, 1000))
+    c2 = f"{cfg.container[:-2]}c2"
+    BlobServiceClient.from_connection_string(azurite.connection_string).create_container(c2)
+    assert sync(lib1, tmp_path / "s1")["uploaded"] == 1
+
+    # Same (default) table, same prefix, another container: refused before anything is written.
+    for cmd in (["sync", "--source", str(lib2), "--state-dir", str(tmp_path / "s2")], ["verify"],
+                ["restore", "--to", str(tmp_path / "dest"), "--index", "table"]):  # fmt: skip
+        r = run_cli(*cmd, "--container", c2)
+        assert r.code == 2, (cmd, r.err)
+        line = r.err.strip().splitlines()[-1]
+        assert f"already indexes container {cfg.container!r}" in line and repr(c2) in line and "--table" in line
+    assert set(rows_by_path(cfg)) == {"one.jpg"}
+    r = run_cli("verify", "--json")
+    assert r.code == 0, r.err  # container 1 verifies clean: nothing of container 2's in its table
+
+    # A table from before the binding is bound by its next sync; the other container still gets its own table.
+    table_client(cfg).delete_entity(ti.BINDING_PARTITION, ti.BINDING_ROW)
+    assert sync(lib1, tmp_path / "s1")["unchanged"] == 1
+    assert table_client(cfg).get_entity(ti.BINDING_PARTITION, ti.BINDING_ROW)["Container"] == cfg.container
+    assert run_cli("sync", "--source", str(lib2), "--state-dir", str(tmp_path / "s2"), "--container", c2).code == 2
+    out = sync(lib2, tmp_path / "s2", "--container", c2, "--table", f"{cfg.table}two", "--create-container")
+    assert (out["_code"], out["uploaded"]) == (0, 1)
