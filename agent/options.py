@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,7 +28,7 @@ from sync_core.config import (
     resolve_storage_config,
 )
 from sync_core.errors import ConfigError
-from sync_core.state import StateDB
+from sync_core.state import StateDB, damaged_error, is_damage
 
 from .emulator import EmulatorError, ensure_emulator
 
@@ -115,10 +116,17 @@ def remembered_state(args: argparse.Namespace, warn: Callable[[str], None]) -> S
     """The state dir, read-only, for a command that only needs what it remembers (the source id): an
     index that cannot be read (damaged, or from a newer version) is reported in one line, not fatal."""
     try:
-        return StateDB(state_dir(args), readonly=True)
+        state = StateDB(state_dir(args), readonly=True)
     except ConfigError as exc:
         warn(f"warning: {exc}")
         return None
+    try:
+        state.get_meta("source_id")  # a damaged page the open did not read
+    except sqlite3.DatabaseError as exc:
+        state.close()
+        warn(f"warning: {damaged_error(state.path, exc) if is_damage(exc) else exc}")
+        return None
+    return state
 
 
 @dataclass

@@ -276,6 +276,8 @@ def test_damaged_pages_behind_a_good_header(storage_env, container, tmp_path, mo
     _damage(state_dir / "index.db", header=False)
     r = run_cli("sync", "--source", str(src), "--state-dir", str(state_dir))
     assert r.code == 2 and "azphotosync index rebuild" in r.err, r.err
+    r = run_cli("restore", "--to", str(tmp_path / "dest"), "--state-dir", str(state_dir), "--json")
+    assert r.code == 0 and r.json()["restored"] == 5, r.err
     r = run_cli("index", "rebuild", "--source", str(src), "--state-dir", str(state_dir), "--json")
     assert r.code == 0, r.err
     assert sync(src, state_dir)["unchanged"] == 5
