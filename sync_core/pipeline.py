@@ -400,6 +400,12 @@ class SyncEngine:
                 )
                 if self._live is not None:
                     self._live.add(row, e.size)
+                if row.mtime_ns != e.mtime_ns:
+                    self.progress.note(
+                        f"{e.relpath}: modification time outside 1677-2262; the index keeps the nearest it can "
+                        "hold, the blob's metadata the true one",
+                        verbose=False,
+                    )
             else:
                 self.state.record_history_blob(
                     relpath=e.relpath,

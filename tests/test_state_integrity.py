@@ -55,8 +55,9 @@ def test_a_file_dated_after_2262_is_backed_up_and_then_left_alone(storage_env, c
     write_file(src, "future.jpg", det_bytes(1, 2000), mtime_ns=YEAR_2300_NS)
     write_file(src, "normal.jpg", det_bytes(2, 2000))
     assert (src / "future.jpg").stat().st_mtime_ns == YEAR_2300_NS
-    first = sync(src, state_dir)
-    assert (first["_code"], first["uploaded"], first["failed"]) == (0, 2, 0)
+    r = run_cli("sync", "--source", str(src), "--state-dir", str(state_dir), "--json")
+    assert (r.code, r.json()["uploaded"], r.json()["failed"]) == (0, 2, 0), r.err
+    assert "future.jpg: modification time outside 1677-2262" in r.err  # clamped, and said so
     again = sync(src, state_dir)
     assert (again["_code"], again["unchanged"], again["hashed"]) == (0, 2, 0)
     assert rows_by_path(cfg)["future.jpg"][ti.P_MTIME_NS] == INT64_MAX  # the nearest the index can hold
