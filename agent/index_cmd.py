@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 from rich.console import Console
@@ -12,7 +13,7 @@ from rich.markup import escape
 from sync_core.clients import table_service
 from sync_core.errors import ConfigError
 from sync_core.rebuild import rebuild_index
-from sync_core.state import StateDB
+from sync_core.state import DamagedIndexError, StateDB, set_aside_damaged
 from sync_core.table_mirror import TableMirror, open_table
 
 from .lock import StateLock
@@ -56,10 +57,17 @@ def run_rebuild(args: argparse.Namespace) -> int:
     if source is not None and not source.is_dir():
         raise ConfigError(f"source {str(source)!r} is not a folder; point --source at your library's root")
     with StateLock(state_dir(args), "index rebuild"):
-        state = StateDB(state_dir(args))
         try:
+            state = StateDB(state_dir(args), check=True)
+        except DamagedIndexError as exc:
+            aside = set_aside_damaged(state_dir(args))
+            print(f"azphotosync: {exc.what}; moved aside to {aside.name}, rebuilding", file=sys.stderr)
+            state = StateDB(state_dir(args))
+        try:
+            if source is not None:
+                state.bind_source(source)
             storage = open_storage(args, state=state)
-            table = open_table(table_service(storage.cfg), storage.cfg, create=bool(args.emulator))
+            table = open_table(table_service(storage.cfg), storage.cfg, create=bool(args.emulator), claim=True)
             res = rebuild_index(storage.cfg, state, storage.container, table, source=source)
         finally:
             state.close()
@@ -86,7 +94,7 @@ def run_mirror(args: argparse.Namespace) -> int:
         state = StateDB(state_dir(args))
         try:
             storage = open_storage(args, state=state)
-            table = open_table(table_service(storage.cfg), storage.cfg, create=bool(args.emulator))
+            table = open_table(table_service(storage.cfg), storage.cfg, create=bool(args.emulator), claim=True)
             res = TableMirror(table, state).run()
         finally:
             state.close()

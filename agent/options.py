@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import argparse
 import os
+import sqlite3
+import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,10 +24,12 @@ from sync_core.config import (
     ENV_CONTAINER,
     ENV_TABLE,
     StorageConfig,
+    remembered_source_id,
     resolve_storage_config,
+    write_source_id_file,
 )
 from sync_core.errors import ConfigError
-from sync_core.state import StateDB
+from sync_core.state import StateDB, damaged_error, is_damage
 
 from .emulator import EmulatorError, ensure_emulator
 
@@ -76,15 +81,6 @@ def state_dir(args: argparse.Namespace) -> Path:
     return Path(args.state_dir).expanduser()
 
 
-def remembered_state(args: argparse.Namespace) -> StateDB | None:
-    """The state dir, read-only, when there is one: it supplies this device's remembered source id and is
-    never changed (commands that only read the archive)."""
-    try:
-        return StateDB(state_dir(args), readonly=True)
-    except ConfigError:
-        return None
-
-
 def storage_config(
     args: argparse.Namespace, state: StateDB | None = None, *, stored_source_id: str | None = None
 ) -> StorageConfig:
@@ -102,7 +98,9 @@ def storage_config(
             raise ConfigError(str(exc)) from None
         except OSError as exc:
             raise ConfigError(f"cannot start Azurite under {state_dir(args)}: {exc}") from None
-    stored = state.get_meta("source_id") if state is not None else stored_source_id
+    stored = (
+        state.get_meta("source_id") if state is not None else stored_source_id
+    ) or remembered_source_id(state_dir(args))
     cfg = resolve_storage_config(
         account_url=None if conn else args.account_url,
         connection_string=conn,
@@ -119,9 +117,34 @@ def storage_config(
 
 
 def remember_source_id(state: StateDB, cfg: StorageConfig) -> None:
-    """Keep the source id in the state dir when it holds none yet (the first real run)."""
+    """Keep the source id in the state dir when it holds none yet (the first real run), in the index and in
+    a plain file beside it that survives a damaged index."""
     if state.get_meta("source_id") is None:
         state.set_meta("source_id", cfg.source_id)
+    kept = state.get_meta("source_id") or cfg.source_id
+    if remembered_source_id(state.state_dir) != kept:
+        write_source_id_file(state.state_dir, kept)
+
+
+def remembered_state(args: argparse.Namespace, warn: Callable[[str], None] | None = None) -> StateDB | None:
+    """The state dir, read-only, for a command that only needs what it remembers (the source id): an
+    index that cannot be read (damaged, or from a newer version) is reported in one line, not fatal."""
+    if warn is None:
+        def warn(line: str) -> None:
+            print(f"azphotosync: {line}", file=sys.stderr)
+
+    try:
+        state = StateDB(state_dir(args), readonly=True)
+    except ConfigError as exc:
+        warn(f"warning: {exc}")
+        return None
+    try:
+        state.get_meta("source_id")  # a damaged page the open did not read
+    except sqlite3.DatabaseError as exc:
+        state.close()
+        warn(f"warning: {damaged_error(state.path, exc) if is_damage(exc) else exc}")
+        return None
+    return state
 
 
 @dataclass

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 from azure.data.tables import TableClient
@@ -85,7 +86,8 @@ def run(args: argparse.Namespace) -> int:
     dest = Path(args.to).expanduser()
     if dest.exists() and not dest.is_dir():
         raise ConfigError(f"--to {str(dest)!r} is not a folder; give a folder to restore into")
-    state = remembered_state(args)
+    # The state dir, read-only: it supplies this device's remembered source id and is never changed.
+    state = remembered_state(args, lambda line: print(f"azphotosync: {line}", file=sys.stderr))
     # Small download chunks keep memory at a few MiB per worker whatever the file size.
     storage = open_storage(
         args, state=state, pool_size=2 * args.max_workers + 4, max_single_get_size=8 * MiB, max_chunk_get_size=4 * MiB

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sqlite3
 from pathlib import Path
 
 from rich.console import Console
@@ -14,7 +15,7 @@ from sync_core.errors import ConfigError
 from sync_core.exclude import ExcludeRules
 from sync_core.pipeline import SyncEngine, SyncOptions
 from sync_core.progress import ALWAYS_CHANGING_RUNS, RunSummary, always_changing
-from sync_core.state import StateDB, read_meta
+from sync_core.state import DB_NAME, StateDB, damaged_error, is_damage, read_meta
 from sync_core.table_mirror import open_table
 
 from .cli import EXIT_INTERNAL, exit_code_for
@@ -48,6 +49,11 @@ def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
         help="accept an empty source although the index lists files (marks them deleted)",
     )
     p.add_argument(
+        "--source-moved",
+        action="store_true",
+        help="the library moved to SOURCE: bind the state dir (which remembers its library) to the new path",
+    )
+    p.add_argument(
         "--bwlimit", type=rate_arg, metavar="RATE", help="cap upload bandwidth, e.g. 5MB or 2MiB (per second)"
     )
     p.add_argument("--json", action="store_true", help="print the end summary as JSON on stdout")
@@ -55,6 +61,16 @@ def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
 
 
 def run(args: argparse.Namespace) -> int:
+    """A sync; an index damaged in a page the open did not read is reported like one damaged at the open."""
+    try:
+        return _run(args)
+    except sqlite3.DatabaseError as exc:
+        if is_damage(exc):
+            raise damaged_error(state_dir(args).absolute() / DB_NAME, exc) from exc
+        raise
+
+
+def _run(args: argparse.Namespace) -> int:
     """Everything that can be checked is checked before the state dir is touched, so a configuration error
     (exit 2) leaves no index, no lock and no remembered source id behind. A real run then holds the
     state-dir lock from before the index opens until after it closes. A dry run never writes the state dir
@@ -75,6 +91,7 @@ def run(args: argparse.Namespace) -> int:
     )
     if args.dry_run:
         state = StateDB(state_dir(args), readonly=True)
+        _bind(state, source, args)
         cfg = storage_config(args, state) if _storage_configured(args) and not args.emulator else None
         where = cfg.describe() if cfg else "(storage not configured)"
         if args.emulator:
@@ -85,10 +102,11 @@ def run(args: argparse.Namespace) -> int:
         args, stored_source_id=remembered, create=args.create_container, pool_size=2 * args.max_workers + 4
     )
     create_table = args.create_container or args.emulator
-    table = open_table(table_service(storage.cfg), storage.cfg, create=create_table)
+    table = open_table(table_service(storage.cfg), storage.cfg, create=create_table, claim=True)
     with StateLock(state_dir(args), "sync"):
         state = StateDB(state_dir(args))
         try:
+            state.bind_source(source, moved=args.source_moved)
             remember_source_id(state, storage.cfg)
         except BaseException:
             state.close()
@@ -150,6 +168,15 @@ def _loads(text: str | None) -> dict:
     except ValueError:
         return {}
     return doc if isinstance(doc, dict) else {}
+
+
+def _bind(state: StateDB, source: Path, args: argparse.Namespace) -> None:
+    """A state dir indexes one library: refuse another before anything is read or written."""
+    try:
+        state.bind_source(source, moved=args.source_moved)
+    except ConfigError:
+        state.close()
+        raise
 
 
 def _storage_configured(args: argparse.Namespace) -> bool:

@@ -11,6 +11,7 @@ import re
 import socket
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 
 from .errors import ConfigError
 
@@ -58,6 +59,27 @@ def default_source_id() -> str:
     host = socket.gethostname().split(".")[0].lower()
     clean = re.sub(r"[^a-z0-9._-]", "-", host).strip("-._") or "default"
     return clean[:63]
+
+
+SOURCE_ID_FILE = "source-id"  # in the state dir, beside index.db: survives a damaged or lost index
+
+
+def remembered_source_id(state_dir: Path) -> str | None:
+    """The source id remembered in ``state_dir`` (a plain file, so that ``restore`` and ``index rebuild``
+    find it even when ``index.db`` is damaged); ``None`` when there is none or it is not valid."""
+    try:
+        text = (Path(state_dir) / SOURCE_ID_FILE).read_text(encoding="ascii").strip()
+    except (OSError, UnicodeDecodeError):
+        return None
+    return text if _SOURCE_ID_RE.match(text) else None
+
+
+def write_source_id_file(state_dir: Path, source_id: str) -> None:
+    """Write the source id file atomically (a torn write must not leave a half id)."""
+    path = Path(state_dir) / SOURCE_ID_FILE
+    tmp = path.with_name(f".{SOURCE_ID_FILE}.tmp")
+    tmp.write_text(source_id + "\n", encoding="ascii")
+    os.replace(tmp, path)
 
 
 def default_prefix(source_id: str) -> str:

@@ -36,6 +36,7 @@ from .mediatypes import content_type
 from .progress import FileOutcome, Kind, NullProgress, ProgressSink, RunSummary
 from .scanner import ScanEntry, ScanProblem, ScanResult, scan
 from .state import FileRow, StateDB, StatRow
+from .timestamps import index_int
 from .transfer import BLOCK_SIZE, BLOCKS_IN_FLIGHT, BlobConflictError, BufferBudget, StoreResult, Transfer
 
 MiB = 1024 * 1024
@@ -191,6 +192,9 @@ class SyncEngine:
                 row = lookup(rel)
                 if row is not None and row[1] == e.size and row[2] == e.mtime_ns and row[3] == e.inode:
                     unchanged += 1
+                    continue
+                if row is not None and row[1:] == (e.size, index_int(e.mtime_ns), index_int(e.inode)):
+                    unchanged += 1  # an mtime or inode past what the index holds, stored clamped
                     continue
                 yield e
         finally:
@@ -417,6 +421,12 @@ class SyncEngine:
                 )
                 if self._live is not None:
                     self._live.add(row, e.size)
+                if row.mtime_ns != e.mtime_ns:
+                    self.progress.note(
+                        f"{e.relpath}: modification time outside 1677-2262; the index keeps the nearest it can "
+                        "hold, the blob's metadata the true one",
+                        verbose=False,
+                    )
             else:
                 self.state.record_history_blob(
                     relpath=e.relpath,
@@ -435,7 +445,13 @@ class SyncEngine:
         self.progress.file_done(o)
 
     def _record_deletions(self, index: dict[str, StatRow], scan_result: ScanResult) -> None:
-        gone = [rel for rel in index if rel not in self._seen and scan_result.covers(rel)]
+        """Only files positively absent are marked deleted; the unreadable ones stay current (and failed)."""
+        unseen = [rel for rel in index if rel not in self._seen]
+        gone = [rel for rel in unseen if scan_result.covers(rel)]
+        if len(gone) < len(unseen):
+            self.progress.note(
+                f"{len(unseen) - len(gone)} backed-up file(s) could not be read: kept as backed up", verbose=False
+            )
         if gone:
             self.summary.deleted = self.state.mark_deleted(gone)
             self.progress.note(f"{len(gone)} file(s) no longer in the source: their blobs are kept", verbose=False)

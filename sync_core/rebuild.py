@@ -43,6 +43,7 @@ from .table_index import (
     P_UPLOADED_AT,
 )
 from .table_mirror import MirrorResult, TableMirror, blob_prefix, prefix_rows
+from .timestamps import row_mtime_ns, row_size
 from .transfer import normalize_etag
 
 
@@ -91,8 +92,8 @@ def _row_from_entity(e: dict[str, Any]) -> BlobRow:
         blob_name=str(e[P_BLOB_NAME]),
         relpath=str(e[P_RELPATH]),
         sha256=str(e[P_SHA256]),
-        size=int(e[P_SIZE]),
-        mtime_ns=int(e.get(P_MTIME_NS) or 0),
+        size=row_size(e[P_SIZE]),
+        mtime_ns=row_mtime_ns(e.get(P_MTIME_NS) or 0),
         etag=normalize_etag(str(e.get(P_BLOB_ETAG) or "")),
         source_id=str(e[P_SOURCE_ID]),
         uploaded_at=_epoch(e.get(P_UPLOADED_AT)) or 0.0,
@@ -164,6 +165,11 @@ def rebuild_index(
             continue
         if meta.source_id != cfg.source_id:
             res.other_sources += 1
+            continue
+        try:
+            row_mtime_ns(meta.mtime_ns)
+        except ValueError as exc:
+            res.unusable.append({"blob_name": b.name, "error": f"metadata {exc}"})
             continue
         created = b.creation_time.timestamp() if b.creation_time else 0.0
         etag = normalize_etag(str(b.etag))

@@ -52,6 +52,7 @@ from .table_index import (
     V_REUPLOADED,
 )
 from .table_mirror import blob_prefix, flagged_rows
+from .timestamps import row_size
 from .transfer import block_id, normalize_etag
 
 MiB = 1024 * 1024
@@ -146,7 +147,7 @@ class Repairer:
         try:
             if contract_name(blob_prefix(name, sha), sha, rel) != name:
                 raise ValueError("name, SHA-256 and path disagree")
-            size = int(row[P_SIZE])
+            size = row_size(row[P_SIZE])
         except (ValueError, KeyError, TypeError) as exc:
             if self.state.get_blob(name) is not None:  # our own row, damaged: the local index rewrites it
                 self.state.set_mirror_pending([name])  # at the end of this run; the next run repairs

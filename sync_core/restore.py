@@ -52,6 +52,7 @@ from .restore_target import (
     unsafe_reason,
 )
 from .table_index import P_BLOB_NAME, P_MTIME_NS, P_RELPATH, P_SHA256, P_SIZE, P_SOURCE_ID, P_UPLOADED_AT
+from .timestamps import row_mtime_ns, row_size
 
 IndexSource = Literal["auto", "table", "listing"]
 
@@ -209,10 +210,14 @@ def _check(prefix: str, relpath: str, sha: str, blob: str, size: Any, mtime: Any
     if name_rel != relpath:
         return f"path disagrees with blob name {blob!r}"
     try:
-        if int(size) < 0 or int(mtime) < 0:
-            return "negative size or mtime"
-    except (TypeError, ValueError):
+        int(size), int(mtime)
+    except (TypeError, ValueError, OverflowError):
         return "size or mtime is not a number"
+    try:  # a negative mtime is a date before 1970: valid
+        row_size(size)
+        row_mtime_ns(mtime)
+    except ValueError as exc:
+        return str(exc)
     return None
 
 
@@ -263,6 +268,11 @@ def listing_catalog(
                 yield Rejected(repr(rel), f"metadata size {meta.size} but the blob holds {b.size} bytes", rel)
                 continue
             size, mtime_ns, sid = meta.size, meta.mtime_ns, meta.source_id
+            try:
+                row_mtime_ns(mtime_ns)
+            except ValueError as exc:
+                yield Rejected(repr(rel), f"metadata {exc}")
+                continue
         bad = unsafe_reason(rel)
         if bad:
             yield Rejected(repr(rel), bad, rel)

@@ -1,7 +1,10 @@
 """Walk the source tree with ``os.scandir`` and yield the files to consider, with their stat fields.
 
-Symlinks are not followed (reported as skipped); folders that cannot be read are reported and their
-subtree is remembered as *incomplete*, so that files under it are not mistaken for deleted.
+Symlinks are not followed (reported as skipped). Only a file that is positively absent — its folder was
+listed and the name is not there, or ``stat`` says it does not exist — may be taken for deleted: a folder
+that cannot be listed is remembered as *incomplete*, and an entry whose type or ``stat`` fails (EACCES in a
+folder that can be read but not searched, EIO, ESTALE) as *unreadable*; both are reported as errors and
+what lies under them stays backed up as it was.
 """
 
 from __future__ import annotations
@@ -43,12 +46,27 @@ class ScanResult:
     """What a full scan left behind besides the entries: problems and folders it could not read."""
 
     problems: list[ScanProblem] = field(default_factory=list)
-    incomplete_dirs: list[str] = field(default_factory=list)
+    incomplete_dirs: list[str] = field(default_factory=list)  # folders (or entries of unknown type) not read
+    unreadable: set[str] = field(default_factory=set)  # files whose stat failed for another reason than ENOENT
     files_seen: int = 0
 
     def covers(self, relpath: str) -> bool:
-        """True unless ``relpath`` lies under a folder the scan could not read."""
+        """True when the scan would have seen ``relpath`` had it existed: it is not a file whose stat failed
+        and does not lie under a folder the scan could not read."""
+        if relpath in self.unreadable:
+            return False
         return not any(relpath == d or relpath.startswith(d + "/") for d in self.incomplete_dirs)
+
+
+def _list_dir(path: str) -> list[os.DirEntry[str]]:
+    """A folder's entries in name order (module-level so that tests can inject listing errors)."""
+    with os.scandir(path) as it:
+        return sorted(it, key=_by_name)
+
+
+def _lstat(entry: os.DirEntry[str]) -> os.stat_result:
+    """An entry's own stat, not following a symlink (module-level so that tests can inject errors)."""
+    return entry.stat(follow_symlinks=False)
 
 
 def scan(
@@ -67,12 +85,12 @@ def scan(
             on_problem(p)
 
     skip_file = rules.skip_file
+    list_dir, lstat = _list_dir, _lstat
     stack: list[tuple[str, str]] = [(root, "")]
     while stack:
         dirpath, reldir = stack.pop()
         try:
-            with os.scandir(dirpath) as it:
-                entries = sorted(it, key=_by_name)
+            entries = list_dir(dirpath)
         except OSError as exc:
             problem(reldir or ".", f"cannot read folder: {exc.strerror or exc}", True)
             result.incomplete_dirs.append(reldir)
@@ -82,6 +100,7 @@ def scan(
         for entry in entries:
             name = entry.name
             rel = prefix + name
+            typed = False  # is_symlink/is_dir answered: the entry is not a folder
             try:
                 if entry.is_symlink():
                     problem(rel, "symlink not followed", False)
@@ -92,13 +111,18 @@ def scan(
                     if not rules.skip_dir(name, rel):
                         subdirs.append((entry.path, rel))
                     continue
+                typed = True
                 if skip_file(name, rel):
                     continue
-                st = entry.stat(follow_symlinks=False)
+                st = lstat(entry)
             except OSError as exc:
                 if isinstance(exc, FileNotFoundError):
-                    continue  # vanished between listing and stat: nothing to back up
+                    continue  # vanished between listing and stat: positively absent
                 problem(rel, f"cannot stat: {exc.strerror or exc}", True)
+                if typed:
+                    result.unreadable.add(rel)
+                else:  # the type itself is unknown: it may be a folder, keep everything under it too
+                    result.incomplete_dirs.append(rel)
                 continue
             if not stat.S_ISREG(st.st_mode):
                 if stat.S_ISDIR(st.st_mode):  # replaced by a folder since the listing

@@ -15,6 +15,7 @@ worker threads read (duplicate lookups) while the pipeline's single writer recor
 from __future__ import annotations
 
 import contextlib
+import os
 import sqlite3
 import threading
 import time
@@ -23,8 +24,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import ConfigError, redact
+from .timestamps import index_int
 
 DB_NAME = "index.db"
+META_SOURCE_PATH = "source_path"  # the library this state dir indexes (see StateDB.bind_source)
 
 # Forward-only migrations: MIGRATIONS[n] takes a database from user_version n to n+1.
 MIGRATIONS: list[str] = [
@@ -115,20 +118,72 @@ class BlobRow:
     camera_model: str | None = None
 
 
+class DamagedIndexError(ConfigError):
+    """``index.db`` is not a readable SQLite database (overwritten, truncated, a bad disk): a sync refuses
+    to run on it; ``index rebuild`` sets it aside (:func:`set_aside_damaged`) and rebuilds from the cloud."""
+
+    what = ""  # the finding alone, without the advice
+
+
+_CORRUPT_CODES = (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB)
+
+
+def is_damage(exc: sqlite3.Error) -> bool:
+    """True when SQLite says the file itself is damaged (not locked, full, or unwritable)."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    if code is not None:
+        return code & 0xFF in _CORRUPT_CODES
+    return isinstance(exc, sqlite3.DatabaseError) and not isinstance(exc, sqlite3.OperationalError)
+
+
+def damaged_error(path: Path, exc: BaseException) -> DamagedIndexError:
+    what = f"the local index {str(path)!r} is damaged ({exc})"
+    err = DamagedIndexError(
+        f"{what}: run `azphotosync index rebuild` (it moves the damaged file aside and rebuilds the index "
+        "from the cloud, sending no file)"
+    )
+    err.what = what
+    return err
+
+
+def newer_schema_error(path: Path, version: int) -> ConfigError:
+    return ConfigError(
+        f"the local index {str(path)!r} was written by a newer azphotosync (schema {version} > "
+        f"{SCHEMA_VERSION}): upgrade azphotosync"
+    )
+
+
+def set_aside_damaged(state_dir: Path | str) -> Path:
+    """Move a damaged ``index.db`` (with its ``-wal`` and ``-shm``) to ``index.db.damaged-<UTC time>`` so
+    that nothing is lost and a new index can be built; returns the new name of the main file."""
+    path = Path(state_dir).expanduser().absolute() / DB_NAME
+    aside = path.with_name(f"{DB_NAME}.damaged-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}")
+    for suffix in ("", "-wal", "-shm"):
+        with contextlib.suppress(FileNotFoundError):
+            os.replace(f"{path}{suffix}", f"{aside}{suffix}")
+    return aside
+
+
 def _connect(path: Path) -> sqlite3.Connection:
     conn = sqlite3.connect(path, timeout=30, check_same_thread=False, isolation_level=None)
-    conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute("PRAGMA synchronous=NORMAL")
-    conn.execute("PRAGMA foreign_keys=ON")
+    try:
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute("PRAGMA foreign_keys=ON")
+    except sqlite3.Error:
+        conn.close()
+        raise
     return conn
 
 
 class StateDB:
     """The state database. One writer connection (guarded by a lock) plus one reader per thread."""
 
-    def __init__(self, state_dir: Path | str, *, readonly: bool = False):
+    def __init__(self, state_dir: Path | str, *, readonly: bool = False, check: bool = False):
         """Open (creating and migrating) ``<state_dir>/index.db``. ``readonly`` never creates or changes
-        anything on disk: a missing database reads as empty (for dry runs)."""
+        anything on disk: a missing database reads as empty (for dry runs). A file that is not a database
+        raises :class:`DamagedIndexError`; ``check`` also reads every page first (``PRAGMA quick_check``,
+        ~0.2 s per 100,000 files: for the recovery commands, not for every sync)."""
         self.state_dir = Path(state_dir).expanduser().absolute()
         self.path = self.state_dir / DB_NAME
         self.readonly = readonly
@@ -144,11 +199,20 @@ class StateDB:
                 self.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
                 self._w = _connect(self.path)
                 self._migrate()
-        except (OSError, sqlite3.OperationalError) as exc:
-            raise ConfigError(
-                f"state dir {str(self.state_dir)!r} is not usable ({exc}); fix its permissions or choose "
-                "another with --state-dir"
-            ) from None
+            self._w.execute("SELECT count(*) FROM sqlite_master").fetchone()  # the schema must parse
+            if check and self._w.execute("PRAGMA quick_check(1)").fetchone()[0] != "ok":
+                raise sqlite3.DatabaseError("quick_check found damaged pages")  # no error code: damage
+        except BaseException as exc:
+            if getattr(self, "_w", None) is not None:
+                self._w.close()
+            if isinstance(exc, sqlite3.DatabaseError) and is_damage(exc):
+                raise damaged_error(self.path, exc) from None
+            if isinstance(exc, OSError | sqlite3.DatabaseError):
+                raise ConfigError(
+                    f"state dir {str(self.state_dir)!r} is not usable ({exc}); fix its permissions or choose "
+                    "another with --state-dir"
+                ) from None
+            raise
 
     def _open_readonly(self) -> sqlite3.Connection:
         if not self.path.exists():
@@ -157,7 +221,10 @@ class StateDB:
                 conn.executescript(script)
             return conn
         conn = sqlite3.connect(f"{self.path.as_uri()}?mode=ro", uri=True, check_same_thread=False, isolation_level=None)
+        self._w = conn  # closed by __init__ if what follows fails
         version = conn.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            raise newer_schema_error(self.path, version)
         if version != SCHEMA_VERSION:
             raise ConfigError(f"{self.path} has schema {version}, expected {SCHEMA_VERSION}: run a real sync first")
         return conn
@@ -166,9 +233,7 @@ class StateDB:
     def _migrate(self) -> None:
         version = self._w.execute("PRAGMA user_version").fetchone()[0]
         if version > SCHEMA_VERSION:
-            raise ConfigError(
-                f"{self.path} was written by a newer azphotosync (schema {version} > {SCHEMA_VERSION}); upgrade"
-            )
+            raise newer_schema_error(self.path, version)
         for v in range(version, SCHEMA_VERSION):
             self._w.executescript(f"BEGIN; {MIGRATIONS[v]}; PRAGMA user_version = {v + 1}; COMMIT;")
 
@@ -340,14 +405,25 @@ class StateDB:
             " capture_time = coalesce(excluded.capture_time, capture_time),"
             " camera_model = coalesce(excluded.camera_model, camera_model), mirror_pending = 1"
             f" RETURNING {self._BLOB_COLS}",
-            (blob_name, relpath, sha256, size, mtime_ns, etag, source_id, now, capture_time, camera_model),
+            (
+                blob_name,
+                relpath,
+                sha256,
+                index_int(size),
+                index_int(mtime_ns),
+                etag,
+                source_id,
+                now,
+                capture_time,
+                camera_model,
+            ),
         ).fetchall()[0]  # fetchall: the statement runs to its end
         self._write(
             "INSERT INTO files (relpath, size, mtime_ns, inode, sha256, blob_name, synced_at)"
             " VALUES (?,?,?,?,?,?,?) ON CONFLICT(relpath) DO UPDATE SET size = excluded.size,"
             " mtime_ns = excluded.mtime_ns, inode = excluded.inode, sha256 = excluded.sha256,"
             " blob_name = excluded.blob_name, synced_at = excluded.synced_at",
-            (relpath, size, mtime_ns, inode, sha256, blob_name, now),
+            (relpath, index_int(size), index_int(mtime_ns), index_int(inode), sha256, blob_name, now),
         )
         return BlobRow(*row[:8], bool(row[8]), *row[9:])
 
@@ -358,14 +434,14 @@ class StateDB:
         self._write(
             "INSERT INTO blobs (blob_name, relpath, sha256, size, mtime_ns, etag, source_id, uploaded_at,"
             " is_current, mirror_pending) VALUES (?,?,?,?,?,?,?,?,0,1) ON CONFLICT(blob_name) DO NOTHING",
-            (blob_name, relpath, sha256, size, mtime_ns, etag, source_id, time.time()),
+            (blob_name, relpath, sha256, index_int(size), index_int(mtime_ns), etag, source_id, time.time()),
         )
 
     def update_stat(self, relpath: str, size: int, mtime_ns: int, inode: int) -> None:
         """A touched file (same content, new stat): remember the new stat so it is not read again."""
         self._write(
             "UPDATE files SET size = ?, mtime_ns = ?, inode = ? WHERE relpath = ?",
-            (size, mtime_ns, inode, relpath),
+            (index_int(size), index_int(mtime_ns), index_int(inode), relpath),
         )
 
     def mark_deleted(self, relpaths: Iterable[str], now: float | None = None) -> int:
@@ -442,7 +518,8 @@ class StateDB:
             f"INSERT INTO blobs ({self._BLOB_COLS}, mirror_pending) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)"
             " ON CONFLICT(blob_name) DO NOTHING",
             (
-                row.blob_name, row.relpath, row.sha256, row.size, row.mtime_ns, row.etag, row.source_id,
+                row.blob_name, row.relpath, row.sha256, index_int(row.size), index_int(row.mtime_ns), row.etag,
+                row.source_id,
                 row.uploaded_at, int(row.is_current), row.deleted_at, row.capture_time, row.camera_model,
                 int(mirror_pending),
             ),
@@ -454,7 +531,15 @@ class StateDB:
         cur = self._write(
             "INSERT INTO files (relpath, size, mtime_ns, inode, sha256, blob_name, synced_at)"
             " VALUES (?,?,?,?,?,?,?) ON CONFLICT(relpath) DO NOTHING",
-            (row.relpath, row.size, row.mtime_ns, row.inode, row.sha256, row.blob_name, time.time()),
+            (
+                row.relpath,
+                index_int(row.size),
+                index_int(row.mtime_ns),
+                index_int(row.inode),
+                row.sha256,
+                row.blob_name,
+                time.time(),
+            ),
         )
         return cur.rowcount > 0
 
@@ -469,6 +554,20 @@ class StateDB:
             (key, value),
         )
         self.commit()
+
+    def bind_source(self, source: Path, *, moved: bool = False) -> None:
+        """Tie this state dir to one library: its rows describe that folder only, so a sync of another
+        folder would take every file of the first for deleted. The first sync remembers the folder;
+        ``moved`` (the library itself moved) rebinds. Read-only: only checks."""
+        path = str(Path(source).expanduser().resolve())
+        bound = self.get_meta(META_SOURCE_PATH)
+        if bound is not None and bound != path and not moved:
+            raise ConfigError(
+                f"state dir {str(self.state_dir)!r} holds the index of {bound!r}, not {path!r}: give each "
+                "library its own --state-dir (or pass --source-moved if this is the same library, moved)"
+            )
+        if bound != path and not self.readonly:
+            self.set_meta(META_SOURCE_PATH, path)
 
     # -- runs ------------------------------------------------------------------------------------
     def start_run(self, kind: str) -> int:

@@ -9,6 +9,9 @@
 Both keys are deterministic functions of the blob name. Table keys may not contain ``/ \\ # ?`` or control
 characters: those (and ``%`` itself) are percent-encoded as UTF-8, which keeps keys readable and unique.
 
+One more entity, in its own partition (:data:`BINDING_PARTITION`), binds the table to the one container
+it indexes (rows of two containers would share keys whenever their prefixes are equal).
+
 Properties written by the agent: ``BlobName RelPath Size MtimeNs Sha256 BlobEtag SourceId IsCurrent
 UploadedAt DeletedAt CaptureTime CameraModel``. Properties written by the cloud verifier (the agent never
 sends them in its mirror, so a merge keeps them): ``VerifyStatus LastVerified LastDeepVerified VerifyDetail``;
@@ -22,6 +25,13 @@ import hashlib
 import re
 
 from .blobname import normalize_prefix, parse_blob_name
+
+# The binding entity: which account and container this table indexes. Its PartitionKey holds no encoded
+# "/" (every row's key ends "%2F<xx>"), so no prefix can produce it, and prefix discovery steps over it.
+BINDING_PARTITION = "~azphotosync"
+BINDING_ROW = "binding"
+P_BOUND_ACCOUNT = "Account"
+P_BOUND_CONTAINER = "Container"
 
 MAX_KEY_BYTES = 1024  # service limit, counted in UTF-16 bytes to be safe
 # Also the lone surrogates that stand for undecodable (non-UTF-8) bytes of a POSIX file name.

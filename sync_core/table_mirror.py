@@ -24,19 +24,23 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from azure.core.exceptions import AzureError, HttpResponseError
+from azure.core.exceptions import AzureError, HttpResponseError, ResourceExistsError, ResourceNotFoundError
 from azure.data.tables import EdmType, EntityProperty, TableClient, TableServiceClient, UpdateMode
 
 from . import table_batch
 from .clients import access_checked
-from .config import StorageConfig
-from .errors import first_line
+from .config import ENV_TABLE, StorageConfig
+from .errors import ConfigError, first_line
 from .progress import RunSummary
 from .state import BlobRow, StateDB
 from .table_index import (
+    BINDING_PARTITION,
+    BINDING_ROW,
     DAMAGE_VERDICTS,
     P_BLOB_ETAG,
     P_BLOB_NAME,
+    P_BOUND_ACCOUNT,
+    P_BOUND_CONTAINER,
     P_CAMERA_MODEL,
     P_CAPTURE_TIME,
     P_DELETED_AT,
@@ -160,8 +164,11 @@ def flagged_rows(table_client: TableClient, prefix: str, source_id: str) -> list
 
 
 # -- opening the table ---------------------------------------------------------------------------------------
-def open_table(service: TableServiceClient, cfg: StorageConfig, *, create: bool = False) -> TableClient:
-    """The index table's client after checking it exists (creating it only when allowed)."""
+def open_table(
+    service: TableServiceClient, cfg: StorageConfig, *, create: bool = False, claim: bool = False
+) -> TableClient:
+    """The index table's client after checking it exists (creating it only when allowed) and that it
+    indexes ``cfg``'s container (:func:`check_binding`; ``claim``: bind an unbound table to it)."""
     table = service.get_table_client(cfg.table)
     with access_checked(
         service.url,
@@ -177,7 +184,41 @@ def open_table(service: TableServiceClient, cfg: StorageConfig, *, create: bool 
         else:
             # One small query: works with 'Storage Table Data Contributor' scoped to the table alone.
             next(iter(table.query_entities("PartitionKey eq '~'", results_per_page=1).by_page()), None)
+        check_binding(table, cfg, claim=claim)
     return table
+
+
+def blob_account(cfg: StorageConfig) -> str:
+    """The storage account of ``cfg``'s container, as the SDK reads it from the connection string or URL."""
+    from azure.storage.blob import BlobServiceClient
+
+    if cfg.connection_string:
+        return BlobServiceClient.from_connection_string(cfg.connection_string).account_name or ""
+    return BlobServiceClient(cfg.account_url or "").account_name or ""
+
+
+def check_binding(table: TableClient, cfg: StorageConfig, *, claim: bool = False) -> None:
+    """Refuse a table that indexes another container: both would share rows under equal prefixes, and
+    verifying one would flag the other's blobs as missing. An unbound table (from before the binding) is
+    bound by the first command that ``claim``s it (sync, index rebuild/mirror); readers only check."""
+    ours = {P_BOUND_ACCOUNT: blob_account(cfg), P_BOUND_CONTAINER: cfg.container}
+    try:
+        bound = table.get_entity(BINDING_PARTITION, BINDING_ROW)
+    except ResourceNotFoundError:
+        if not claim:
+            return
+        try:
+            table.create_entity({"PartitionKey": BINDING_PARTITION, "RowKey": BINDING_ROW, **ours})
+            return
+        except ResourceExistsError:  # another run bound it meanwhile
+            bound = table.get_entity(BINDING_PARTITION, BINDING_ROW)
+    theirs = {k: str(bound.get(k) or "") for k in ours}
+    if theirs != ours:
+        where = f"container {theirs[P_BOUND_CONTAINER]!r} of account {theirs[P_BOUND_ACCOUNT]!r}"
+        raise ConfigError(
+            f"index table {cfg.table!r} already indexes {where}, not container {cfg.container!r} of account "
+            f"{ours[P_BOUND_ACCOUNT]!r} (give each container its own index table with --table or {ENV_TABLE})"
+        )
 
 
 # -- the mirror ----------------------------------------------------------------------------------------------

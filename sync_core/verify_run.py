@@ -24,6 +24,7 @@ from .clients import blob_service, table_service
 from .config import StorageConfig, resolve_storage_config
 from .errors import ConfigError, UnstorableNameError
 from .sizes import parse_size
+from .table_mirror import check_binding
 from .verify import Problem, discover_prefixes, merge_summaries, verify_partition
 
 ENV_DEEP_BUDGET = "VERIFY_DEEP_BUDGET"
@@ -88,6 +89,7 @@ class Verifier:
         """Which prefixes to verify and the byte total the deep-verify shares are computed against (the
         previous report's), as ids and counts."""
         found: list[str] = []
+        check_binding(self.table, self.settings.cfg)  # another container's table: its rows are not ours
         if self.settings.discover:
             try:
                 found = discover_prefixes(self.table)

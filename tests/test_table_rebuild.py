@@ -28,7 +28,7 @@ def cli(*args: str) -> dict[str, Any]:
 
 def table_rows(cfg: StorageConfig) -> dict[str, dict[str, Any]]:
     t = TableServiceClient.from_connection_string(cfg.connection_string or "").get_table_client(cfg.table)
-    return {r[ti.P_BLOB_NAME]: plain(r) for r in t.list_entities()}
+    return {r[ti.P_BLOB_NAME]: plain(r) for r in t.list_entities() if r["PartitionKey"] != ti.BINDING_PARTITION}
 
 
 def snapshot(state_dir: Path) -> tuple[set[tuple], set[tuple]]:

@@ -33,7 +33,7 @@ def engine_sync(cfg: StorageConfig, src: Path, state_dir: Path, table: TableClie
 
 def rows_by_name(cfg: StorageConfig) -> dict[str, dict[str, Any]]:
     table = TableServiceClient.from_connection_string(cfg.connection_string or "").get_table_client(cfg.table)
-    rows = [plain(e) for e in table.list_entities()]
+    rows = [plain(e) for e in table.list_entities() if e["PartitionKey"] != ti.BINDING_PARTITION]
     by_name = {r[ti.P_BLOB_NAME]: r for r in rows}
     assert len(by_name) == len(rows), "one row per blob"
     return by_name
