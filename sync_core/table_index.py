@@ -28,7 +28,7 @@ from .blobname import normalize_prefix, parse_blob_name
 
 # The binding entity: which account and container this table indexes. Its PartitionKey holds no encoded
 # "/" (every row's key ends "%2F<xx>"), so no prefix can produce it, and prefix discovery steps over it.
-BINDING_PARTITION = "~azphotosync"
+BINDING_PARTITION = "%~binding"  # a reserved partition (see RESERVED_MARK below)
 BINDING_ROW = "binding"
 P_BOUND_ACCOUNT = "Account"
 P_BOUND_CONTAINER = "Container"
@@ -121,19 +121,19 @@ def keys_for_blob(prefix: str, name: str) -> tuple[str, str]:
     return partition_key(prefix, sha), row_key(sha, rel)
 
 
-# -- derived data: albums --------------------------------------------------------------------------------
-# Albums live in the same table, in partitions no blob prefix can produce: in an encoded key a raw ``%`` is
+# -- reserved partitions: the table's binding, albums, shares ---------------------------------------------
+# Everything that is not an index row lives in the same table, in partitions no blob prefix can produce: in an encoded key a raw ``%`` is
 # always followed by two upper-case hex digits, so a key that starts with ``%~`` is never an index partition,
 # never inside one prefix's key range (verification's range queries), and all of them sort together, so a
-# skip-scan over index partitions steps over them in one query (``gt DERIVED_END``).
-DERIVED_MARK = "%~"
-DERIVED_END = "%~~"  # above every derived partition key: they continue with [0-9a-z-] only
+# skip-scan over index partitions steps over them in one query (``gt RESERVED_END``).
+RESERVED_MARK = "%~"
+RESERVED_END = "%~~"  # above every reserved partition key: they continue with [0-9a-z-] only
 ALBUMS_PARTITION = "%~albums"  # one row per user album, RowKey = album_key(name)
 _ALBUM_ID = re.compile(r"^[0-9a-f]{32}$")
 
 
-def is_derived_partition(pk: str) -> bool:
-    return pk.startswith(DERIVED_MARK)
+def is_reserved_partition(pk: str) -> bool:
+    return pk.startswith(RESERVED_MARK)
 
 
 def album_partition(album_id: str) -> str:

@@ -50,7 +50,7 @@ from .errors import first_line
 from .listing import LISTING_PAGE, BlobEntry, list_pages
 from .table_index import (
     DAMAGE_VERDICTS,
-    DERIVED_END,
+    RESERVED_END,
     P_BLOB_ETAG,
     P_BLOB_NAME,
     P_IS_CURRENT,
@@ -73,7 +73,7 @@ from .table_index import (
     V_SIZE_MISMATCH,
     all_shards,
     encode_key,
-    is_derived_partition,
+    is_reserved_partition,
     keys_for_blob,
     listing_prefix,
 )
@@ -143,8 +143,8 @@ def discover_prefixes(table: TableClient) -> list[str]:
         if first is None:
             return found
         pk = first["PartitionKey"]
-        if is_derived_partition(pk):  # albums: all of them stepped over at once
-            after = DERIVED_END
+        if is_reserved_partition(pk):  # albums: all of them stepped over at once
+            after = RESERVED_END
             continue
         prefix, _, shard = unquote(pk, errors="surrogateescape").rpartition("/")
         if prefix and _PK_SHARD_RE.match(shard):

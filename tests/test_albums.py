@@ -16,7 +16,7 @@ from sync_core.derived.albums import AlbumStore, Member, album_name, resolve
 from sync_core.derived.folders import folders
 from sync_core.derived.timeline import Item, TakenRange, current_items, timeline
 from sync_core.errors import ConfigError
-from sync_core.table_index import ALBUMS_PARTITION, encode_key, is_derived_partition, partition_key
+from sync_core.table_index import ALBUMS_PARTITION, encode_key, is_reserved_partition, partition_key
 from sync_core.verify import discover_prefixes
 from tests.conftest import det_bytes, run_cli, write_file
 from tests.media_samples import jpeg_with_exif, mp4_with_creation
@@ -113,7 +113,7 @@ def test_album_round_trip_through_the_table(tmp_path: Path, table: TableClient, 
     code, out, _ = album("delete", "Summer 2021")
     assert code == 0 and out["members"] == 2
     assert album("list")[1]["albums"] == []
-    assert [e for e in table.list_entities() if is_derived_partition(e["PartitionKey"])] == []
+    assert [e for e in table.list_entities() if is_reserved_partition(e["PartitionKey"])] == []
     assert sorted(b.name for b in container.list_blobs()) == blobs_before
     assert len(list(current_items(table, PREFIX))) == 7
 
@@ -343,7 +343,7 @@ def test_album_partitions_are_no_prefix(tmp_path: Path, table: TableClient) -> N
     table.query_entities = counting  # type: ignore[method-assign]
     assert discover_prefixes(table) == [PREFIX]
     assert calls <= 3  # the prefix, the album partitions in one step, the end
-    assert all(not is_derived_partition(partition_key(PREFIX, s)) for s in ("00", "ff"))
+    assert all(not is_reserved_partition(partition_key(PREFIX, s)) for s in ("00", "ff"))
     r = run_cli("verify", "--json")
     assert r.code == 0, r.err
     assert {k: v for k, v in r.json()["counts"].items() if v} == {"ok": 7}
