@@ -118,9 +118,12 @@ def gather(args: argparse.Namespace, state: StateDB) -> dict[str, Any]:
         rules = ExcludeRules(all_files=args.all_files, globs=tuple(args.exclude))
         doc["local"].update(_pending_uploads(Path(args.source).expanduser(), state, rules))
     if doc["local"]["mirror_pending"]:
+        why = _mirror_reason(doc["last_sync"])
+        doc["local"]["mirror_reason"] = why
         attention.append(
-            f"{doc['local']['mirror_pending']} row(s) not yet in the Table index: the cloud cannot verify them "
-            "until the next sync mirrors them"
+            f"{doc['local']['mirror_pending']} row(s) not yet in the Table index"
+            + (f" ({why})" if why else "")
+            + ": the cloud cannot verify them until they are mirrored (`azphotosync index mirror` or the next sync)"
         )
     if not args.local:
         doc.update(_cloud(args, state, now, attention))
@@ -148,6 +151,8 @@ def _last_sync(state: StateDB, now: float, stale_days: float, attention: list[st
         "failed": summary.get("failed", 0),
         "failures": failures[:MAX_LISTED],
         "problems": summary.get("problems", 0),
+        "index_unavailable": summary.get("index_unavailable", ""),
+        "mirror_error": summary.get("mirror_error", ""),
     }
     if finished is None:
         info["state"] = "running or interrupted"
@@ -160,6 +165,13 @@ def _last_sync(state: StateDB, now: float, stale_days: float, attention: list[st
     if (now - started) / 86400 > stale_days:
         attention.append(f"no sync since {info['started_at']}: is the timer running?")
     return info
+
+
+def _mirror_reason(last_sync: dict[str, Any] | None) -> str:
+    """Why rows wait for the Table, as the last sync saw it (empty when it did not say)."""
+    if not last_sync:
+        return ""
+    return str(last_sync.get("index_unavailable") or last_sync.get("mirror_error") or "")
 
 
 def _pending_uploads(source: Path, state: StateDB, rules: ExcludeRules) -> dict[str, Any]:
@@ -251,7 +263,8 @@ def render(console: Console, doc: dict[str, Any]) -> None:
     )
     if "pending_files" in loc:
         console.print(f"  pending   {loc['pending_files']} file(s), {human_bytes(loc['pending_bytes'])} new or changed")
-    console.print(f"  mirror    {loc['mirror_pending']} row(s) waiting for the Table index")
+    why = f" ({escape(loc['mirror_reason'])})" if loc.get("mirror_reason") else ""
+    console.print(f"  mirror    {loc['mirror_pending']} row(s) waiting for the Table index{why}")
     last = doc["last_sync"]
     if last is None:
         console.print("  last sync never")

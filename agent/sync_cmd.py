@@ -13,7 +13,7 @@ from sync_core.errors import ConfigError
 from sync_core.exclude import ExcludeRules
 from sync_core.pipeline import SyncEngine, SyncOptions
 from sync_core.state import StateDB
-from sync_core.table_mirror import open_table
+from sync_core.table_mirror import open_table_if_usable
 
 from .console import ConsoleProgress, print_summary
 from .lock import StateLock
@@ -85,8 +85,8 @@ def _run(args: argparse.Namespace) -> int:
         state = StateDB(state_dir(args))
         storage = open_storage(args, state=state, create=args.create_container, pool_size=2 * args.max_workers + 4)
         create_table = args.create_container or args.emulator
-        table = open_table(table_service(storage.cfg), storage.cfg, create=create_table)
-        engine = SyncEngine(storage.cfg, state, storage.container, opts, table=table)
+        table, why = open_table_if_usable(table_service(storage.cfg), storage.cfg, create=create_table)
+        engine = SyncEngine(storage.cfg, state, storage.container, opts, table=table, table_unavailable=why)
         where = storage.cfg.describe()
     run_id = None if args.dry_run else state.start_run("sync")
     try:

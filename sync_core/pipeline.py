@@ -80,14 +80,18 @@ class SyncEngine:
         progress: ProgressSink | None = None,
         *,
         table: TableClient | None = None,
+        table_unavailable: str = "",
     ):
-        """``table``: the Table index; when given, the run repairs flagged blobs first and mirrors last."""
+        """``table``: the Table index; when given, the run repairs flagged blobs first and mirrors last.
+        ``table_unavailable``: why there is none (missing, forbidden, unreachable): the backup goes on, its
+        rows wait in SQLite, and the run says so once."""
         if not opts.dry_run and (cfg is None or container is None):
             raise ValueError("a real run needs a storage configuration and a container")
         self.cfg = cfg
         self.state = state
         self.container = container
         self.table = table
+        self.table_unavailable = table_unavailable
         self.opts = opts
         self.progress: ProgressSink = progress or NullProgress()
         self.summary = RunSummary(dry_run=opts.dry_run)
@@ -158,6 +162,8 @@ class SyncEngine:
     def _mirror(self) -> None:
         """Tell the Table about new, edited and deleted blobs; a failure leaves rows pending, fails no file."""
         if self.table is None:
+            if self.table_unavailable:
+                self._note_table_unavailable()
             return
         t0 = time.monotonic()
         res = table_mirror.TableMirror(self.table, self.state, fresh_since=self._fresh_since).run()
@@ -170,6 +176,19 @@ class SyncEngine:
             self.progress.note(
                 f"warning: index table not fully updated ({self.summary.mirror_error}); "
                 f"{res.pending} row(s) retried next run",
+                verbose=False,
+            )
+
+    def _note_table_unavailable(self) -> None:
+        """The one line a run without its index table prints: not a failure (exit 0), since every file is
+        backed up and recorded; only the cloud's view waits."""
+        waiting = self.state.count_mirror_pending()
+        self.summary.mirror_pending = waiting
+        self.summary.index_unavailable = self.table_unavailable
+        if waiting:
+            self.progress.note(
+                f"note: files backed up, but {waiting} row(s) wait for the index table: {self.table_unavailable}"
+                "; then run `azphotosync index mirror` (or the next sync does it)",
                 verbose=False,
             )
 

@@ -30,7 +30,7 @@ from azure.data.tables import EdmType, EntityProperty, TableClient, TableService
 from . import table_batch
 from .clients import access_checked
 from .config import StorageConfig
-from .errors import first_line
+from .errors import ConfigError, first_line
 from .progress import RunSummary
 from .state import BlobRow, StateDB
 from .table_index import (
@@ -177,6 +177,18 @@ def open_table(service: TableServiceClient, cfg: StorageConfig, *, create: bool 
             # One small query: works with 'Storage Table Data Contributor' scoped to the table alone.
             next(iter(table.query_entities("PartitionKey eq '~'", results_per_page=1).by_page()), None)
     return table
+
+
+def open_table_if_usable(
+    service: TableServiceClient, cfg: StorageConfig, *, create: bool = False
+) -> tuple[TableClient | None, str]:
+    """:func:`open_table` for a backup, which never waits for the table: the client and ``""``, or ``None``
+    and the one-line reason (missing, forbidden, unreachable) that the run reports while its rows wait in
+    SQLite (``mirror_pending``) for the next run or ``azphotosync index mirror``."""
+    try:
+        return open_table(service, cfg, create=create), ""
+    except ConfigError as exc:
+        return None, str(exc)
 
 
 # -- the mirror ----------------------------------------------------------------------------------------------

@@ -1,0 +1,63 @@
+"""Backups never wait for the index table: without it (missing, forbidden) a sync backs up everything,
+keeps the rows pending, says so in one line and exits 0; the next run after the table appears catches up
+without reading a file again, and `status` shows the waiting rows and why."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+from azure.data.tables import TableServiceClient
+from azure.storage.blob import BlobServiceClient
+
+from .conftest import det_bytes, run_cli, write_file
+
+
+def test_sync_without_the_table_backs_up_then_catches_up(azurite, storage_env, tmp_path: Path) -> None:
+    blobs = BlobServiceClient.from_connection_string(azurite.connection_string)
+    container = blobs.get_container_client(storage_env["AZURE_STORAGE_CONTAINER"])
+    container.create_container()  # the seed's setup: a container, no table
+    table = storage_env["AZURE_STORAGE_TABLE"]
+    tables = TableServiceClient.from_connection_string(azurite.connection_string)
+    src, state = tmp_path / "lib", tmp_path / "state"
+    for i in range(3):
+        write_file(src, f"2024/{i}.jpg", det_bytes(40 + i, 1500))
+
+    first = run_cli("--source", str(src), "--state-dir", str(state))
+    assert first.code == 0, first.err
+    assert "uploaded 3" in first.out
+    said = [ln for ln in (first.out + first.err).splitlines() if "index table" in ln]
+    assert len(said) == 1, first.out + first.err
+    assert "does not exist" in said[0] and "index mirror" in said[0] and "3 row(s)" in said[0]
+    assert len(list(container.list_blobs())) == 3
+    with sqlite3.connect(state / "index.db") as db:
+        assert db.execute("SELECT count(*) FROM blobs WHERE mirror_pending = 1").fetchone()[0] == 3
+
+    st = run_cli("status", "--state-dir", str(state), "--json", "--local")
+    assert st.code == 1
+    doc = st.json()
+    assert doc["local"]["mirror_pending"] == 3 and "does not exist" in doc["local"]["mirror_reason"]
+    assert any("3 row(s) not yet in the Table index" in a and "does not exist" in a for a in doc["attention"])
+
+    tables.create_table(table)
+    second = run_cli("--source", str(src), "--state-dir", str(state), "--json")
+    assert second.code == 0, second.err
+    s = second.json()
+    assert (s["hashed"], s["uploaded"], s["mirrored"], s["mirror_pending"], s["index_unavailable"]) == (0, 0, 3, 0, "")
+    assert len(list(tables.get_table_client(table).list_entities())) == 3
+    assert run_cli("status", "--state-dir", str(state), "--json", "--local").json()["local"]["mirror_pending"] == 0
+
+
+def test_index_mirror_catches_up_after_the_table_appears(azurite, storage_env, tmp_path: Path) -> None:
+    BlobServiceClient.from_connection_string(azurite.connection_string).create_container(
+        storage_env["AZURE_STORAGE_CONTAINER"]
+    )
+    src, state = tmp_path / "lib", tmp_path / "state"
+    write_file(src, "a.jpg", det_bytes(50, 900))
+    assert run_cli("--source", str(src), "--state-dir", str(state), "--json").json()["mirror_pending"] == 1
+    TableServiceClient.from_connection_string(azurite.connection_string).create_table(
+        storage_env["AZURE_STORAGE_TABLE"]
+    )
+    r = run_cli("index", "mirror", "--state-dir", str(state), "--json")
+    assert r.code == 0, r.err
+    assert (r.json()["mirrored"], r.json()["pending"]) == (1, 0)
