@@ -170,6 +170,12 @@ class SyncEngine:
         if self._live_result is not None:  # what went out during the uploads; what it could not send or
             res.mirrored += self._live_result.mirrored  # had refused was pending for the pass above
             res.transactions += self._live_result.transactions
+        if res.unavailable:  # forbidden or gone: as if the run had started without the table
+            self.summary.mirrored += res.mirrored
+            self.table_unavailable = res.unavailable
+            self._note_table_unavailable()
+            self.summary.mirror_seconds = round(time.monotonic() - t0 + self._live_wait, 3)
+            return
         table_mirror.add_to_summary(res, self.summary)
         self.summary.mirror_seconds = round(time.monotonic() - t0 + self._live_wait, 3)
         if self.summary.mirror_error:

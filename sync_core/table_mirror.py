@@ -191,6 +191,20 @@ def open_table_if_usable(
         return None, str(exc)
 
 
+def unavailable_reason(table: str, exc: AzureError) -> str:
+    """For a mirror that the table refused as a whole (forbidden, or the table is gone), the one line that
+    says what to do; empty for other errors (throttling, network), which the next run simply retries."""
+    status = getattr(exc, "status_code", None)
+    if status == 403:
+        return (
+            f"the index table {table!r} refused the writes ({first_line(exc)}): grant this identity "
+            "'Storage Table Data Contributor' on it"
+        )
+    if status == 404:
+        return f"index table {table!r} does not exist: create it (az storage table create --name {table})"
+    return ""
+
+
 # -- the mirror ----------------------------------------------------------------------------------------------
 @dataclass
 class MirrorResult:
@@ -199,6 +213,7 @@ class MirrorResult:
     partitions: int = 0  # partitions touched
     pending: int = 0  # rows still pending afterwards
     error: str = ""  # why mirroring stopped early (rows stay pending for the next run)
+    unavailable: str = ""  # the table refused the writes (forbidden) or is gone: what to do about it
     rejected: list[dict[str, str]] = field(default_factory=list)  # single rows the service refused
 
 
@@ -258,6 +273,7 @@ class TableMirror:
                         self._collect(inflight, res, ALL_COMPLETED)
         except AzureError as exc:
             res.error = first_line(exc)
+            res.unavailable = unavailable_reason(self.table.table_name, exc)
         finally:
             self.state.commit()
         res.partitions = len(touched)

@@ -29,6 +29,7 @@ from .rbac import Grant, archive_grants, permissions
 from .rbacproxy import RbacProxy
 
 BLOB_CONTRIBUTOR = "ba92f5b4-2d11-453d-a403-e96b0029c9fe"
+TABLE_READER = "76199698-9eea-4c19-bc75-cec21354c6b6"
 
 
 @dataclass
@@ -228,6 +229,24 @@ def test_sync_with_only_the_data_container_backs_up_and_says_so_once(
 
     r = run_cli("--source", str(src), "--state-dir", str(state), "--json")  # every right again: catches up
     assert r.code == 0 and (r.json()["hashed"], r.json()["mirrored"], r.json()["mirror_pending"]) == (0, 4, 0)
+
+
+def test_sync_with_a_read_only_table_backs_up_and_says_so_once(
+    archive: Archive, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The table answers queries but refuses the mirror's writes: the backup is whole, the rows wait, exit 0."""
+    src, state = tmp_path / "lib", tmp_path / "state"
+    library(src)
+    grants = [Grant(BLOB_CONTRIBUTOR, "container", "dataContainerName"), Grant(TABLE_READER, "table", "indexTableName")]
+    with acting_as(archive, grants, monkeypatch) as agent:
+        r = run_cli("--source", str(src), "--state-dir", str(state), "--json")
+        assert r.code == 0, r.err
+        assert (r.json()["uploaded"] + r.json()["copied"], r.json()["mirror_pending"]) == (4, 4)
+        said = [ln for ln in r.err.splitlines() if "index table" in ln]
+        assert len(said) == 1 and "Storage Table Data Contributor" in said[0], r.err
+        assert agent.denied and all(archive.names["indexTableName"] in d for d in agent.denied)
+    r = run_cli("index", "mirror", "--state-dir", str(state), "--json")  # every right again
+    assert r.code == 0 and (r.json()["mirrored"], r.json()["pending"]) == (4, 0)
 
 
 def test_every_function_activity_works_with_the_function_roles(
