@@ -153,6 +153,8 @@ class SyncEngine:
         if repairer is None:
             return
         res = repairer.run(flags)
+        if res.unavailable:  # said once, with the rows that wait, at the end of the run
+            self.table_unavailable = res.unavailable
         repair.add_to_summary(res, self.summary)
         for item in res.items:
             self.progress.note(f"repair {item.outcome}: {item.blob_name}: {item.detail}", verbose=False)

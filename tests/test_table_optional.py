@@ -61,3 +61,45 @@ def test_index_mirror_catches_up_after_the_table_appears(azurite, storage_env, t
     r = run_cli("index", "mirror", "--state-dir", str(state), "--json")
     assert r.code == 0, r.err
     assert (r.json()["mirrored"], r.json()["pending"]) == (1, 0)
+
+
+class Notes:
+    """A progress sink that keeps the notes (the lines a run prints besides per-file ones)."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    def planned(self, files: int, total_bytes: int) -> None:
+        pass
+
+    def advance(self, nbytes: int) -> None:
+        pass
+
+    def file_done(self, outcome: object) -> None:
+        pass
+
+    def note(self, text: str, *, verbose: bool = False) -> None:
+        self.lines.append(text)
+
+
+def test_a_table_gone_after_start_up_fails_neither_the_flag_read_nor_the_run(cfg, tmp_path: Path) -> None:
+    """The flagged-rows read and the mirror both find the table gone: the backup is whole, exit 0, one line."""
+    from sync_core.clients import blob_service, open_container, table_service
+    from sync_core.pipeline import SyncEngine, SyncOptions
+    from sync_core.state import StateDB
+
+    BlobServiceClient.from_connection_string(cfg.connection_string or "").create_container(cfg.container)
+    src = tmp_path / "lib"
+    for i in range(2):
+        write_file(src, f"{i}.jpg", det_bytes(60 + i, 800))
+    gone = table_service(cfg).get_table_client("tablegone" + cfg.table[:8])
+    state = StateDB(tmp_path / "state")
+    notes = Notes()
+    try:
+        container = open_container(blob_service(cfg), cfg)
+        s = SyncEngine(cfg, state, container, SyncOptions(source=src), notes, table=gone).run()
+    finally:
+        state.close()
+    assert (s.uploaded, s.failed, s.mirror_pending, s.exit_code) == (2, 0, 2, 0), s
+    assert s.repair_problems == [] and "does not exist" in s.index_unavailable
+    assert len([ln for ln in notes.lines if "index table" in ln]) == 1, notes.lines
