@@ -22,6 +22,7 @@ from typing import Any
 import azure.durable_functions as df
 import azure.functions as func
 
+from sync_core.errors import first_line
 from sync_core.verify import merge_summaries, partitions_for
 from sync_core.verify_run import Verifier, VerifySettings, outcome
 
@@ -79,6 +80,7 @@ def verify_orchestrator(context: df.DurableOrchestrationContext) -> Generator[An
     }
     summaries: list[dict[str, Any]] = []
     errors: list[str] = []
+    unverified = 0  # partitions of prefixes that failed as a whole: never counted as verified
     for i in range(0, len(prefixes), PREFIX_FANOUT):
         group = prefixes[i : i + PREFIX_FANOUT]
         tasks = [
@@ -91,8 +93,10 @@ def verify_orchestrator(context: df.DurableOrchestrationContext) -> Generator[An
             summaries.extend((yield context.task_all(tasks)))
         except Exception as exc:  # a prefix failed after its retries: report it, keep the rest
             errors.append(f"prefixes {', '.join(group)}: {_first_line(exc)}")
+            unverified += 256 * len(group)
     summary = merge_summaries(summaries)
     summary["errors"] = summary["errors"] + errors
+    summary["partitions_failed"] += unverified
     summary["prefixes"] = prefixes
     summary["deep_budget"] = plan["deep_budget"]
     result = yield context.call_activity_with_retry(
@@ -109,6 +113,7 @@ def verify_prefix(context: df.DurableOrchestrationContext) -> Generator[Any, Any
     partitions = partitions_for([job["prefix"]])
     summaries: list[dict[str, Any]] = []
     errors: list[str] = []
+    unverified = 0
     for i in range(0, len(partitions), BATCH):
         batch = partitions[i : i + BATCH]
         tasks = [
@@ -119,14 +124,15 @@ def verify_prefix(context: df.DurableOrchestrationContext) -> Generator[Any, Any
             summaries.extend((yield context.task_all(tasks)))
         except Exception as exc:
             errors.append(f"partitions {batch[0]} … {batch[-1]}: {_first_line(exc)}")
+            unverified += len(batch)
     summary = merge_summaries(summaries)
     summary["errors"] = summary["errors"] + errors
+    summary["partitions_failed"] += unverified
     return summary
 
 
 def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0][:300] if text else type(exc).__name__
+    return first_line(exc)[:300]
 
 
 # -- activities (thin: sync_core does the work) --------------------------------------------------------------

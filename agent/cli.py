@@ -11,7 +11,7 @@ import traceback
 from collections.abc import Sequence
 
 from sync_core import __version__
-from sync_core.errors import ConfigError, first_line
+from sync_core.errors import ConfigError, first_line, redact
 
 from .lock import LockHeldError
 
@@ -41,6 +41,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "status": ("agent.status_cmd", "show whether all is well: local index, last sync, mirror lag, cloud verification"),
     "index": ("agent.index_cmd", "rebuild the local index from the cloud, or mirror it to the index table now"),
     "verify": ("agent.verify_cmd", "check every blob against the index table now (what the cloud does nightly)"),
+    "album": ("agent.album_cmd", "create albums and add files to them; list albums, folders and the timeline"),
 }
 DEFAULT_COMMAND = "sync"
 
@@ -122,6 +123,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     return code
 
 
+def exit_code_for(exc: BaseException) -> int:
+    """The exit code a command ends with when ``exc`` escapes it (also what its run row records)."""
+    if isinstance(exc, ConfigError):
+        return EXIT_USAGE
+    if isinstance(exc, LockHeldError):
+        return EXIT_LOCKED
+    if isinstance(exc, KeyboardInterrupt):
+        return EXIT_INTERRUPTED
+    if isinstance(exc, SystemExit):
+        return exc.code if isinstance(exc.code, int) else EXIT_INTERNAL
+    return EXIT_INTERNAL
+
+
 def _main(parser: argparse.ArgumentParser, argv: list[str]) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
@@ -132,7 +146,7 @@ def _main(parser: argparse.ArgumentParser, argv: list[str]) -> int:
         return int(args.func(args))
     except ConfigError as exc:
         if verbose:
-            traceback.print_exc()
+            _print_traceback()
         print(f"azphotosync: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except LockHeldError as exc:
@@ -143,13 +157,18 @@ def _main(parser: argparse.ArgumentParser, argv: list[str]) -> int:
         return EXIT_INTERRUPTED
     except Exception as exc:
         if verbose:
-            traceback.print_exc()
+            _print_traceback()
         first = first_line(exc)
         print(
             f"azphotosync: internal error: {type(exc).__name__}: {first} (rerun with --verbose for details)",
             file=sys.stderr,
         )
         return EXIT_INTERNAL
+
+
+def _print_traceback() -> None:
+    """The current exception's traceback for --verbose, redacted: exception texts quote request URLs."""
+    print(redact(traceback.format_exc()), end="", file=sys.stderr)
 
 
 if __name__ == "__main__":

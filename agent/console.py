@@ -16,6 +16,7 @@ from rich.progress import (
     TransferSpeedColumn,
 )
 
+from sync_core.errors import redact
 from sync_core.progress import FileOutcome, Kind, RunSummary
 
 PLAIN_INTERVAL = 10.0  # seconds between progress lines when not on a terminal
@@ -84,15 +85,15 @@ class ConsoleProgress:
         if self._progress is not None and self._task is not None:
             self._progress.update(self._task, files=f"{self._files_done}/{self._files_total}")
         if outcome.kind == Kind.FAILED:
-            self.console.print(f"[red]failed[/red]  {escape(outcome.relpath)}: {escape(outcome.detail)}")
+            self.console.print(f"[red]failed[/red]  {escape(outcome.relpath)}: {escape(redact(outcome.detail))}")
         elif self.verbose:
-            extra = f" ({escape(outcome.detail)})" if outcome.detail else ""
+            extra = f" ({escape(redact(outcome.detail))})" if outcome.detail else ""
             self.console.print(f"{outcome.kind.value:<12} {escape(outcome.relpath)}{extra}")
         self._maybe_plain_line()
 
     def note(self, text: str, *, verbose: bool = False) -> None:
         if self.verbose or not verbose:
-            self.console.print(escape(text))
+            self.console.print(escape(redact(text)))
 
     def _maybe_plain_line(self) -> None:
         if self._progress is not None:
@@ -138,9 +139,9 @@ def _print_table_index(console: Console, s: RunSummary) -> None:
         )
     for p in s.repair_problems:
         label = "[red]LOST[/red]" if p["outcome"] == "lost" else "[yellow]repair failed[/yellow]"
-        console.print(f"{label} {escape(p['blob_name'])}: {escape(p['detail'])}")
+        console.print(f"{label} {escape(p['blob_name'])}: {escape(redact(p['detail']))}")
     if s.mirror_error:
         console.print(
-            f"[yellow]index table not fully updated[/yellow] ({escape(s.mirror_error)}); "
+            f"[yellow]index table not fully updated[/yellow] ({escape(redact(s.mirror_error))}); "
             f"{s.mirror_pending} row(s) are retried on the next run"
         )

@@ -94,3 +94,27 @@ class StateLock:
 
     def __exit__(self, *exc: object) -> None:
         self.release()
+
+
+def live_holder(state_dir: Path | str, command: str | None = None) -> str | None:
+    """Who holds the state dir's lock now (running ``command``, when given), or None when nobody does —
+    without taking the lock, so that ``status`` never makes a starting run fail. The holder's note is
+    cleared when it releases the lock; a note left by a run that was killed names a process that is gone.
+    A holder on another host cannot be checked from here and is taken as live."""
+    try:
+        text = (Path(state_dir).expanduser() / LOCK_NAME).read_text("utf-8", "replace")
+        info = json.loads(text) if text.strip() else None
+    except (OSError, ValueError):
+        return None
+    if not isinstance(info, dict) or (command is not None and info.get("command") != command):
+        return None
+    if info.get("host") == socket.gethostname():
+        try:
+            os.kill(int(info["pid"]), 0)
+        except ProcessLookupError:
+            return None
+        except PermissionError:
+            pass  # alive, owned by another user
+        except (KeyError, TypeError, ValueError, OSError):
+            return None
+    return _describe_holder(text)

@@ -76,11 +76,24 @@ def state_dir(args: argparse.Namespace) -> Path:
     return Path(args.state_dir).expanduser()
 
 
-def storage_config(args: argparse.Namespace, state: StateDB | None = None) -> StorageConfig:
+def remembered_state(args: argparse.Namespace) -> StateDB | None:
+    """The state dir, read-only, when there is one: it supplies this device's remembered source id and is
+    never changed (commands that only read the archive)."""
+    try:
+        return StateDB(state_dir(args), readonly=True)
+    except ConfigError:
+        return None
+
+
+def storage_config(
+    args: argparse.Namespace, state: StateDB | None = None, *, stored_source_id: str | None = None
+) -> StorageConfig:
     """Resolve flags over env; ``--emulator`` supplies a connection string to a local Azurite.
 
     The source id is remembered in the state dir on first use, so renaming the host later does not move
-    the library to a new prefix."""
+    the library to a new prefix: ``state`` (read, and written when it is writable and holds none yet), or
+    ``stored_source_id`` read beforehand by a caller that opens the state dir only once the configuration
+    has proven usable (:func:`remember_source_id` then)."""
     conn = args.connection_string
     if getattr(args, "emulator", False):
         try:
@@ -89,7 +102,7 @@ def storage_config(args: argparse.Namespace, state: StateDB | None = None) -> St
             raise ConfigError(str(exc)) from None
         except OSError as exc:
             raise ConfigError(f"cannot start Azurite under {state_dir(args)}: {exc}") from None
-    stored = state.get_meta("source_id") if state is not None else None
+    stored = state.get_meta("source_id") if state is not None else stored_source_id
     cfg = resolve_storage_config(
         account_url=None if conn else args.account_url,
         connection_string=conn,
@@ -100,9 +113,15 @@ def storage_config(args: argparse.Namespace, state: StateDB | None = None) -> St
         source_id=args.source_id,
         stored_source_id=stored,
     )
-    if state is not None and not state.readonly and stored is None:
-        state.set_meta("source_id", cfg.source_id)
+    if state is not None and not state.readonly:
+        remember_source_id(state, cfg)
     return cfg
+
+
+def remember_source_id(state: StateDB, cfg: StorageConfig) -> None:
+    """Keep the source id in the state dir when it holds none yet (the first real run)."""
+    if state.get_meta("source_id") is None:
+        state.set_meta("source_id", cfg.source_id)
 
 
 @dataclass
@@ -116,12 +135,13 @@ def open_storage(
     args: argparse.Namespace,
     *,
     state: StateDB | None = None,
+    stored_source_id: str | None = None,
     create: bool = False,
     pool_size: int = 16,
     **client_kwargs: Any,
 ) -> Storage:
     """``client_kwargs`` go to the blob service client (e.g. download chunk sizes for restore)."""
-    cfg = storage_config(args, state)
+    cfg = storage_config(args, state, stored_source_id=stored_source_id)
     service = blob_service(cfg, pool_size=pool_size, **client_kwargs)
     container = open_container(service, cfg, create=create or bool(getattr(args, "emulator", False)))
     return Storage(cfg, service, container)

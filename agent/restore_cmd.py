@@ -6,17 +6,17 @@ import argparse
 import json
 from pathlib import Path
 
+from azure.data.tables import TableClient
 from rich.console import Console
 from rich.markup import escape
 
 from sync_core.clients import table_service
 from sync_core.errors import ConfigError
 from sync_core.restore import PROBLEM_KINDS, RestoreEngine, RestoreKind, RestoreOptions, RestoreOutcome, RestoreSummary
-from sync_core.state import StateDB
 from sync_core.table_mirror import open_table
 
 from .console import ConsoleProgress, human_bytes
-from .options import open_storage, rate_arg, state_dir
+from .options import open_storage, rate_arg, remembered_state
 
 MiB = 1024 * 1024
 
@@ -38,6 +38,11 @@ def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
         default=[],
         metavar="GLOB",
         help="only paths matching GLOB ('*' also crosses folders), or under the folder GLOB names (repeatable)",
+    )
+    p.add_argument(
+        "--album",
+        metavar="NAME",
+        help="only the files of this album (`azphotosync album list`) that are under the prefix",
     )
     p.add_argument("--overwrite", action="store_true", help="replace local files whose content differs")
     p.add_argument("--max-workers", type=int, default=8, help="parallel downloads (default 8)")
@@ -80,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
     dest = Path(args.to).expanduser()
     if dest.exists() and not dest.is_dir():
         raise ConfigError(f"--to {str(dest)!r} is not a folder; give a folder to restore into")
-    state = _remembered_state(args)
+    state = remembered_state(args)
     # Small download chunks keep memory at a few MiB per worker whatever the file size.
     storage = open_storage(
         args, state=state, pool_size=2 * args.max_workers + 4, max_single_get_size=8 * MiB, max_chunk_get_size=4 * MiB
@@ -89,14 +94,16 @@ def run(args: argparse.Namespace) -> int:
         state.close()
     cfg = storage.cfg
     table, table_error = None, ""
-    if args.index != "listing":
+    if args.index != "listing" or args.album is not None:  # albums live in the table
         try:
             table = open_table(table_service(cfg), cfg)
         except ConfigError as exc:
             table_error = str(exc).split(": ", 1)[0]  # what is wrong, without the advice meant for sync
+    only = _album_paths(table, table_error, args, cfg.prefix) if args.album is not None else None
     opts = RestoreOptions(
         dest=dest,
         patterns=tuple(args.path),
+        only=only,
         source_id=args.source_id,  # filter only when asked: the prefix already selects the device by default
         overwrite=args.overwrite,
         max_workers=args.max_workers,
@@ -115,12 +122,23 @@ def run(args: argparse.Namespace) -> int:
     return summary.exit_code
 
 
-def _remembered_state(args: argparse.Namespace) -> StateDB | None:
-    """The state dir, read-only: it supplies this device's remembered source id and is never changed."""
-    try:
-        return StateDB(state_dir(args), readonly=True)
-    except ConfigError:
-        return None
+def _album_paths(table: TableClient | None, table_error: str, args: argparse.Namespace, prefix: str) -> frozenset[str]:
+    """The current paths under ``prefix`` that ``--album`` stands for (albums live in the index table)."""
+    from sync_core.derived.albums import AlbumStore, album_paths
+
+    if table is None:
+        raise ConfigError(f"--album needs the index table: {table_error or 'not available'}")
+    sel = album_paths(AlbumStore(table, args.source_id or ""), args.album, prefix, args.source_id)
+    err = Console(stderr=True, highlight=False, soft_wrap=True)
+    if sel.elsewhere:
+        err.print(f"album {escape(sel.album.name)!r}: {sel.elsewhere} file(s) under other prefixes are not "
+                  "restored here (pass their --prefix or --source-id)")  # fmt: skip
+    if sel.gone:
+        err.print(f"album {escape(sel.album.name)!r}: {sel.gone} file(s) are no longer current at the source "
+                  "and are not restored")  # fmt: skip
+    if not sel.paths:
+        raise ConfigError(f"album {sel.album.name!r} has no current files under prefix {prefix!r}")
+    return sel.paths
 
 
 def print_restore_summary(console: Console, s: RestoreSummary, prefix: str, dest: Path) -> None:

@@ -18,17 +18,21 @@ from rich.markup import escape
 
 from sync_core.clients import access_checked, blob_service, open_container, table_service
 from sync_core.config import StorageConfig
-from sync_core.errors import ConfigError, first_line
+from sync_core.errors import ConfigError, first_line, redact
 from sync_core.exclude import ExcludeRules
 from sync_core.pipeline import SyncEngine, SyncOptions
+from sync_core.progress import ALWAYS_CHANGING_RUNS, always_changing
 from sync_core.reports import DEFAULT_REPORTS_CONTAINER, ENV_REPORTS_CONTAINER, read_latest_report, report_is_clean
 from sync_core.state import StateDB
 from sync_core.table_index import P_BLOB_NAME, P_RELPATH, P_VERIFY_DETAIL, P_VERIFY_STATUS
 from sync_core.table_mirror import flagged_rows, open_table
 
 from .console import human_bytes
+from .lock import live_holder
 from .options import state_dir, storage_config
 
+# What the last sync's exit code means (docs/CONTRACTS.md), as shown in "last sync ... (<state>)".
+OUTCOMES = {0: "ok", 1: "problems", 2: "configuration error", 3: "locked out", 4: "crashed", 130: "interrupted"}
 MAX_LISTED = 20  # flagged rows and failures shown one per line; the counts are always complete
 
 
@@ -143,6 +147,8 @@ def _last_sync(state: StateDB, now: float, stale_days: float, attention: list[st
     except ValueError:
         summary = {}
     failures = summary.get("failures", []) if isinstance(summary, dict) else []
+    # Rows written before messages were redacted may still hold a secret: never show it again.
+    failures = [{k: redact(str(v)) for k, v in f.items()} for f in failures if isinstance(f, dict)]
     info: dict[str, Any] = {
         "started_at": _iso(started),
         "finished_at": _iso(finished),
@@ -155,13 +161,26 @@ def _last_sync(state: StateDB, now: float, stale_days: float, attention: list[st
         "mirror_error": summary.get("mirror_error", ""),
     }
     if finished is None:
-        info["state"] = "running or interrupted"
+        holder = live_holder(state.state_dir, "sync")
+        info["state"] = "running" if holder else "did not finish"
+        if not holder:
+            attention.append(
+                f"the last sync (started {info['started_at']}) did not finish: it was killed or the machine "
+                "stopped; the next sync resumes"
+            )
     else:
-        info["state"] = "ok" if code == 0 else "problems"
+        info["state"] = OUTCOMES.get(code, "problems") if code is not None else "problems"
     if info["failed"]:
         attention.append(f"the last sync ({info['finished_at']}) failed {info['failed']} file(s); retried next sync")
     elif code not in (0, None):
-        attention.append(f"the last sync ({info['finished_at']}) ended with exit code {code}")
+        attention.append(f"the last sync ({info['finished_at']}) ended with exit code {code} ({info['state']})")
+    changing = _always_changing(state, running=info["state"] == "running")
+    if changing:
+        info["always_changing"] = changing[:MAX_LISTED]
+        attention.append(
+            f"{len(changing)} file(s) changed while being read in each of the last {ALWAYS_CHANGING_RUNS} syncs "
+            f"and are not backed up: {', '.join(changing[:5])}{', …' if len(changing) > 5 else ''}"
+        )
     if (now - started) / 86400 > stale_days:
         attention.append(f"no sync since {info['started_at']}: is the timer running?")
     return info
@@ -172,6 +191,18 @@ def _mirror_reason(last_sync: dict[str, Any] | None) -> str:
     if not last_sync:
         return ""
     return str(last_sync.get("index_unavailable") or last_sync.get("mirror_error") or "")
+
+
+def _always_changing(state: StateDB, *, running: bool) -> list[str]:
+    rows = state.recent_summaries("sync", ALWAYS_CHANGING_RUNS + 1)[1 if running else 0 :]
+    docs: list[dict[str, Any]] = []
+    for text in rows:
+        try:
+            doc = json.loads(text) if text else {}
+        except ValueError:
+            doc = {}
+        docs.append(doc if isinstance(doc, dict) else {})
+    return always_changing(docs)
 
 
 def _pending_uploads(source: Path, state: StateDB, rules: ExcludeRules) -> dict[str, Any]:
@@ -237,13 +268,20 @@ def _verification(
         "deep_verified": report.get("deep_verified"),
         "counts": counts,
         "problems": len(report.get("problems") or []),
-        "errors": list(report.get("errors") or []),
+        "errors": [redact(str(e)) for e in report.get("errors") or []],
         "clean": clean,
     }
-    if not clean:
-        bad = {k: v for k, v in counts.items() if v and k not in ("ok", "orphan_repaired")}
-        detail = ", ".join(f"{k} {v}" for k, v in sorted(bad.items())) or "; ".join(info["errors"])[:200]
+    info["partitions_failed"] = int(report.get("partitions_failed") or 0)
+    bad = {k: v for k, v in counts.items() if v and k not in ("ok", "orphan_repaired")}
+    if bad:
+        detail = ", ".join(f"{k} {v}" for k, v in sorted(bad.items()))
         attention.append(f"the latest cloud verification ({info['finished_at']}) found problems: {detail}")
+    if info["partitions_failed"] or info["errors"]:
+        units = f"{info['partitions_failed']} unit(s)" if info["partitions_failed"] else "some units"
+        detail = "; ".join(info["errors"])[:200]
+        attention.append(
+            f"the latest cloud verification ({info['finished_at']}) is incomplete: {units} not verified ({detail})"
+        )
     age = _age_days(info["finished_at"] or info["started_at"], now)
     if age is not None and age > stale_days:
         attention.append(f"no cloud verification since {info['finished_at']}: is the Function App's timer running?")
@@ -305,6 +343,9 @@ def render(console: Console, doc: dict[str, Any]) -> None:
         else:
             counts = "  ".join(f"{k} {n}" for k, n in v["counts"].items() if n)
             console.print(f"  verified  {v['finished_at']}: {v['rows']} row(s); {counts or 'nothing checked'}")
+            if v.get("partitions_failed") or v.get("errors"):
+                units = v.get("partitions_failed") or "some"
+                console.print(f"            [red]incomplete[/red]: {units} unit(s) not verified")
         fl = doc.get("flagged")
         if doc.get("flagged_error"):
             console.print(f"  flagged   [red]{escape(doc['flagged_error'])}[/red]")

@@ -7,17 +7,20 @@ import json
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 
 from sync_core.clients import table_service
 from sync_core.errors import ConfigError
 from sync_core.exclude import ExcludeRules
 from sync_core.pipeline import SyncEngine, SyncOptions
-from sync_core.state import StateDB
+from sync_core.progress import ALWAYS_CHANGING_RUNS, RunSummary, always_changing
+from sync_core.state import StateDB, read_meta
 from sync_core.table_mirror import open_table_if_usable
 
+from .cli import EXIT_INTERNAL, exit_code_for
 from .console import ConsoleProgress, print_summary
 from .lock import StateLock
-from .options import open_storage, rate_arg, state_dir, storage_config
+from .options import open_storage, rate_arg, remember_source_id, state_dir, storage_config
 
 
 def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentParser]) -> None:
@@ -52,19 +55,16 @@ def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
 
 
 def run(args: argparse.Namespace) -> int:
-    """A real run holds the state-dir lock from before the index opens until after it closes."""
-    if args.dry_run:
-        return _run(args)
-    with StateLock(state_dir(args), "sync"):
-        return _run(args)
-
-
-def _run(args: argparse.Namespace) -> int:
+    """Everything that can be checked is checked before the state dir is touched, so a configuration error
+    (exit 2) leaves no index, no lock and no remembered source id behind. A real run then holds the
+    state-dir lock from before the index opens until after it closes. A dry run never writes the state dir
+    and never starts an emulator."""
     if args.max_workers < 1 or args.max_workers > 64:
         raise ConfigError("--max-workers must be between 1 and 64")
-    err = Console(stderr=True, highlight=False, soft_wrap=True)
-    out = Console(highlight=False, soft_wrap=True)
     source = Path(args.source).expanduser()
+    if not source.is_dir():
+        what = "does not exist" if not source.exists() else "is not a folder"
+        raise ConfigError(f"source {str(source)!r} {what}; point --source at your library's root folder")
     opts = SyncOptions(
         source=source,
         dry_run=args.dry_run,
@@ -73,36 +73,83 @@ def _run(args: argparse.Namespace) -> int:
         allow_empty_source=args.allow_empty_source,
         bwlimit=args.bwlimit,
     )
-    if not source.is_dir():  # fail fast, before touching storage or the state dir
-        what = "does not exist" if not source.exists() else "is not a folder"
-        raise ConfigError(f"source {str(source)!r} {what}; point --source at your library's root folder")
     if args.dry_run:
         state = StateDB(state_dir(args), readonly=True)
-        cfg = storage_config(args, state) if _storage_configured(args) else None
-        engine = SyncEngine(cfg, state, None, opts)
+        cfg = storage_config(args, state) if _storage_configured(args) and not args.emulator else None
         where = cfg.describe() if cfg else "(storage not configured)"
-    else:
+        if args.emulator:
+            where = "the local emulator (not started for a dry run)"
+        return _sync(args, state, SyncEngine(cfg, state, None, opts), where)
+    remembered = read_meta(state_dir(args), "source_id")
+    storage = open_storage(
+        args, stored_source_id=remembered, create=args.create_container, pool_size=2 * args.max_workers + 4
+    )
+    create_table = args.create_container or args.emulator
+    table, why = open_table_if_usable(table_service(storage.cfg), storage.cfg, create=create_table)
+    with StateLock(state_dir(args), "sync"):
         state = StateDB(state_dir(args))
-        storage = open_storage(args, state=state, create=args.create_container, pool_size=2 * args.max_workers + 4)
-        create_table = args.create_container or args.emulator
-        table, why = open_table_if_usable(table_service(storage.cfg), storage.cfg, create=create_table)
+        try:
+            remember_source_id(state, storage.cfg)
+        except BaseException:
+            state.close()
+            raise
         engine = SyncEngine(storage.cfg, state, storage.container, opts, table=table, table_unavailable=why)
-        where = storage.cfg.describe()
+        return _sync(args, state, engine, storage.cfg.describe())
+
+
+def _sync(args: argparse.Namespace, state: StateDB, engine: SyncEngine, where: str) -> int:
+    err = Console(stderr=True, highlight=False, soft_wrap=True)
+    out = Console(highlight=False, soft_wrap=True)
+    # The run row is written now, unfinished, and finished with the process's real outcome: a crash or an
+    # interruption records its own exit code, and a run killed outright stays "did not finish".
     run_id = None if args.dry_run else state.start_run("sync")
+    outcome = EXIT_INTERNAL
+    changing: list[str] = []
     try:
         with ConsoleProgress(err, verbose=args.verbose) as progress:
             engine.progress = progress
             summary = engine.run()
-    finally:
         if run_id is not None:
-            s = engine.summary
-            state.finish_run(run_id, s.exit_code, json.dumps(s.to_dict()))
-        state.close()
+            changing = _always_changing(state, summary)
+            if changing:  # never backed up although each run alone ended well
+                summary.problems += 1
+        outcome = summary.exit_code
+    except BaseException as exc:
+        outcome = exit_code_for(exc)
+        raise
+    finally:
+        try:
+            if run_id is not None:
+                state.finish_run(run_id, outcome, json.dumps(engine.summary.to_dict() | {"exit_code": outcome}))
+        finally:
+            state.close()
     if args.json:
         print(json.dumps(summary.to_dict(), indent=2))
     else:
         print_summary(out, summary, where)
+        if changing:
+            listed = ", ".join(changing[:5]) + (", …" if len(changing) > 5 else "")
+            out.print(
+                f"[red]{len(changing)} file(s) changed while being read in each of the last "
+                f"{ALWAYS_CHANGING_RUNS} runs[/red] and are not backed up: {escape(listed)}"
+            )
     return summary.exit_code
+
+
+def _always_changing(state: StateDB, summary: RunSummary) -> list[str]:
+    """Files this run and the previous ones all skipped as changing (the newest rows first; this run's
+    own row is still unfinished, so it is replaced by ``summary``)."""
+    previous = state.recent_summaries("sync", ALWAYS_CHANGING_RUNS)[1:]
+    docs = [summary.to_dict()] + [_loads(s) for s in previous]
+    return always_changing(docs)
+
+
+def _loads(text: str | None) -> dict:
+    try:
+        doc = json.loads(text) if text else {}
+    except ValueError:
+        return {}
+    return doc if isinstance(doc, dict) else {}
 
 
 def _storage_configured(args: argparse.Namespace) -> bool:

@@ -26,7 +26,7 @@ from sync_core.reports import (
 from sync_core.sizes import format_size, parse_size
 from sync_core.state import StateDB
 from sync_core.table_mirror import open_table
-from sync_core.verify import partitions_for, unit_digits, verify_all
+from sync_core.verify import PROBLEM_VERDICTS, partitions_for, unit_digits, verify_all
 from sync_core.verify_run import ENV_DEEP_BUDGET, Verifier, VerifySettings
 
 from .console import human_bytes
@@ -140,6 +140,7 @@ def run(args: argparse.Namespace) -> int:
         report = build_report(
             run_id=run_id, started_at=iso(started), finished_at=iso(datetime.now(UTC)), container=cfg.container,
             table=cfg.table, summary=summary, problems=[p.to_dict() for p in problems],
+            errors=summary.get("errors", []),
         )  # fmt: skip
     if args.json:
         print(json.dumps(report, indent=2))
@@ -175,7 +176,11 @@ def print_report(out: Console, report: dict) -> None:
         out.print(f"[{style}]{p['verdict']:<15}[/{style}] {escape(p['blob_name'])}: {escape(p['detail'])}")
     for e in report.get("errors", []):
         out.print(f"[red]error[/red] {escape(e)}")
+    failed = int(report.get("partitions_failed") or 0)
+    if failed or report.get("errors"):
+        units = f"{failed} unit(s)" if failed else "some units"
+        out.print(f"[red]verification incomplete[/red]: {units} not verified; they are checked again next run")
     if report_is_clean(report):
         out.print("everything verified" + (" (rows re-created for orphans)" if c.get("orphan_repaired") else ""))
-    else:
+    elif any(c.get(v) for v in PROBLEM_VERDICTS):
         out.print("[red]problems found[/red]: the next sync re-uploads damaged blobs it still has locally")

@@ -91,6 +91,26 @@ param verifySchedule string = '0 0 3 * * *'
 @description('Bytes a verification run may re-hash in full (deep verify), e.g. 2GiB.')
 param verifyDeepBudget string = '2GiB'
 
+@description('Lifecycle: days after creation an original moves to Cool (0 = never). Trade-offs in docs/tiering.md.')
+@minValue(0)
+param coolAfterDays int = 30
+
+@description('Lifecycle: days after creation an original moves to Cold (0 = never).')
+@minValue(0)
+param coldAfterDays int = 180
+
+@description('Lifecycle: days after creation an original moves to Archive. Off (0) by default: archived photos need hours of rehydration before a restore, cannot be deep-verified or thumbnailed, and leaving Archive within 180 days is charged as if kept 180 days.')
+@minValue(0)
+param archiveAfterDays int = 0
+
+@description('Lifecycle: days after a blob becomes a previous version (replaced by a repair, or deleted) that the safety copy moves to Cold (0 = never).')
+@minValue(0)
+param versionColdAfterDays int = 7
+
+@description('Lifecycle: days after which a previous version is deleted for good. 0 (default) keeps it, so a deleted photo stays recoverable.')
+@minValue(0)
+param versionDeleteAfterDays int = 0
+
 @description('Maximum Flex Consumption instances.')
 @minValue(40)
 @maxValue(1000)
@@ -161,6 +181,20 @@ module archive 'modules/archive-storage.bicep' = {
   }
 }
 
+// Originals age into cheaper tiers; renditions, the catalog, reports and the Table stay Hot.
+module lifecycle 'modules/lifecycle.bicep' = {
+  name: 'lifecycle'
+  params: {
+    storageAccountName: archive.outputs.name
+    dataContainerName: archive.outputs.dataContainerName
+    coolAfterDays: coolAfterDays
+    coldAfterDays: coldAfterDays
+    archiveAfterDays: archiveAfterDays
+    versionColdAfterDays: versionColdAfterDays
+    versionDeleteAfterDays: versionDeleteAfterDays
+  }
+}
+
 module hostStorage 'modules/host-storage.bicep' = {
   name: 'host-storage'
   params: {
@@ -213,3 +247,4 @@ output FUNCTION_IDENTITY_CLIENT_ID string = identity.outputs.clientId
 output ARCHIVE_STORAGE_ACCOUNT_NAME string = archive.outputs.name
 output DATA_CONTAINER_RESOURCE_ID string = archive.outputs.dataContainerId
 output INDEX_TABLE_RESOURCE_ID string = archive.outputs.indexTableId
+output LIFECYCLE_SCHEDULE string = lifecycle.outputs.schedule

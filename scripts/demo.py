@@ -1,4 +1,5 @@
-"""`make demo`: back up a small generated library into a local Azurite, then show that a rerun sends nothing.
+"""`make demo`: back up a small generated library into a local Azurite, show that a rerun sends nothing, make
+an album, and close the verification loop.
 
 Runs the real CLI exactly as a user would (``azphotosync --emulator …``), then stops the Azurite it started.
 """
@@ -84,6 +85,14 @@ def main() -> int:
         run("--source", str(LIBRARY), "--state-dir", str(STATE), "--emulator", "--verbose")
         print("\nA second run reads nothing it already backed up and uploads nothing:")
         run("--source", str(LIBRARY), "--state-dir", str(STATE), "--emulator")
+        # Renditions for the sample library: `azphotosync thumbnails` runs here, before the albums below.
+        print("\nAlbums live in the index table, shared by every device of the archive. Make one from a folder,")
+        print("list the albums, and show it (files without a capture date are dated by their mtime, marked *):")
+        album = "Summer at the beach"
+        run("album", "create", album, "--state-dir", str(STATE), "--emulator")
+        run("album", "add", album, "--path", "2024/07 Été à la plage", "--state-dir", str(STATE), "--emulator")
+        run("album", "list", "--state-dir", str(STATE), "--emulator")
+        run("album", "show", album, "--state-dir", str(STATE), "--emulator")
         print("\nThe closed loop: a blob disappears behind the agent's back; verification finds it,")
         print("the next sync re-uploads it from the local copy, and verification is clean again.")
         print(f"(deleting {lose_one_blob()})")

@@ -23,7 +23,7 @@ from azure.data.tables import TableServiceClient
 from azure.storage.blob import BlobServiceClient, ContainerClient, ExponentialRetry
 
 from .concurrency import THROTTLE
-from .config import StorageConfig, table_endpoint_from_blob_url
+from .config import StorageConfig, credential_refused, table_endpoint_from_blob_url
 from .errors import ConfigError, first_line
 from .lean_http import LeanAdapter, LeanSession
 
@@ -131,28 +131,46 @@ def blob_service(
         "max_block_size": 8 * 1024 * 1024,
         **kwargs,
     }
-    if cfg.connection_string:
-        return BlobServiceClient.from_connection_string(cfg.connection_string, **common)
-    assert cfg.account_url
-    return BlobServiceClient(cfg.account_url, credential=credential or default_credential(), **common)
+    with client_config_checked():
+        if cfg.connection_string:
+            return BlobServiceClient.from_connection_string(cfg.connection_string, **common)
+        assert cfg.account_url
+        return BlobServiceClient(cfg.account_url, credential=credential or default_credential(), **common)
 
 
 @contextmanager
-def access_checked(url: str, *, missing: str, denied: str, what: str) -> Iterator[None]:
+def client_config_checked() -> Iterator[None]:
+    """Creating a client checks the connection string or URL (without a request); what it refuses there is
+    a configuration error (exit 2), not an internal one."""
+    try:
+        yield
+    except ValueError as exc:
+        raise ConfigError(f"storage configuration not usable: {first_line(exc)}") from None
+
+
+@contextmanager
+def access_checked(
+    url: str, *, missing: str, denied: str, what: str, credential: str = "identity"
+) -> Iterator[None]:
     """The start-up check of a container or a table: the service's answers as one-line :class:`ConfigError`
-    messages that say what to do (``missing``: 404; ``denied``: 403)."""
+    messages that say what to do (``missing``: 404; ``denied``: 403) for the ``credential`` in use
+    (:attr:`StorageConfig.credential_kind`): a refused key or SAS is named, not a role to grant."""
     try:
         yield
     except ResourceNotFoundError:
         raise ConfigError(missing) from None
     except ClientAuthenticationError as exc:
         raise ConfigError(
-            f"authentication failed ({first_line(exc)}): sign in again (`az login`) or check the managed "
-            "identity; with a connection string, check its key"
+            credential_refused(
+                credential,
+                first_line(exc),
+                f"authentication failed ({first_line(exc)}): sign in again (`az login`) or check the managed "
+                "identity",
+            )
         ) from None
     except HttpResponseError as exc:
         if exc.status_code == 403:
-            raise ConfigError(denied) from None
+            raise ConfigError(credential_refused(credential, first_line(exc), denied)) from None
         raise ConfigError(f"cannot use {what}: {first_line(exc)}") from None
     except AzureError as exc:  # connection refused, DNS, TLS: config problems at start-up
         raise ConfigError(f"cannot reach storage at {url}: {first_line(exc)}") from None
@@ -163,6 +181,7 @@ def open_container(service: BlobServiceClient, cfg: StorageConfig, *, create: bo
     container = service.get_container_client(cfg.container)
     with access_checked(
         service.url,
+        credential=cfg.credential_kind,
         what=f"container {cfg.container!r}",
         missing=f"container {cfg.container!r} does not exist: create it (az storage container create "
         f"--name {cfg.container} --auth-mode login) or pass --create-container",
@@ -192,8 +211,9 @@ def table_service(
     """The Table service client: endpoint from the connection string, from ``cfg.table_endpoint``, or
     derived from the blob account URL; same credential as the blobs."""
     common: dict[str, Any] = {"retry_policy": table_retry_policy(), "transport": make_transport(pool_size), **kwargs}
-    if cfg.connection_string:
-        return TableServiceClient.from_connection_string(cfg.connection_string, **common)
-    assert cfg.account_url
-    endpoint = cfg.table_endpoint or table_endpoint_from_blob_url(cfg.account_url)
-    return TableServiceClient(endpoint, credential=credential or default_credential(), **common)
+    with client_config_checked():
+        if cfg.connection_string:
+            return TableServiceClient.from_connection_string(cfg.connection_string, **common)
+        assert cfg.account_url
+        endpoint = cfg.table_endpoint or table_endpoint_from_blob_url(cfg.account_url)
+        return TableServiceClient(endpoint, credential=credential or default_credential(), **common)

@@ -74,6 +74,36 @@ def validate_source_id(value: str) -> str:
     return value
 
 
+_CONN_KEYS = {
+    "defaultendpointsprotocol", "accountname", "accountkey", "sharedaccesssignature", "endpointsuffix",
+    "blobendpoint", "tableendpoint", "queueendpoint", "fileendpoint", "dfsendpoint", "blobsecondaryendpoint",
+    "tablesecondaryendpoint", "queuesecondaryendpoint", "usedevelopmentstorage", "developmentstorageproxyuri",
+}  # fmt: skip
+
+
+def parse_connection_string(conn: str) -> dict[str, str]:
+    """``Key=value;…`` as a dict with lower-case keys; a string that is not one is a :class:`ConfigError`
+    (the message never repeats the string: it holds a secret)."""
+    fields: dict[str, str] = {}
+    for part in conn.strip().split(";"):
+        if not part.strip():
+            continue
+        key, sep, value = part.partition("=")
+        key = key.strip().lower()
+        if not sep or key not in _CONN_KEYS:
+            raise ConfigError(
+                f"{ENV_CONNECTION_STRING} is malformed (expected Key=value pairs separated by ';', e.g. "
+                "DefaultEndpointsProtocol=https;AccountName=…;AccountKey=…): copy it again from the portal"
+            )
+        fields[key] = value.strip()
+    dev = fields.get("usedevelopmentstorage", "").lower() == "true"
+    if not dev and not (fields.get("accountkey") or fields.get("sharedaccesssignature")):
+        raise ConfigError(f"{ENV_CONNECTION_STRING} has neither an AccountKey nor a SharedAccessSignature")
+    if not dev and not (fields.get("blobendpoint") or fields.get("accountname")):
+        raise ConfigError(f"{ENV_CONNECTION_STRING} names no blob endpoint: add AccountName or BlobEndpoint")
+    return fields
+
+
 def table_endpoint_from_blob_url(account_url: str) -> str:
     """Derive the Table endpoint from a blob endpoint (``.blob.`` -> ``.table.``)."""
     if ".blob." not in account_url:
@@ -97,10 +127,35 @@ class StorageConfig:
     def uses_credential(self) -> bool:
         return self.connection_string is None
 
+    @property
+    def credential_kind(self) -> str:
+        """What the service checks: "account key", "SAS" or "identity" (a token): an error that refuses it
+        must name that, not the role an identity would need."""
+        if self.connection_string is None:
+            return "identity"
+        fields = parse_connection_string(self.connection_string)
+        return "SAS" if fields.get("sharedaccesssignature") and not fields.get("accountkey") else "account key"
+
     def describe(self) -> str:
         """A human description with no secret in it."""
         where = self.account_url or "connection string (development)"
         return f"{where} container={self.container} prefix={self.prefix} source-id={self.source_id}"
+
+
+def credential_refused(kind: str, detail: str, otherwise: str) -> str:
+    """The one-line message for a request the service refused as unauthenticated or forbidden: it names the
+    credential in use (``otherwise`` is the identity's message: a role to grant, a sign-in to renew)."""
+    if kind == "account key":
+        return (
+            f"the storage account key was refused ({detail}): check AccountKey in {ENV_CONNECTION_STRING} "
+            "(the portal's Access keys), or the account and endpoint it names"
+        )
+    if kind == "SAS":
+        return (
+            f"the shared access signature (SAS) was refused ({detail}): it may have expired, or lack a "
+            "permission or service this needs; create a new one (services b,t; permissions r,w,l,c,a,u)"
+        )
+    return otherwise
 
 
 def resolve_storage_config(
@@ -124,8 +179,14 @@ def resolve_storage_config(
         conn = None  # an explicit --account-url means "use the credential", even if env has a string
     if not conn and not url:
         raise ConfigError(NO_CREDENTIALS_HINT)
-    if url and not url.startswith(("https://", "http://")):
-        raise ConfigError(f"invalid account URL {url!r}: expected https://<account>.blob.core.windows.net")
+    if conn:
+        parse_connection_string(conn)
+    elif url and not url.startswith("https://"):
+        # A token (DefaultAzureCredential) is only ever sent over https; the SDK would refuse it mid-run.
+        raise ConfigError(
+            f"invalid account URL {url!r}: expected https://<account>.blob.core.windows.net (a token is only sent "
+            f"over https; for Azurite use {ENV_CONNECTION_STRING} or --emulator)"
+        )
     from .blobname import normalize_prefix
     from .errors import UnstorableNameError
 

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
-from typing import Protocol
+from typing import Any, Protocol
+
+MAX_LISTED = 1000  # per-file lists kept in a summary (failures, changing files); the counts are complete
+ALWAYS_CHANGING_RUNS = 3  # a file skipped as changing in this many consecutive runs needs attention
 
 
 class Kind(StrEnum):
@@ -47,6 +50,9 @@ class RunSummary:
     seconds: float = 0.0
     dry_run: bool = False
     failures: list[dict[str, str]] = field(default_factory=list)
+    # Files skipped because they changed while being read or sent: retried next run, but a file that is
+    # always changing is never backed up, so the runs keep their names (see :func:`always_changing`).
+    changing: list[str] = field(default_factory=list)
     # Table index (issue 3): the closed-loop repair at the start, the mirror at the end
     repaired: int = 0  # flagged blobs put right (re-uploaded, or found whole again)
     repair_lost: int = 0  # flagged blobs whose bytes no local file has any more
@@ -76,9 +82,11 @@ class RunSummary:
                 self.would_upload_bytes += o.size
             case Kind.SKIPPED:
                 self.skipped += 1
+                if "changed" in o.detail and len(self.changing) < MAX_LISTED:
+                    self.changing.append(o.relpath)
             case Kind.FAILED:
                 self.failed += 1
-                if len(self.failures) < 1000:
+                if len(self.failures) < MAX_LISTED:
                     self.failures.append({"path": o.relpath, "error": o.detail})
         self.bytes_uploaded += o.bytes_sent
 
@@ -92,6 +100,15 @@ class RunSummary:
         d["seconds"] = round(self.seconds, 3)
         d["exit_code"] = self.exit_code
         return d
+
+
+def always_changing(summaries: list[dict[str, Any]], runs: int = ALWAYS_CHANGING_RUNS) -> list[str]:
+    """Files skipped as "changed while being read" in each of the newest ``runs`` run summaries (newest
+    first): such a file is never backed up although every run ends well, so it must be reported."""
+    if len(summaries) < runs:
+        return []
+    sets = [set(s.get("changing") or []) if isinstance(s, dict) else set() for s in summaries[:runs]]
+    return sorted(set.intersection(*sets))
 
 
 class ProgressSink(Protocol):

@@ -25,6 +25,8 @@ from azure.core.exceptions import HttpResponseError, ResourceExistsError, Resour
 from azure.data.tables import EdmType, EntityProperty, TableServiceClient
 from azure.storage.blob import BlobServiceClient, ContainerClient, ContentSettings
 
+from .errors import redact
+
 REPORT_SCHEMA = 1
 ENV_REPORTS_CONTAINER = "VERIFY_REPORTS_CONTAINER"
 ENV_RUNS_TABLE = "VERIFY_RUNS_TABLE"
@@ -154,6 +156,8 @@ def write_run_row(table_service: TableServiceClient, runs_table: str, report: Ma
         "Container": report.get("container", ""),
         "IndexTable": report.get("table", ""),
         "Partitions": int(report.get("partitions", 0)),
+        "PartitionsFailed": int(report.get("partitions_failed", 0)),
+        "Clean": report_is_clean(report),
         "Rows": int(report.get("rows", 0)),
         "DeepVerified": int(report.get("deep_verified", 0)),
         "DeepBytes": EntityProperty(int(report.get("deep_bytes", 0)), EdmType.INT64),
@@ -239,6 +243,7 @@ def build_report(
         "table": table,
         "prefixes": list(summary.get("prefixes", [])),
         "partitions": int(summary.get("partitions", 0)),
+        "partitions_failed": int(summary.get("partitions_failed", 0)),
         "rows": int(summary.get("rows", 0)),
         "deep_budget": int(summary.get("deep_budget", 0)),
         "deep_verified": int(summary.get("deep_verified", 0)),
@@ -249,15 +254,18 @@ def build_report(
         "requests": dict(summary.get("requests", {})),
         "counts": counts,
         "problems": [
-            {"blob_name": p["blob_name"], "verdict": p["verdict"], "detail": p.get("detail", "")} for p in problems
+            {"blob_name": p["blob_name"], "verdict": p["verdict"], "detail": redact(p.get("detail", ""))}
+            for p in problems
         ],
-        "errors": list(errors),
+        "errors": [redact(e) for e in errors],
     }
 
 
 def report_is_clean(report: Mapping[str, Any]) -> bool:
-    """No damage, no unrepaired orphan, no failed partition (a repaired orphan is fine)."""
+    """No damage, no unrepaired orphan, no partition left unverified (a repaired orphan is fine)."""
     from .verify import PROBLEM_VERDICTS
 
     counts = report.get("counts", {})
-    return not report.get("errors") and not any(counts.get(v, 0) for v in PROBLEM_VERDICTS)
+    if report.get("errors") or int(report.get("partitions_failed") or 0):
+        return False
+    return not any(counts.get(v, 0) for v in PROBLEM_VERDICTS)

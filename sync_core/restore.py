@@ -89,6 +89,7 @@ class RestoreEntry:
 class Rejected:
     name: str  # printable form of the offending name
     reason: str
+    relpath: str | None = None  # the path it claims, when it names one: --path selects rejected entries too
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,6 +105,7 @@ class RestoreOutcome:
 class RestoreOptions:
     dest: Path
     patterns: tuple[str, ...] = ()  # --path globs; a pattern without wildcards also selects a folder
+    only: frozenset[str] | None = None  # just these paths (an album's files), when given
     source_id: str | None = None  # only rows/blobs written by this source
     overwrite: bool = False
     max_workers: int = 8
@@ -222,12 +224,13 @@ def table_catalog(table: TableClient, prefix: str, source_id: str | None) -> Ite
         rel, sha, blob = row.get(P_RELPATH), row.get(P_SHA256), row.get(P_BLOB_NAME)
         if not isinstance(rel, str) or not isinstance(sha, str) or not isinstance(blob, str):
             yield Rejected(
-                repr(rel if isinstance(rel, str) else row.get("RowKey")), "row lacks RelPath/Sha256/BlobName"
+                repr(rel if isinstance(rel, str) else row.get("RowKey")), "row lacks RelPath/Sha256/BlobName",
+                rel if isinstance(rel, str) else None,
             )
             continue
         bad = unsafe_reason(rel) or _check(prefix, rel, sha, blob, row.get(P_SIZE), row.get(P_MTIME_NS))
         if bad:
-            yield Rejected(repr(rel), bad)
+            yield Rejected(repr(rel), bad, rel)
             continue
         sid = row.get(P_SOURCE_ID)
         yield RestoreEntry(
@@ -254,15 +257,15 @@ def listing_catalog(
             size, mtime_ns, sid = int(b.size or 0), int(uploaded * 1e9), ""
         else:
             if meta.sha256 != sha or meta.relpath != rel:
-                yield Rejected(repr(meta.relpath), f"metadata disagrees with blob name {b.name!r}")
+                yield Rejected(repr(meta.relpath), f"metadata disagrees with blob name {b.name!r}", rel)
                 continue
             if meta.size != b.size:
-                yield Rejected(repr(rel), f"metadata size {meta.size} but the blob holds {b.size} bytes")
+                yield Rejected(repr(rel), f"metadata size {meta.size} but the blob holds {b.size} bytes", rel)
                 continue
             size, mtime_ns, sid = meta.size, meta.mtime_ns, meta.source_id
         bad = unsafe_reason(rel)
         if bad:
-            yield Rejected(repr(rel), bad)
+            yield Rejected(repr(rel), bad, rel)
             continue
         yield RestoreEntry(prefix, rel, sha, size, mtime_ns, sid, uploaded)
 
@@ -275,16 +278,25 @@ class Selection:
     seen: int  # entries in the catalog before --path filtering
 
 
-def select_current(catalog: Iterable[RestoreEntry | Rejected], patterns: Sequence[str]) -> Selection:
-    """One entry per path: the newest upload when several claim it."""
+def select_current(
+    catalog: Iterable[RestoreEntry | Rejected], patterns: Sequence[str], only: frozenset[str] | None = None
+) -> Selection:
+    """One entry per path: the newest upload when several claim it (of the paths in ``only`` when given).
+    With ``patterns``, an entry that cannot be restored is reported only when the path it claims is
+    selected: one that names no path, or another path, has nothing to do with what was asked for."""
     best: dict[str, RestoreEntry] = {}
     sel = Selection([], [], 0, 0)
     for item in catalog:
         if isinstance(item, Rejected):
-            sel.rejected.append(item)
+            if (not patterns and only is None) or (
+                item.relpath is not None
+                and path_selected(item.relpath, patterns)
+                and (only is None or item.relpath in only)
+            ):
+                sel.rejected.append(item)
             continue
         sel.seen += 1
-        if not path_selected(item.relpath, patterns):
+        if not path_selected(item.relpath, patterns) or (only is not None and item.relpath not in only):
             continue
         old = best.get(item.relpath)
         if old is not None:
@@ -339,7 +351,9 @@ class RestoreEngine:
                 self._use_listing(self.table_error or "the index table is unavailable")
             else:
                 try:
-                    chosen = select_current(table_catalog(self.table, self.prefix, opts.source_id), opts.patterns)
+                    chosen = select_current(
+                        table_catalog(self.table, self.prefix, opts.source_id), opts.patterns, opts.only
+                    )
                 except AzureError as exc:
                     if mode == "table":
                         raise ConfigError(f"cannot read the index table: {first_line(exc)}") from None
@@ -351,7 +365,7 @@ class RestoreEngine:
                     self._use_listing("the index table has no current rows under this prefix")
         else:
             self.summary.index = "listing"
-        return select_current(listing_catalog(self.container, self.prefix, opts.source_id), opts.patterns)
+        return select_current(listing_catalog(self.container, self.prefix, opts.source_id), opts.patterns, opts.only)
 
     def _use_listing(self, why: str) -> None:
         self.summary.index, self.summary.index_note = "listing", why
@@ -379,6 +393,8 @@ class RestoreEngine:
         where = f"under prefix {self.prefix!r}"
         if self.opts.source_id:
             where += f" from source id {self.opts.source_id!r}"
+        if self.opts.only is not None:
+            return f"none of the album's files is {where}"
         if self.opts.patterns:
             return f"nothing {where} matches --path {' '.join(self.opts.patterns)}"
         return (

@@ -22,7 +22,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import ConfigError
+from .errors import ConfigError, redact
 
 DB_NAME = "index.db"
 
@@ -425,7 +425,7 @@ class StateDB:
     def log_repair(self, blob_name: str, verdict: str, outcome: str, detail: str) -> None:
         self._write(
             "INSERT INTO repair_log (blob_name, verdict, outcome, detail, at) VALUES (?,?,?,?,?)",
-            (blob_name, verdict, outcome, detail, time.time()),
+            (blob_name, verdict, outcome, redact(detail), time.time()),
         )
 
     def repair_logged(self, blob_name: str, outcome: str) -> bool:
@@ -479,12 +479,36 @@ class StateDB:
     def finish_run(self, run_id: int, exit_code: int, summary_json: str) -> None:
         self._write(
             "UPDATE runs SET finished_at = ?, exit_code = ?, summary = ? WHERE id = ?",
-            (time.time(), exit_code, summary_json, run_id),
+            (time.time(), exit_code, redact(summary_json), run_id),
         )
         self.commit()
+
+    def recent_summaries(self, kind: str, limit: int) -> list[str | None]:
+        """The summaries of the newest ``limit`` runs of ``kind``, newest first (None: it did not finish)."""
+        rows = self._w.execute(
+            "SELECT summary FROM runs WHERE kind = ? ORDER BY id DESC LIMIT ?", (kind, limit)
+        ).fetchall()
+        return [r[0] for r in rows]
 
     def last_run(self, kind: str = "sync") -> tuple[float, float | None, int | None, str | None] | None:
         return self._w.execute(
             "SELECT started_at, finished_at, exit_code, summary FROM runs WHERE kind = ? ORDER BY id DESC LIMIT 1",
             (kind,),
         ).fetchone()
+
+
+def read_meta(state_dir: Path | str, key: str) -> str | None:
+    """One remembered value, read without creating, migrating or locking anything: None when the index,
+    or the value, is absent or cannot be read (a caller that must know opens :class:`StateDB`)."""
+    path = Path(state_dir).expanduser().absolute() / DB_NAME
+    if not path.is_file():
+        return None
+    try:
+        conn = sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True)
+        try:
+            row = conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        finally:
+            conn.close()
+    except sqlite3.Error:
+        return None
+    return row[0] if row else None

@@ -109,3 +109,44 @@ def keys_for_blob(prefix: str, name: str) -> tuple[str, str]:
     """``(PartitionKey, RowKey)`` for a contract blob name under ``prefix``."""
     sha, rel = parse_blob_name(prefix, name)
     return partition_key(prefix, sha), row_key(sha, rel)
+
+
+# -- derived data: albums --------------------------------------------------------------------------------
+# Albums live in the same table, in partitions no blob prefix can produce: in an encoded key a raw ``%`` is
+# always followed by two upper-case hex digits, so a key that starts with ``%~`` is never an index partition,
+# never inside one prefix's key range (verification's range queries), and all of them sort together, so a
+# skip-scan over index partitions steps over them in one query (``gt DERIVED_END``).
+DERIVED_MARK = "%~"
+DERIVED_END = "%~~"  # above every derived partition key: they continue with [0-9a-z-] only
+ALBUMS_PARTITION = "%~albums"  # one row per user album, RowKey = album_key(name)
+_ALBUM_ID = re.compile(r"^[0-9a-f]{32}$")
+
+
+def is_derived_partition(pk: str) -> bool:
+    return pk.startswith(DERIVED_MARK)
+
+
+def album_partition(album_id: str) -> str:
+    """The partition holding one album's members (``album_id``: 32 hex digits, drawn when it is created, so
+    a deleted and re-created album never sees the members of its predecessor)."""
+    if not _ALBUM_ID.match(album_id):
+        raise ValueError(f"not an album id: {album_id!r}")
+    return f"%~album-{album_id}"
+
+
+def album_key(name: str) -> str:
+    """The RowKey of an album's definition: its (already validated) name, key-encoded."""
+    key = encode_key(name)
+    if not _fits(key):
+        raise ValueError("album name too long for a table key")
+    return key
+
+
+def member_key(prefix: str, sha256: str, relpath: str) -> str:
+    """The RowKey of an album member: the encoded ``<prefix>/<sha256>/<relpath>`` (the index row's key, with
+    its prefix), or a hash of it when that would pass the key size."""
+    key = f"{encode_key(normalize_prefix(prefix))}%2F{row_key(sha256, relpath)}"
+    if _fits(key):
+        return key
+    whole = f"{normalize_prefix(prefix)}/{sha256}/{relpath}".encode("utf-8", "surrogateescape")
+    return f"~{hashlib.sha256(whole).hexdigest()}"

@@ -165,6 +165,7 @@ def open_table(service: TableServiceClient, cfg: StorageConfig, *, create: bool 
     table = service.get_table_client(cfg.table)
     with access_checked(
         service.url,
+        credential=cfg.credential_kind,
         what=f"table {cfg.table!r}",
         missing=f"index table {cfg.table!r} does not exist: create it (az storage table create --name "
         f"{cfg.table} --auth-mode login --account-name ACCOUNT), deploy infra/, or pass --create-container",

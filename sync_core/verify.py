@@ -50,6 +50,7 @@ from .errors import first_line
 from .listing import LISTING_PAGE, BlobEntry, list_pages
 from .table_index import (
     DAMAGE_VERDICTS,
+    DERIVED_END,
     P_BLOB_ETAG,
     P_BLOB_NAME,
     P_IS_CURRENT,
@@ -72,6 +73,7 @@ from .table_index import (
     V_SIZE_MISMATCH,
     all_shards,
     encode_key,
+    is_derived_partition,
     keys_for_blob,
     listing_prefix,
 )
@@ -141,6 +143,9 @@ def discover_prefixes(table: TableClient) -> list[str]:
         if first is None:
             return found
         pk = first["PartitionKey"]
+        if is_derived_partition(pk):  # albums: all of them stepped over at once
+            after = DERIVED_END
+            continue
         prefix, _, shard = unquote(pk, errors="surrogateescape").rpartition("/")
         if prefix and _PK_SHARD_RE.match(shard):
             found.append(prefix)
@@ -291,6 +296,9 @@ class PartitionResult:
         """Ids and counts only: what an activity returns to the orchestrator."""
         return {
             "partition": self.partition,
+            # A partition that could not be verified is never counted among the verified ones.
+            "partitions": 0 if self.error else 1,
+            "partitions_failed": 1 if self.error else 0,
             "rows": self.rows,
             "blobs": self.blobs,
             "counts": dict(self.counts),
@@ -313,11 +321,13 @@ class PartitionResult:
 def merge_summaries(summaries: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
     """Fan-in: add up partition (or batch) summaries. Pure and order-independent (the orchestrator uses it)."""
     out: dict[str, Any] = {
-        "partitions": 0, "rows": 0, "blobs": 0, "counts": {}, "problems": 0, "deep_verified": 0, "deep_bytes": 0,
-        "candidate_bytes": 0, "skipped_changed": 0, "requests": {}, "errors": [], "prefix_bytes": {},
+        "partitions": 0, "partitions_failed": 0, "rows": 0, "blobs": 0, "counts": {}, "problems": 0,
+        "deep_verified": 0, "deep_bytes": 0, "candidate_bytes": 0, "skipped_changed": 0, "requests": {},
+        "errors": [], "prefix_bytes": {},
     }  # fmt: skip
     for s in summaries:
         out["partitions"] += int(s.get("partitions", 1))
+        out["partitions_failed"] += int(s.get("partitions_failed", 0))
         for k in ("rows", "blobs", "problems", "deep_verified", "deep_bytes", "candidate_bytes", "skipped_changed"):
             out[k] += int(s.get(k, 0))
         for k, v in s.get("counts", {}).items():

@@ -241,6 +241,21 @@ class FaultProxy:
             raise RuntimeError("fault proxy did not start")
         return self
 
+    def stop_listening(self) -> None:
+        """New connections are refused from now on, as by a host that went away; connections already open
+        keep relaying (and keep getting the plan's faults). Callable from a plan's ``only`` predicate."""
+        loop, server = self._loop, self._server
+        if loop is None or server is None:
+            return
+        try:
+            running = asyncio.get_running_loop() is loop
+        except RuntimeError:
+            running = False
+        if running:
+            server.close()
+        else:
+            loop.call_soon_threadsafe(server.close)
+
     def __exit__(self, *exc: object) -> None:
         if self._loop is not None:
             self._loop.call_soon_threadsafe(self._loop.stop)

@@ -114,7 +114,7 @@ def test_nothing_targets_subscription_or_management_group():
 
 def test_main_modules_exist_and_receive_their_required_params():
     main = parse(MAIN)
-    assert set(main["modules"]) == {"identity", "monitoring", "archive", "hostStorage", "functionApp"}
+    assert set(main["modules"]) == {"identity", "monitoring", "archive", "lifecycle", "hostStorage", "functionApp"}
     for symbol, module in main["modules"].items():
         assert module["type"] == "local", symbol
         path = INFRA / module["detail"]["path"]

@@ -384,3 +384,36 @@ def test_devices_sharing_a_prefix(tmp_path: Path, container: ContainerClient) ->
         code, s, _ = restore(tmp_path / f"all-{index}", "--prefix", "photos/family", "--index", index)
         assert (code, s["superseded"], s["restored"]) == (0, 1, 3)
         assert tree(tmp_path / f"all-{index}")["same/path.jpg"][0] == b"nas's version"  # synced last
+
+
+def test_a_path_that_matches_nothing_says_so_and_reports_no_unrelated_row(
+    tmp_path: Path, container: ContainerClient, table_name: str, azurite
+) -> None:
+    """Rows and blobs that cannot be restored (here a row and a blob whose names escape the folder) are
+    reported only when the path they claim is selected: ``--path`` matching nothing says "nothing matches"."""
+    from sync_core.table_index import partition_key, row_key
+
+    src = tmp_path / "src"
+    write_file(src, "2021/a.jpg", b"a photo")
+    sync(src, tmp_path / "state")
+    data = b"elsewhere"
+    sha = hashlib.sha256(data).hexdigest()
+    base = f"{PREFIX}/{sha[:2]}/{sha}/"
+    meta = build_metadata(BlobMeta(sha, "..\\..\\x.jpg", 9, MTIME, "x"))
+    container.upload_blob(base + "..\\..\\x.jpg", data, metadata=meta)  # Azurite stores it as ../../x.jpg
+    tables = TableServiceClient.from_connection_string(azurite.connection_string).get_table_client(table_name)
+    tables.upsert_entity({
+        "PartitionKey": partition_key(PREFIX, sha), "RowKey": row_key(sha, "escape"), "BlobName": base + "../../x.jpg",
+        "RelPath": "../../x.jpg", "Size": 9, "MtimeNs": EntityProperty(MTIME, EdmType.INT64), "Sha256": sha,
+        "SourceId": "testhost", "IsCurrent": True,
+    })  # fmt: skip
+    for index in ("table", "listing"):
+        code, s, err = restore(tmp_path / f"n-{index}", "--index", index, "--path", "1999/*")
+        assert code == 2 and "matches --path 1999/*" in err, (index, s, err)
+        assert not (tmp_path / f"n-{index}").exists()
+        # A --path that selects something reports only what it selected.
+        code, s, err = restore(tmp_path / f"y-{index}", "--index", index, "--path", "2021")
+        assert (code, s["restored"], s["rejected"]) == (0, 1, 0), (index, s, err)
+    # Without --path, the broken entry is still reported.
+    code, s, _ = restore(tmp_path / "all", "--index", "table")
+    assert code == 1 and s["rejected"] == 1

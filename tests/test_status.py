@@ -12,6 +12,7 @@ import pytest
 from azure.data.tables import TableServiceClient, UpdateMode
 from azure.storage.blob import BlobServiceClient, ContainerClient
 
+from sync_core.errors import ConfigError
 from sync_core.reports import build_report, write_report
 from sync_core.state import StateDB
 from tests.conftest import det_bytes, run_cli, write_file
@@ -142,3 +143,91 @@ def test_unreachable_cloud_is_attention(synced: tuple[Path, Path], monkeypatch: 
     monkeypatch.setenv("AZURE_STORAGE_CONTAINER", "no-such-container")
     code, doc = status(state)
     assert code == 1 and "does not exist" in doc["cloud_error"]
+
+
+# -- the run row records what the process really did ----------------------------------------------------------
+@pytest.mark.parametrize(
+    ("raised", "code", "state_label"),
+    [
+        (KeyboardInterrupt(), 130, "interrupted"),
+        (RuntimeError("boom"), 4, "crashed"),
+        (ConfigError("cannot write the index in state dir: disk full"), 2, "configuration error"),
+    ],
+)
+def test_an_interrupted_or_crashed_sync_is_never_ok(
+    synced: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch, raised: BaseException, code: int, state_label: str
+) -> None:
+    """The run is stopped in the middle (Ctrl-C, an internal error, a full disk) after its first file:
+    the run row keeps the process's exit code, and ``status`` says so and exits 1."""
+    from agent.console import ConsoleProgress
+
+    src, state = synced
+    write_file(src, "new1.jpg", det_bytes(11, 900))
+    write_file(src, "new2.jpg", det_bytes(12, 900))
+
+    file_done = ConsoleProgress.file_done
+
+    def stop(self: ConsoleProgress, outcome: object) -> None:
+        raise raised
+
+    monkeypatch.setattr(ConsoleProgress, "file_done", stop)
+    r = run_cli("sync", "--source", str(src), "--state-dir", str(state))
+    assert r.code == code, r.err
+    monkeypatch.setattr(ConsoleProgress, "file_done", file_done)
+    exit_code, doc = status(state, "--local")
+    assert doc["last_sync"]["exit_code"] == code and doc["last_sync"]["state"] == state_label
+    assert exit_code == 1 and any(f"exit code {code}" in a for a in doc["attention"]), doc["attention"]
+    text = run_cli("status", "--state-dir", str(state), "--local")
+    assert f"({state_label})" in text.out and "all well" not in text.out
+
+
+def test_a_sync_that_never_finished_needs_attention_unless_it_is_still_running(synced: tuple[Path, Path]) -> None:
+    """A run killed outright (SIGKILL, power loss) leaves its row unfinished: "did not finish", exit 1. While
+    a live process holds the state dir's lock the same row is "running", which is not a problem."""
+    from agent.lock import StateLock
+
+    _, state = synced
+    db = StateDB(state)
+    db.start_run("sync")
+    db.close()
+    code, doc = status(state, "--local")
+    assert doc["last_sync"]["state"] == "did not finish"
+    assert code == 1 and any("did not finish" in a for a in doc["attention"])
+    with StateLock(state, "sync"):
+        code, doc = status(state, "--local")
+    assert doc["last_sync"]["state"] == "running" and code == 0, doc["attention"]
+
+
+def test_a_file_that_is_always_changing_needs_attention_after_three_runs(
+    synced: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A file rewritten between the scan and its read on every run is skipped ("changed since it was
+    scanned") and each run alone ends well; the third such run in a row exits 1 and ``status`` names it."""
+    import os
+
+    from agent.console import ConsoleProgress
+
+    src, state = synced
+    busy = write_file(src, "busy.jpg", det_bytes(21, 1200))
+    planned = ConsoleProgress.planned
+
+    def rewrite_after_scan(self: ConsoleProgress, files: int, total_bytes: int) -> None:
+        st = busy.stat()
+        os.utime(busy, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000))  # written again, just after the scan
+        planned(self, files, total_bytes)
+
+    monkeypatch.setattr(ConsoleProgress, "planned", rewrite_after_scan)
+    codes = []
+    for _ in range(3):
+        r = run_cli("sync", "--source", str(src), "--state-dir", str(state), "--json")
+        codes.append(r.code)
+        assert r.json()["skipped"] == 1 and r.json()["uploaded"] == 0
+    assert codes == [0, 0, 1]
+    code, doc = status(state, "--local")
+    assert code == 1 and doc["last_sync"]["always_changing"] == ["busy.jpg"]
+    assert any("busy.jpg" in a and "not backed up" in a for a in doc["attention"]), doc["attention"]
+    # Once it holds still, it is backed up and the attention goes away.
+    monkeypatch.setattr(ConsoleProgress, "planned", planned)
+    assert run_cli("sync", "--source", str(src), "--state-dir", str(state)).code == 0
+    code, doc = status(state, "--local")
+    assert code == 0, doc["attention"]

@@ -153,3 +153,90 @@ def test_relative_state_dir(storage_env, container, library, tmp_path, monkeypat
     dry = run_cli("--source", str(library), "--state-dir", "rel-state", "--dry-run")  # opens the DB read-only
     assert dry.code == 0, dry.err
     assert "0 file(s)" in dry.out and (tmp_path / "rel-state" / "index.db").exists()
+
+
+# -- configuration errors: named for what is wrong, exit 2, and nothing left in the state dir ----------------
+def _sas_connection_string(azurite, *, expired: bool) -> str:
+    from datetime import UTC, datetime, timedelta
+
+    from azure.storage.blob import AccountSasPermissions, ResourceTypes, generate_account_sas
+
+    from agent.emulator import ACCOUNT, ACCOUNT_KEY
+
+    sas = generate_account_sas(
+        ACCOUNT, ACCOUNT_KEY,
+        resource_types=ResourceTypes(service=True, container=True, object=True),
+        permission=AccountSasPermissions(read=True, write=True, list=True, create=True, add=True, update=True),
+        start=datetime.now(UTC) - timedelta(hours=3),
+        expiry=datetime.now(UTC) + (timedelta(hours=-2) if expired else timedelta(hours=1)),
+        services="bt",
+    )  # fmt: skip
+    return f"BlobEndpoint={azurite.blob_url};TableEndpoint={azurite.table_url};SharedAccessSignature={sas}"
+
+
+def test_a_wrong_account_key_or_an_expired_sas_is_named(
+    azurite, storage_env, container, library, tmp_path, monkeypatch
+):
+    """Not "grant this identity a role": the key or the SAS is what the service refused."""
+    wrong_key = azurite.connection_string.replace(
+        "AccountKey=", "AccountKey=" + "A" * 20, 1
+    )  # still base64, but not the account's key
+    cases = {"account key": wrong_key, "SAS": _sas_connection_string(azurite, expired=True)}
+    for what, conn in cases.items():
+        monkeypatch.setenv("AZURE_STORAGE_CONNECTION_STRING", conn)
+        state = tmp_path / f"s-{what.replace(' ', '-')}"
+        r = run_cli("--source", str(library), "--state-dir", str(state))
+        line = one_line_error(r.err)
+        assert r.code == 2, r.err
+        assert what in line and "refused" in line and "grant this identity" not in line, line
+        assert not state.exists()  # a configuration error leaves nothing behind
+        s = run_cli("status", "--state-dir", str(state), "--json")
+        assert what in s.json()["cloud_error"], s.out
+    # The control: a valid SAS works.
+    monkeypatch.setenv("AZURE_STORAGE_CONNECTION_STRING", _sas_connection_string(azurite, expired=False))
+    assert run_cli("--source", str(library), "--state-dir", str(tmp_path / "ok")).code == 0
+
+
+@pytest.mark.parametrize(
+    ("env", "needle"),
+    [
+        ({"AZURE_STORAGE_CONNECTION_STRING": "this is not a connection string"}, "malformed"),
+        ({"AZURE_STORAGE_CONNECTION_STRING": "AccountName=devstoreaccount1"}, "AccountKey"),
+        (
+            {
+                "AZURE_STORAGE_CONNECTION_STRING": "",
+                "AZURE_STORAGE_ACCOUNT_URL": "http://acct.blob.core.windows.net/?sv=2024-05-04&sig=c2VjcmV0c2ln",
+            },
+            "https",
+        ),
+        ({"AZURE_STORAGE_CONTAINER": "Bad_Name"}, "container name"),
+        ({"AZURE_STORAGE_CONTAINER": "no-such-container-here"}, "does not exist"),
+    ],
+)
+def test_configuration_errors_exit_2_before_the_state_dir_is_touched(
+    storage_env, container, library, tmp_path, monkeypatch, env, needle
+):
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    state = tmp_path / "state"
+    r = run_cli("--source", str(library), "--state-dir", str(state))
+    assert r.code == 2, r.err
+    line = one_line_error(r.err)
+    assert needle in line and "sig=c2Vj" not in r.err, line
+    assert not state.exists(), sorted(p.name for p in state.iterdir())  # no index.db, no lock, no source id
+    # A state dir that exists already keeps what it had: no source id is remembered by a failed start.
+    state.mkdir()
+    r = run_cli("--source", str(library), "--state-dir", str(state), "--source-id", "elsewhere")
+    assert r.code == 2 and sorted(p.name for p in state.iterdir()) == []
+
+
+def test_a_dry_run_with_emulator_starts_nothing_and_writes_nothing(monkeypatch, library, tmp_path):
+    """--dry-run --emulator says "nothing was written": it neither creates the state dir nor starts Azurite
+    (decided: a dry run plans from the local index alone, which needs no storage)."""
+    for var in ("AZURE_STORAGE_CONNECTION_STRING", "AZURE_STORAGE_ACCOUNT_URL"):
+        monkeypatch.delenv(var, raising=False)
+    state = tmp_path / "state"
+    r = run_cli("--source", str(library), "--state-dir", str(state), "--dry-run", "--emulator")
+    assert r.code == 0, r.err
+    assert "would upload 2 file(s)" in r.out and "nothing was written" in r.out
+    assert not state.exists()  # no index, no azurite.json: no emulator was started

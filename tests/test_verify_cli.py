@@ -89,3 +89,44 @@ def test_a_unit_the_service_refuses_is_reported_and_the_others_are_verified(azur
     assert len(doc["errors"]) == 1 and doc["errors"][0].startswith(f"{prefix}: ")
     others = sum(1 for s in shas if s[0] != unit)
     assert doc["rows"] == others and doc["counts"]["ok"] == others and doc["problems"] == []
+
+
+def test_a_table_endpoint_failing_mid_run_is_never_everything_verified(azurite, synced, monkeypatch):
+    """The table endpoint refuses one unit's query and every write to the runs table (so the report falls
+    back to the unstored path): the CLI must not say "everything verified" nor exit 0; the report counts the
+    unit as not verified; ``status`` reads the stored report as needing attention."""
+    from agent.emulator import ACCOUNT_KEY
+
+    from .faultproxy import FaultPlan, FaultProxy
+
+    shas = [hashlib.sha256(d).hexdigest() for d in synced["datas"].values()]
+    unit = shas[0][0]
+    runs_table = f"runs{uuid.uuid4().hex[:12]}"
+    monkeypatch.setenv("VERIFY_RUNS_TABLE", runs_table)
+
+    def refused(r) -> bool:
+        flt = r.query.get("$filter", "")
+        return runs_table in r.path or ("PartitionKey ge" in flt and f"{unit}0" in flt)
+
+    with FaultProxy(azurite.table_port) as proxy:
+        proxy.set_plan(FaultPlan(deny=1.0, only=refused))
+        monkeypatch.setenv(
+            "AZURE_STORAGE_CONNECTION_STRING",
+            f"DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey={ACCOUNT_KEY};"
+            f"BlobEndpoint={azurite.blob_url};TableEndpoint=http://127.0.0.1:{proxy.port}/devstoreaccount1;",
+        )
+        r = run_cli("verify", "--state-dir", synced["state"])
+        j = run_cli("verify", "--state-dir", synced["state"], "--json")
+        assert proxy.fault_counts().get("deny", 0) >= 2
+    assert r.code == 1, r.out + r.err
+    assert "everything verified" not in r.out
+    assert "not verified" in r.out and "report not stored" in r.err
+    assert j.code == 1
+    doc = j.json()
+    assert len(doc["errors"]) == 1 and doc["partitions_failed"] == 1 and doc["partitions"] == 15
+    # The stored copy of the report (blob) says the same; status reads it as needing attention.
+    stored = read_latest_report(BlobServiceClient.from_connection_string(azurite.connection_string), synced["reports"])
+    assert stored["partitions_failed"] == 1 and stored["errors"]
+    s = run_cli("status", "--state-dir", synced["state"], "--json")
+    assert s.code == 1
+    assert any("not verified" in a for a in s.json()["attention"]), s.out
