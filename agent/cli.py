@@ -67,10 +67,29 @@ def build_parser(command: str | None = None, *, full: bool = True) -> argparse.A
             importlib.import_module(module_name).add_parser(sub, parents)
         else:
             sub.add_parser(name, help=help_line)
+    if DEFAULT_COMMAND in sub.choices and (full or command == DEFAULT_COMMAND):
+        parser.epilog = _default_command_help(sub.choices[DEFAULT_COMMAND]) + "\n" + EXIT_CODES_HELP
     for p in sub.choices.values():
         p.epilog = EXIT_CODES_HELP
         p.formatter_class = argparse.RawDescriptionHelpFormatter
     return parser
+
+
+def _default_command_help(default: argparse.ArgumentParser) -> str:
+    """The default command's usage and options, for the top-level --help: the seed's command line
+    (``azphotosync --source DIR --dry-run --verbose``) has no command word, so its options belong there."""
+    return (
+        f"default command ({DEFAULT_COMMAND}, also without the word: azphotosync --source DIR [--dry-run] "
+        "[--verbose]):\n\n" + default.format_help()
+    )
+
+
+def _parser_for(argv: list[str]) -> argparse.ArgumentParser:
+    """The lazily built parser: complete for the command that runs (for the top-level --help, the default
+    command, whose options it shows), stubs for the others."""
+    if argv[0] in COMMANDS:
+        return build_parser(argv[0], full=False)
+    return build_parser(DEFAULT_COMMAND if argv[0] in ("-h", "--help") else None, full=False)
 
 
 def _with_default_command(argv: list[str]) -> list[str]:
@@ -90,12 +109,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         # during the imports and in every full pass of the run. Import without it, then freeze what exists.
         gc.disable()
         try:
-            parser = build_parser(argv[0] if argv[0] in COMMANDS else None, full=False)
+            parser = _parser_for(argv)
         finally:
             gc.freeze()
             gc.enable()
     else:
-        parser = build_parser(argv[0] if argv[0] in COMMANDS else None, full=False)
+        parser = _parser_for(argv)
     code = _main(parser, argv)
     if own_process and code == EXIT_INTERRUPTED:
         # The lock is released and the index closed by now, but workers may still be blocked in I/O until

@@ -46,7 +46,9 @@ def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
         "mirror",
         parents=parents,
         help="write pending rows to the index table now (a sync does this at its end)",
-        description="Write the local index rows the index table has not seen yet (after a failed mirror).",
+        description="Write the local index rows the index table has not seen yet: after a failed mirror, or "
+        "once the table exists (or this identity was granted Storage Table Data Contributor on it) after syncs "
+        "that ran without it. No file is read.",
     )
     mi.add_argument("--json", action="store_true", help="print the result as JSON on stdout")
     mi.set_defaults(func=run_mirror)

@@ -16,7 +16,7 @@ from azure.core.exceptions import AzureError
 from rich.console import Console
 from rich.markup import escape
 
-from sync_core.clients import blob_service, open_container, table_service
+from sync_core.clients import access_checked, blob_service, open_container, table_service
 from sync_core.config import StorageConfig
 from sync_core.errors import ConfigError, first_line, redact
 from sync_core.exclude import ExcludeRules
@@ -122,9 +122,12 @@ def gather(args: argparse.Namespace, state: StateDB) -> dict[str, Any]:
         rules = ExcludeRules(all_files=args.all_files, globs=tuple(args.exclude))
         doc["local"].update(_pending_uploads(Path(args.source).expanduser(), state, rules))
     if doc["local"]["mirror_pending"]:
+        why = _mirror_reason(doc["last_sync"])
+        doc["local"]["mirror_reason"] = why
         attention.append(
-            f"{doc['local']['mirror_pending']} row(s) not yet in the Table index: the cloud cannot verify them "
-            "until the next sync mirrors them"
+            f"{doc['local']['mirror_pending']} row(s) not yet in the Table index"
+            + (f" ({why})" if why else "")
+            + ": the cloud cannot verify them until they are mirrored (`azphotosync index mirror` or the next sync)"
         )
     if not args.local:
         doc.update(_cloud(args, state, now, attention))
@@ -154,6 +157,8 @@ def _last_sync(state: StateDB, now: float, stale_days: float, attention: list[st
         "failed": summary.get("failed", 0),
         "failures": failures[:MAX_LISTED],
         "problems": summary.get("problems", 0),
+        "index_unavailable": summary.get("index_unavailable", ""),
+        "mirror_error": summary.get("mirror_error", ""),
     }
     if finished is None:
         holder = live_holder(state.state_dir, "sync")
@@ -181,6 +186,13 @@ def _last_sync(state: StateDB, now: float, stale_days: float, attention: list[st
     return info
 
 
+def _mirror_reason(last_sync: dict[str, Any] | None) -> str:
+    """Why rows wait for the Table, as the last sync saw it (empty when it did not say)."""
+    if not last_sync:
+        return ""
+    return str(last_sync.get("index_unavailable") or last_sync.get("mirror_error") or "")
+
+
 def _always_changing(state: StateDB, *, running: bool) -> list[str]:
     rows = state.recent_summaries("sync", ALWAYS_CHANGING_RUNS + 1)[1 if running else 0 :]
     docs: list[dict[str, Any]] = []
@@ -200,6 +212,9 @@ def _pending_uploads(source: Path, state: StateDB, rules: ExcludeRules) -> dict[
 
 
 def _cloud(args: argparse.Namespace, state: StateDB, now: float, attention: list[str]) -> dict[str, Any]:
+    """Three independent checks, each with its own one-line error: the data container, the latest
+    verification report, the flagged rows. A refused check (an identity without that role) says what to
+    grant and leaves the others to report."""
     out: dict[str, Any] = {"verification": None, "flagged": None, "cloud_error": None}
     try:
         cfg = storage_config(args, state)
@@ -208,22 +223,39 @@ def _cloud(args: argparse.Namespace, state: StateDB, now: float, attention: list
         return out
     out.update({"prefix": cfg.prefix, "container": cfg.container, "table": cfg.table})
     out["source_id"] = cfg.source_id  # the effective one (flag, env, remembered or host name)
+    service = blob_service(cfg, pool_size=4)
     try:
-        service = blob_service(cfg, pool_size=4)
         open_container(service, cfg)
+    except ConfigError as exc:
+        out["cloud_error"] = first_line(exc)
+        attention.append(f"cloud checks failed: {out['cloud_error']}")
+        if "authentication failed" in out["cloud_error"] or "cannot reach" in out["cloud_error"]:
+            return out  # the other checks would only say the same again
+    out["verification_error"] = out["flagged_error"] = None
+    try:
         out["verification"] = _verification(service, args.reports_container, now, args.stale_days, attention)
+    except (ConfigError, AzureError, ValueError) as exc:
+        out["verification_error"] = first_line(exc)
+        attention.append(out["verification_error"])
+    try:
         out["flagged"] = _flagged(cfg, attention)
     except (ConfigError, AzureError, ValueError) as exc:
-        text = first_line(exc)
-        out["cloud_error"] = text
-        attention.append(f"cloud checks failed: {text}")
+        out["flagged_error"] = f"cannot read the rows the cloud flagged: {first_line(exc)}"
+        attention.append(out["flagged_error"])
     return out
 
 
 def _verification(
     service: Any, reports_container: str, now: float, stale_days: float, attention: list[str]
 ) -> dict[str, Any] | None:
-    report = read_latest_report(service, reports_container)
+    with access_checked(
+        service.url,
+        what=f"verification reports in container {reports_container!r}",
+        missing=f"no verification reports container {reports_container!r}",
+        denied=f"cannot read verification reports: grant this identity 'Storage Blob Data Reader' on container "
+        f"{reports_container!r}",
+    ):
+        report = read_latest_report(service, reports_container)
     if report is None:
         return None
     counts = {k: int(v) for k, v in (report.get("counts") or {}).items()}
@@ -289,7 +321,8 @@ def render(console: Console, doc: dict[str, Any]) -> None:
     )
     if "pending_files" in loc:
         console.print(f"  pending   {loc['pending_files']} file(s), {human_bytes(loc['pending_bytes'])} new or changed")
-    console.print(f"  mirror    {loc['mirror_pending']} row(s) waiting for the Table index")
+    why = f" ({escape(loc['mirror_reason'])})" if loc.get("mirror_reason") else ""
+    console.print(f"  mirror    {loc['mirror_pending']} row(s) waiting for the Table index{why}")
     last = doc["last_sync"]
     if last is None:
         console.print("  last sync never")
@@ -299,11 +332,13 @@ def render(console: Console, doc: dict[str, Any]) -> None:
         )
         for f in last["failures"]:
             console.print(f"            [red]failed[/red] {escape(str(f.get('path')))}: {escape(str(f.get('error')))}")
-    if doc.get("cloud_error") and doc.get("verification") is None and doc.get("flagged") is None:
+    if doc.get("cloud_error"):
         console.print(f"  cloud     {escape(doc['cloud_error'])}")
-    elif "verification" in doc:
+    if "verification_error" in doc:  # the cloud was reached
         v = doc["verification"]
-        if v is None:
+        if doc.get("verification_error"):
+            console.print(f"  verified  [red]{escape(doc['verification_error'])}[/red]")
+        elif v is None:
             console.print("  verified  no cloud verification report yet (deploy infra/ or run `azphotosync verify`)")
         else:
             counts = "  ".join(f"{k} {n}" for k, n in v["counts"].items() if n)
@@ -312,7 +347,9 @@ def render(console: Console, doc: dict[str, Any]) -> None:
                 units = v.get("partitions_failed") or "some"
                 console.print(f"            [red]incomplete[/red]: {units} unit(s) not verified")
         fl = doc.get("flagged")
-        if fl is not None:
+        if doc.get("flagged_error"):
+            console.print(f"  flagged   [red]{escape(doc['flagged_error'])}[/red]")
+        elif fl is not None:
             console.print(f"  flagged   {fl['count']} row(s) of this source id")
             for r in fl["rows"]:
                 console.print(f"            [red]{escape(str(r['verdict']))}[/red] {escape(str(r['path']))}")

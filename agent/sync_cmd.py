@@ -16,7 +16,7 @@ from sync_core.exclude import ExcludeRules
 from sync_core.pipeline import SyncEngine, SyncOptions
 from sync_core.progress import ALWAYS_CHANGING_RUNS, RunSummary, always_changing
 from sync_core.state import DB_NAME, StateDB, damaged_error, is_damage, read_meta
-from sync_core.table_mirror import open_table
+from sync_core.table_mirror import open_table_if_usable
 
 from .cli import EXIT_INTERNAL, exit_code_for
 from .console import ConsoleProgress, print_summary
@@ -102,7 +102,7 @@ def _run(args: argparse.Namespace) -> int:
         args, stored_source_id=remembered, create=args.create_container, pool_size=2 * args.max_workers + 4
     )
     create_table = args.create_container or args.emulator
-    table = open_table(table_service(storage.cfg), storage.cfg, create=create_table, claim=True)
+    table, why = open_table_if_usable(table_service(storage.cfg), storage.cfg, create=create_table, claim=True)
     with StateLock(state_dir(args), "sync"):
         state = StateDB(state_dir(args))
         try:
@@ -111,7 +111,7 @@ def _run(args: argparse.Namespace) -> int:
         except BaseException:
             state.close()
             raise
-        engine = SyncEngine(storage.cfg, state, storage.container, opts, table=table)
+        engine = SyncEngine(storage.cfg, state, storage.container, opts, table=table, table_unavailable=why)
         return _sync(args, state, engine, storage.cfg.describe())
 
 

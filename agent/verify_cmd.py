@@ -9,7 +9,7 @@ import os
 import uuid
 from datetime import UTC, datetime
 
-from azure.core.exceptions import AzureError
+from azure.core.exceptions import AzureError, HttpResponseError
 from rich.console import Console
 from rich.markup import escape
 
@@ -136,7 +136,7 @@ def run(args: argparse.Namespace) -> int:
     except AzureError as exc:  # no rights on the reports container/runs table: still show the result
         from sync_core.reports import build_report
 
-        err.print(f"[yellow]report not stored[/yellow] ({escape(first_line(exc))})")
+        err.print(f"[yellow]report not stored[/yellow]: {escape(_not_stored_reason(exc, args))}")
         report = build_report(
             run_id=run_id, started_at=iso(started), finished_at=iso(datetime.now(UTC)), container=cfg.container,
             table=cfg.table, summary=summary, problems=[p.to_dict() for p in problems],
@@ -147,6 +147,19 @@ def run(args: argparse.Namespace) -> int:
     else:
         print_report(Console(highlight=False, soft_wrap=True), report)
     return EXIT_OK if report_is_clean(report) else EXIT_PROBLEMS
+
+
+def _not_stored_reason(exc: AzureError, args: argparse.Namespace) -> str:
+    """Why the report was not stored, in one line. The agent's identity, as infra/ deploys it, may read
+    the reports but not write them (they are the cloud's): then say what would let it, and that the
+    verdicts themselves are in the index table."""
+    if isinstance(exc, HttpResponseError) and exc.status_code == 403:
+        return (
+            f"this identity may not write verification reports (to store them from here, grant it 'Storage Blob "
+            f"Data Contributor' on container {args.reports_container!r} and 'Storage Table Data Contributor' on "
+            f"table {args.runs_table!r}); the verdicts are recorded in the index table"
+        )
+    return first_line(exc)
 
 
 def print_report(out: Console, report: dict) -> None:

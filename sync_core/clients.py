@@ -237,6 +237,8 @@ def access_checked(
         ) from None
     except HttpResponseError as exc:
         if exc.status_code == 403:
+            if getattr(exc, "error_code", None) == "AuthorizationPermissionMismatch" and credential == "account key":
+                raise ConfigError(denied) from None  # a key may do everything: this is a role refusing
             raise ConfigError(credential_refused(credential, first_line(exc), denied)) from None
         raise ConfigError(f"cannot use {what}: {first_line(exc)}") from None
     except AzureError as exc:  # connection refused, DNS, TLS: config problems at start-up

@@ -81,14 +81,18 @@ class SyncEngine:
         progress: ProgressSink | None = None,
         *,
         table: TableClient | None = None,
+        table_unavailable: str = "",
     ):
-        """``table``: the Table index; when given, the run repairs flagged blobs first and mirrors last."""
+        """``table``: the Table index; when given, the run repairs flagged blobs first and mirrors last.
+        ``table_unavailable``: why there is none (missing, forbidden, unreachable): the backup goes on, its
+        rows wait in SQLite, and the run says so once."""
         if not opts.dry_run and (cfg is None or container is None):
             raise ValueError("a real run needs a storage configuration and a container")
         self.cfg = cfg
         self.state = state
         self.container = container
         self.table = table
+        self.table_unavailable = table_unavailable
         self.opts = opts
         self.progress: ProgressSink = progress or NullProgress()
         self.summary = RunSummary(dry_run=opts.dry_run)
@@ -152,6 +156,8 @@ class SyncEngine:
         if repairer is None:
             return
         res = repairer.run(flags)
+        if res.unavailable:  # said once, with the rows that wait, at the end of the run
+            self.table_unavailable = res.unavailable
         repair.add_to_summary(res, self.summary)
         for item in res.items:
             self.progress.note(f"repair {item.outcome}: {item.blob_name}: {item.detail}", verbose=False)
@@ -161,18 +167,39 @@ class SyncEngine:
     def _mirror(self) -> None:
         """Tell the Table about new, edited and deleted blobs; a failure leaves rows pending, fails no file."""
         if self.table is None:
+            if self.table_unavailable:
+                self._note_table_unavailable()
             return
         t0 = time.monotonic()
         res = table_mirror.TableMirror(self.table, self.state, fresh_since=self._fresh_since).run()
         if self._live_result is not None:  # what went out during the uploads; what it could not send or
             res.mirrored += self._live_result.mirrored  # had refused was pending for the pass above
             res.transactions += self._live_result.transactions
+        if res.unavailable:  # forbidden or gone: as if the run had started without the table
+            self.summary.mirrored += res.mirrored
+            self.table_unavailable = res.unavailable
+            self._note_table_unavailable()
+            self.summary.mirror_seconds = round(time.monotonic() - t0 + self._live_wait, 3)
+            return
         table_mirror.add_to_summary(res, self.summary)
         self.summary.mirror_seconds = round(time.monotonic() - t0 + self._live_wait, 3)
         if self.summary.mirror_error:
             self.progress.note(
                 f"warning: index table not fully updated ({self.summary.mirror_error}); "
                 f"{res.pending} row(s) retried next run",
+                verbose=False,
+            )
+
+    def _note_table_unavailable(self) -> None:
+        """The one line a run without its index table prints: not a failure (exit 0), since every file is
+        backed up and recorded; only the cloud's view waits."""
+        waiting = self.state.count_mirror_pending()
+        self.summary.mirror_pending = waiting
+        self.summary.index_unavailable = self.table_unavailable
+        if waiting:
+            self.progress.note(
+                f"note: files backed up, but {waiting} row(s) wait for the index table: {self.table_unavailable}"
+                "; then run `azphotosync index mirror` (or the next sync does it)",
                 verbose=False,
             )
 

@@ -61,6 +61,7 @@ class RunSummary:
     mirrored: int = 0
     mirror_pending: int = 0  # rows the Table still has to learn (retried next run)
     mirror_error: str = ""
+    index_unavailable: str = ""  # why the Table could not be used at all: the rows wait, the backup went on
     mirror_seconds: float = 0.0  # the Table mirror's time at the end of the run (its cost, for bench/)
     problems: int = 0  # non-file problems that make the run exit 1 (new losses, failed repairs, mirror)
 

@@ -51,7 +51,7 @@ from .table_index import (
     V_MISSING,
     V_REUPLOADED,
 )
-from .table_mirror import blob_prefix, flagged_rows
+from .table_mirror import blob_prefix, flagged_rows, unavailable_reason
 from .timestamps import row_size
 from .transfer import block_id, normalize_etag
 
@@ -79,6 +79,7 @@ class RepairResult:
     items: list[RepairItem] = field(default_factory=list)
     new_losses: int = 0  # losses not reported by an earlier run
     error: str = ""  # the flags could not be read (the backup itself goes on)
+    unavailable: str = ""  # ...because the table is gone or forbidden: reported with the waiting rows instead
 
     def count(self, outcome: str) -> int:
         return sum(1 for i in self.items if i.outcome == outcome)
@@ -124,7 +125,9 @@ class Repairer:
         try:
             rows = flags() if flags is not None else self.query_flags()
         except AzureError as exc:
-            res.error = f"cannot read verification flags: {first_line(exc)}"
+            res.unavailable = unavailable_reason(self.table.table_name, exc)
+            if not res.unavailable:
+                res.error = f"cannot read verification flags: {first_line(exc)}"
             return res
         res.flagged = len(rows)
         for row in rows:

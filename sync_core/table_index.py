@@ -122,10 +122,10 @@ def keys_for_blob(prefix: str, name: str) -> tuple[str, str]:
 
 
 # -- reserved partitions: the table's binding, albums, shares ---------------------------------------------
-# Everything that is not an index row lives in the same table, in partitions no blob prefix can produce: in an encoded key a raw ``%`` is
-# always followed by two upper-case hex digits, so a key that starts with ``%~`` is never an index partition,
-# never inside one prefix's key range (verification's range queries), and all of them sort together, so a
-# skip-scan over index partitions steps over them in one query (``gt RESERVED_END``).
+# Everything that is not an index row lives in the same table, in partitions no blob prefix can produce: in
+# an encoded key a raw ``%`` is always followed by two upper-case hex digits, so a key that starts with ``%~``
+# is never an index partition, never inside one prefix's key range (verification's range queries), and all of
+# them sort together, so a skip-scan over index partitions steps over them in one query (``gt RESERVED_END``).
 RESERVED_MARK = "%~"
 RESERVED_END = "%~~"  # above every reserved partition key: they continue with [0-9a-z-] only
 ALBUMS_PARTITION = "%~albums"  # one row per user album, RowKey = album_key(name)

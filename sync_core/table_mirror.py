@@ -197,6 +197,10 @@ def blob_account(cfg: StorageConfig) -> str:
     return BlobServiceClient(cfg.account_url or "").account_name or ""
 
 
+class TableBoundElsewhere(ConfigError):
+    """The index table indexes another container: a configuration error that no fallback may hide."""
+
+
 def check_binding(table: TableClient, cfg: StorageConfig, *, claim: bool = False) -> None:
     """Refuse a table that indexes another container: both would share rows under equal prefixes, and
     verifying one would flag the other's blobs as missing. An unbound table (from before the binding) is
@@ -215,10 +219,38 @@ def check_binding(table: TableClient, cfg: StorageConfig, *, claim: bool = False
     theirs = {k: str(bound.get(k) or "") for k in ours}
     if theirs != ours:
         where = f"container {theirs[P_BOUND_CONTAINER]!r} of account {theirs[P_BOUND_ACCOUNT]!r}"
-        raise ConfigError(
+        raise TableBoundElsewhere(
             f"index table {cfg.table!r} already indexes {where}, not container {cfg.container!r} of account "
             f"{ours[P_BOUND_ACCOUNT]!r} (give each container its own index table with --table or {ENV_TABLE})"
         )
+
+
+def open_table_if_usable(
+    service: TableServiceClient, cfg: StorageConfig, *, create: bool = False, claim: bool = False
+) -> tuple[TableClient | None, str]:
+    """:func:`open_table` for a backup, which never waits for the table: the client and ``""``, or ``None``
+    and the one-line reason (missing, forbidden, unreachable) that the run reports while its rows wait in
+    SQLite (``mirror_pending``) for the next run or ``azphotosync index mirror``."""
+    try:
+        return open_table(service, cfg, create=create, claim=claim), ""
+    except TableBoundElsewhere:
+        raise
+    except ConfigError as exc:
+        return None, str(exc)
+
+
+def unavailable_reason(table: str, exc: AzureError) -> str:
+    """For a mirror that the table refused as a whole (forbidden, or the table is gone), the one line that
+    says what to do; empty for other errors (throttling, network), which the next run simply retries."""
+    status = getattr(exc, "status_code", None)
+    if status == 403:
+        return (
+            f"the index table {table!r} refused the writes ({first_line(exc)}): grant this identity "
+            "'Storage Table Data Contributor' on it"
+        )
+    if status == 404:
+        return f"index table {table!r} does not exist: create it (az storage table create --name {table})"
+    return ""
 
 
 # -- the mirror ----------------------------------------------------------------------------------------------
@@ -229,6 +261,7 @@ class MirrorResult:
     partitions: int = 0  # partitions touched
     pending: int = 0  # rows still pending afterwards
     error: str = ""  # why mirroring stopped early (rows stay pending for the next run)
+    unavailable: str = ""  # the table refused the writes (forbidden) or is gone: what to do about it
     rejected: list[dict[str, str]] = field(default_factory=list)  # single rows the service refused
 
 
@@ -288,6 +321,7 @@ class TableMirror:
                         self._collect(inflight, res, ALL_COMPLETED)
         except AzureError as exc:
             res.error = first_line(exc)
+            res.unavailable = unavailable_reason(self.table.table_name, exc)
         finally:
             self.state.commit()
         res.partitions = len(touched)

@@ -50,7 +50,6 @@ from .errors import first_line
 from .listing import LISTING_PAGE, BlobEntry, list_pages
 from .table_index import (
     DAMAGE_VERDICTS,
-    RESERVED_END,
     P_BLOB_ETAG,
     P_BLOB_NAME,
     P_IS_CURRENT,
@@ -64,6 +63,7 @@ from .table_index import (
     P_UPLOADED_AT,
     P_VERIFY_DETAIL,
     P_VERIFY_STATUS,
+    RESERVED_END,
     V_ETAG_MISMATCH,
     V_MISSING,
     V_OK,

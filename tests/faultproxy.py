@@ -20,13 +20,14 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from urllib.parse import parse_qs, urlsplit
 
 CHUNK = 64 * 1024
 MAX_HEAD = 64 * 1024
 MAX_CONNECTIONS = 128
 MAX_EXCHANGES = 100_000
+MAX_BUFFERED = 8 * 1024 * 1024  # a body a subclass asks to see before deciding (a table transaction)
 FAULTS = ("reset", "busy", "error", "deny", "delay")
 
 
@@ -36,6 +37,7 @@ class Request:
     path: str
     query: dict[str, str]
     headers: dict[str, str]
+    body: bytes = field(default=b"", repr=False)  # only when :meth:`FaultProxy._wants_body` asked for it
 
     @property
     def comp(self) -> str:
@@ -261,6 +263,14 @@ class FaultProxy:
             self._thread.join(10)
 
     # -- the proxy ---------------------------------------------------------------------------------
+    def _wants_body(self, req: Request) -> bool:
+        """Whether :meth:`_choose` needs ``req.body`` (buffered, so at most ``MAX_BUFFERED`` bytes)."""
+        return False
+
+    def _denial(self, req: Request) -> bytes:
+        """The answer to a request refused with 403 (the blob service's XML form)."""
+        return _canned(403, "Forbidden", "AuthorizationPermissionMismatch", "injected", None)
+
     def _choose(self, req: Request) -> str | None:
         with self._lock:
             plan = self.plan
@@ -303,23 +313,31 @@ class FaultProxy:
                     url = urlsplit(target)
                     query = {k: v[0] for k, v in parse_qs(url.query).items()}
                     req = Request(method, url.path, query, headers)
+                    length = int(headers.get("content-length") or 0)
+                    buffered = self._wants_body(req) and "chunked" not in headers.get("transfer-encoding", "")
+                    if buffered and length <= MAX_BUFFERED:
+                        req = replace(req, body=await reader.readexactly(length))
+                    else:
+                        buffered = False
                     ex = Exchange(req, self._choose(req), None, 0, time.monotonic())
                     with self._lock:
                         self._arrived.append(req)
                         self._open_requests += 1  # undone by _record, or by the finally below
                     if ex.fault == "reset":
-                        await _relay_body(reader, None, headers, to_eof=False)
+                        if not buffered:
+                            await _relay_body(reader, None, headers, to_eof=False)
                         self._record(ex)
                         writer.transport.abort()
                         return
                     if ex.fault in ("busy", "error", "deny"):
-                        await _relay_body(reader, None, headers, to_eof=False)
+                        if not buffered:
+                            await _relay_body(reader, None, headers, to_eof=False)
                         if ex.fault == "busy":
                             canned = _canned(503, "Server Busy", "ServerBusy", "injected", self.plan.retry_after)
                         elif ex.fault == "error":
                             canned = _canned(500, "Internal Server Error", "InternalError", "injected", None)
                         else:
-                            canned = _canned(403, "Forbidden", "AuthorizationPermissionMismatch", "injected", None)
+                            canned = self._denial(req)
                         ex.status = {"busy": 503, "error": 500, "deny": 403}[ex.fault]
                         self._record(ex)  # before answering: a test may look as soon as the client has it
                         writer.write(canned)
@@ -334,7 +352,11 @@ class FaultProxy:
                     up = await asyncio.open_connection(*self.upstream)
                     up_r, up_w = up
                     up_w.write(head)
-                    ex.body_bytes = await _relay_body(reader, up_w, headers, to_eof=False)
+                    if buffered:
+                        up_w.write(req.body)
+                        ex.body_bytes = len(req.body)
+                    else:
+                        ex.body_bytes = await _relay_body(reader, up_w, headers, to_eof=False)
                     resp_head = await up_r.readuntil(b"\r\n\r\n")
                     status_line, resp_headers = _parse_head(resp_head)
                     ex.status = int(status_line.split(" ", 2)[1])

@@ -37,6 +37,28 @@ def test_sync_imports_no_other_command_module() -> None:
     assert out.strip().splitlines()[-1] == "['agent.sync_cmd']"
 
 
+def test_top_level_help_shows_the_default_commands_options() -> None:
+    """The seed's usage has no command word (``azphotosync --source DIR --dry-run --verbose``): the top-level
+    --help lists those options, next to the commands, and still imports only the default command's module."""
+    code = (
+        "import sys\n"
+        "from agent.cli import main\n"
+        "try:\n"
+        "    main(['--help'])\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "print(sorted(m for m in sys.modules if m.startswith('agent.') and m.endswith('_cmd')))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    *text, modules = out.strip().splitlines()
+    assert modules == "['agent.sync_cmd']"
+    helped = "\n".join(text)
+    for option in ("--source", "--dry-run", "--verbose", "--max-workers", "--exclude", "--bwlimit", "--json"):
+        assert option in helped, option
+    for command in COMMANDS:
+        assert f"    {command} " in helped, command
+    assert "exit codes" in helped
+
 
 def test_in_process_main_leaves_the_collector_alone(tmp_path: Path) -> None:
     """Only the process's own command line freezes the heap at its end: tests call main() hundreds of times."""

@@ -281,6 +281,20 @@ resource agentWritesIndex 'Microsoft.Authorization/roleAssignments@2022-04-01' =
   }
 }
 
+// Read the verification reports (`azphotosync status`, and the deep-verify reference of `azphotosync
+// verify`). Reading only: the reports are the cloud's, so a report written from a laptop never replaces the
+// cloud's latest one; `azphotosync verify` run as the agent stores its verdicts in the index and shows its
+// report, and says that the report was not stored (infra/README.md: how to let it publish).
+resource agentReadsReports 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (!empty(agentPrincipalId)) {
+  name: guid(reportsContainer.id, agentPrincipalId, storageBlobDataReaderRoleId)
+  scope: reportsContainer
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', storageBlobDataReaderRoleId)
+    principalId: agentPrincipalId
+    principalType: agentPrincipalType
+  }
+}
+
 output name string = archive.name
 output id string = archive.id
 output blobEndpoint string = archive.properties.primaryEndpoints.blob
