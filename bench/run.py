@@ -192,11 +192,11 @@ class Bench:
         budget = f"{nbytes * 2 // MB}MB"
         for rep, mode, tool in self.order("media", "verify_deep"):
             if tool == "azphotosync" and self.has_verify:
-                s = self.agent_verify(t, f"deep{rep}", mode, "--deep-budget", budget)
+                s = self.agent_verify(t, f"deep-ours{rep}", mode, "--deep-budget", budget)
             elif tool == "rclone":
                 cmd = [*tools.rclone_check(src, t), "--download"]
-                s = self.timed(cmd, tools.rclone_env(self.work, t), self.log(t.container, f"deep{rep}", mode), mode,
-                               writes=False)  # fmt: skip
+                log = self.log(t.container, f"deep-rclone{rep}", mode)
+                s = self.timed(cmd, tools.rclone_env(self.work, t), log, mode, writes=False)
             else:
                 continue
             self.record(mode, "media", tool, "verify_deep", s, nbytes)
@@ -249,7 +249,7 @@ class Bench:
 
     def reruns(self, src: Path, t: tools.Target, by_mode: dict[str, tuple[str, ...]]) -> None:
         for rep, mode, tool in schedule(self.args.runs, by_mode):
-            s = self.sync(tool, src, t, rerun=True, tag=f"same{rep}", mode=mode)
+            s = self.sync(tool, src, t, rerun=True, tag=f"same-{tool}{rep}", mode=mode)
             self.record(mode, "scale", tool, "rerun_unchanged", s)
 
     def rows_case(self, src: Path, counts: tuple[int, ...]) -> None:
