@@ -1,6 +1,9 @@
 """Render a results JSON as the Markdown tables of docs/benchmarks.md.
 
 .venv/bin/python -m bench.report bench/results/<date>-full.json > /tmp/tables.md
+
+Results of the round-two method (``meta.modes``: pinned and shared) go through ``bench.targets``; older
+results (one mode, the first round's targets) keep the layout they were published with.
 """
 
 from __future__ import annotations
@@ -85,9 +88,22 @@ def render(doc: dict[str, Any]) -> str:
     return "\n".join(out) + "\n"
 
 
+def render_round_two(doc: dict[str, Any]) -> str:
+    from .targets import render_markdown
+
+    meta, m = doc["meta"], doc["meta"]["machine"]
+    head = (
+        f"Run {meta['date']} ({meta['mode']}, median of {meta['runs']} run(s) per cell, modes "
+        f"{' and '.join(meta['modes'])}, {meta['seconds'] / 60:.0f} min in all, commit {meta['git']}) on "
+        f"{m['nproc']} × {m['cpu']}, {m['mem_mb'] / 1024:.0f} GiB RAM, Linux {m['kernel']}.\n\n"
+        "Versions: " + ", ".join(f"{k} {v}" for k, v in meta["versions"].items()) + ".\n\n"
+    )
+    return head + render_markdown({"medians": doc["medians"], "ratios": doc["ratios"]}, doc["targets"])
+
+
 def main() -> int:
     doc = json.loads(Path(sys.argv[1]).read_text())
-    sys.stdout.write(render(doc))
+    sys.stdout.write(render_round_two(doc) if "modes" in doc["meta"] else render(doc))
     return 0
 
 

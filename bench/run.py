@@ -1,10 +1,13 @@
 """Benchmark azphotosync against rclone, AzCopy and a plain SDK thread pool on one Azurite it starts.
 
-    .venv/bin/python -m bench.run            # full: medians of 5 runs (75–110 min on 2 cores, ~70 GB free disk)
-    .venv/bin/python -m bench.run --quick    # small corpora, 1 run: for iteration
+    .venv/bin/python -m bench.run            # full: medians of 3 runs, both modes (~40 min on 2 cores, ~40 GB free)
+    .venv/bin/python -m bench.run --quick    # small corpora, 1 run, both modes (~5 min): for iteration
 
-Every tool writes to its own fresh container on the same Azurite, in the same run, in rotating order, so
-ratios stay meaningful on a shared, noisy machine. Results: a table on stdout and JSON under bench/results/.
+Two modes (``bench/measure.py``): **pinned** (Azurite on one core, the tool under test on the other) and
+**shared** (both may use both cores, the first round's method). Every timed command starts after the previous
+one's writes have settled; tools and modes rotate between rounds. What runs where is ``bench/plan.py``; the
+targets and tables are ``bench/targets.py``. Results: a progress line per sample, a final table on stdout and
+JSON under bench/results/.
 """
 
 from __future__ import annotations
@@ -30,13 +33,13 @@ from azure.storage.blob import BlobServiceClient
 
 from agent.emulator import ACCOUNT, ACCOUNT_KEY, Azurite, start_azurite
 
-from . import corpora, tools
-from .measure import Sample, ToolFailed, median, run
+from . import corpora, plan, tools
+from .measure import Mode, Sample, ToolFailed, make_modes, median, run, schedule, wrote_now
+from .rows import seed_rows
+from .targets import render_text, summarize, targets
 
 REPO = tools.REPO
 RESULTS = REPO / "bench" / "results"
-PEERS = ("rclone", "azcopy", "sdk")
-ALL_TOOLS = ("azphotosync", *PEERS)
 MB = 1_000_000
 
 
@@ -48,11 +51,19 @@ class Bench:
         self.service = BlobServiceClient.from_connection_string(az.connection_string)
         self.tables = TableServiceClient.from_connection_string(az.connection_string)
         self.results: dict[str, Any] = {}
-        self.tools = [t for t in ALL_TOOLS if t in args.tools]
+        self.modes = {m.name: m for m in make_modes(args.modes, os.sched_getaffinity(0))}
         self.has_verify = "verify" in tools.agent_help("")
-        self.scale_files = 0
 
     # -- plumbing ----------------------------------------------------------------------------------
+    def cell(self, case: str, measure: str) -> dict[str, tuple[str, ...]]:
+        """Tools per mode for a cell of the plan, narrowed by --tools and --modes."""
+        c = plan.cell(case, measure, tools=self.args.tools, modes=tuple(self.modes), all_peers=self.args.all_peers)
+        return c.by_mode
+
+    def order(self, case: str, measure: str) -> list[tuple[int, str, str]]:
+        """(round, mode, tool) in run order for a cell: modes and tools rotated between rounds."""
+        return schedule(self.args.runs, self.cell(case, measure))
+
     def target(self, case: str, tool: str, tag: str) -> tools.Target:
         name = f"{case}-{tool}-{tag}".lower()
         table = "".join(ch for ch in f"b{case}{tool}{tag}" if ch.isalnum())
@@ -60,6 +71,7 @@ class Bench:
         shutil.rmtree(state, ignore_errors=True)
         t = tools.Target(self.az.blob_url, ACCOUNT, ACCOUNT_KEY, self.az.connection_string, name, table, state)
         self.service.create_container(name)
+        wrote_now()
         return t
 
     def drop(self, t: tools.Target) -> None:
@@ -69,14 +81,19 @@ class Bench:
         write no Table rows) with seconds of the emulator's only thread."""
         self.service.delete_container(t.container)
         self.tables.delete_table(t.table)  # no error when the tool made none
+        wrote_now()
 
-    def blob_count(self, t: tools.Target) -> int:
-        return sum(1 for _ in self.service.get_container_client(t.container).list_blobs())
+    def blob_count(self, t: tools.Target, prefix: str | None = None) -> int:
+        return sum(1 for _ in self.service.get_container_client(t.container).list_blobs(name_starts_with=prefix))
 
     def log(self, *parts: str) -> Path:
         return self.work / "logs" / ("-".join(parts) + ".log")
 
-    def sync(self, tool: str, src: Path, t: tools.Target, *, rerun: bool, tag: str) -> Sample:
+    def timed(self, cmd: list[str], env: dict[str, str], log: Path, mode: str, *, writes: bool, ok=(0,)) -> Sample:
+        where = self.modes.get(mode) or Mode("shared")  # untimed loads run unpinned whatever --modes says
+        return run(cmd, env=env, log=log, settle_pid=self.az.pid, mode=where, writes=writes, ok=ok)
+
+    def sync(self, tool: str, src: Path, t: tools.Target, *, rerun: bool, tag: str, mode: str) -> Sample:
         w = self.work
         if tool == "azphotosync":
             cmd, env = tools.agent_sync(src, t), tools.agent_env(w, t)
@@ -87,145 +104,173 @@ class Bench:
             env = tools.azcopy_env(w)
         else:
             cmd, env = tools.sdk_upload(src, t), tools.sdk_env(w, t)
-        return run(cmd, env=env, log=self.log(t.container, tag), settle_pid=self.az.pid)
+        return self.timed(cmd, env, self.log(t.container, tag, mode), mode, writes=not rerun)
 
-    def record(self, case: str, tool: str, metric: str, s: Sample, nbytes: int = 0, rows: int = 0) -> None:
-        by_metric = self.results.setdefault(case, {}).setdefault(tool, {})
-        slot = by_metric.setdefault(metric, {"wall": [], "rss_mb": [], "cpu": []})
+    def record(self, mode: str, case: str, tool: str, measure: str, s: Sample, nbytes: int = 0, rows: int = 0) -> None:
+        by_measure = self.results.setdefault(mode, {}).setdefault(case, {}).setdefault(tool, {})
+        slot = by_measure.setdefault(measure, {"wall": [], "cpu": [], "user": [], "system": [], "rss_mb": []})
         slot["wall"].append(round(s.wall, 3))
         slot["cpu"].append(round(s.cpu, 2))
+        slot["user"].append(round(s.user, 2))
+        slot["system"].append(round(s.system, 2))
         slot["rss_mb"].append(round(s.rss_mb, 1))
+        slot.setdefault("settled_s", []).append(round(s.settled, 1))
         if nbytes:
             slot.setdefault("mb_s", []).append(round(nbytes / MB / s.wall, 1))
         if rows:
             slot.setdefault("rows_s", []).append(round(rows / s.wall))
-        if tool == "azphotosync" and metric == "first_sync":
+        if tool == "azphotosync" and measure == "first_sync":
             summary = agent_summary(Path(s.log))
             if summary is not None:  # the Table mirror's share of the wall time (its cost)
                 slot.setdefault("mirror_s", []).append(round(float(summary.get("mirror_seconds", 0.0)), 3))
-        print(f"  {case:6} {metric:15} {tool:12} {s.wall:8.2f}s {s.cpu:7.2f}s CPU {s.rss_mb:7.1f} MB RSS", flush=True)
+        print(
+            f"  {mode:6} {case:6} {measure:17} {tool:12} {s.wall:8.2f}s {s.cpu:7.2f}s CPU {s.rss_mb:6.0f} MB RSS"
+            f"  (settled {s.settled:.1f}s)",
+            flush=True,
+        )
 
-    def rotation(self, rep: int, names: list[str]) -> list[str]:
-        k = rep % max(1, len(names))
-        return names[k:] + names[:k]
+    def load_rclone_copy(self, src: Path, t: tools.Target, files: int) -> tools.Target:
+        """Add rclone's copy of the corpus under ``rclone/`` of ``t`` (untimed, shared mode): the peers'
+        restores and checks then read the same container as ours."""
+        t = dataclasses.replace(t, rclone_dir="rclone")
+        s = self.sync("rclone", src, t, rerun=False, tag="load-rclone", mode="shared")
+        print(f"  (rclone copy loaded beside ours in {s.wall:.0f}s, untimed)", flush=True)
+        if self.blob_count(t, "rclone/") != files:
+            raise ToolFailed(f"rclone loaded {self.blob_count(t, 'rclone/')} blobs of {files} (log {s.log})")
+        return t
 
     # -- cases -------------------------------------------------------------------------------------
     def first_sync_case(self, case: str, src: Path, files: int, nbytes: int) -> None:
-        """Median first sync of a corpus per tool; each run into a fresh container and state dir.
-        The media copies of the last run are kept for the deep verification."""
-        kept: dict[str, tools.Target] = {}
-        for rep in range(self.args.runs):
-            for tool in self.rotation(rep, self.tools):
-                t = self.target(case, tool, f"r{rep}")
-                s = self.sync(tool, src, t, rerun=False, tag="first")
-                got = self.blob_count(t)
-                if got != files:
-                    raise ToolFailed(f"{tool} stored {got} blobs of {files} for {case} (log {s.log})")
-                self.record(case, tool, "first_sync", s, nbytes)
-                if case == "media" and rep == self.args.runs - 1 and tool in ("azphotosync", "rclone"):
-                    kept[tool] = t
-                else:
-                    self.drop(t)
-        if kept:
-            self.deep_verify_case(src, kept, nbytes)
-            for t in kept.values():
-                self.drop(t)
-
-    def scale_case(self, src: Path, spec: corpora.CorpusSpec, files: int, nbytes: int) -> None:
-        """Per tool, one after the other: first sync, then unchanged and one-edit reruns, then the quick
-        verification, then the container is dropped. Azurite slows down as it holds more blobs (its
-        metadata store scans), so tools must not queue behind each other's 100k blobs."""
-        case = "scale"
-        self.scale_files = files
-        names = [t for t in self.tools if t != "sdk"]  # the plain uploader has no rerun to measure
-        for k, tool in enumerate(names):
-            t = self.target(case, tool, "x")
-            s = self.sync(tool, src, t, rerun=False, tag="first")
+        """Median first sync of a corpus per tool and mode, each into a fresh container and state dir. Our
+        last copy is kept, rclone's copy is added beside it, and the restores (and for media the deep
+        verification) read that one container."""
+        kept: tools.Target | None = None
+        for rep, mode, tool in self.order(case, "first_sync"):
+            t = self.target(case, tool, f"r{rep}{mode[0]}")
+            s = self.sync(tool, src, t, rerun=False, tag="first", mode=mode)
             got = self.blob_count(t)
             if got != files:
-                raise ToolFailed(f"{tool} stored {got} blobs of {files} for scale (log {s.log})")
-            self.record(case, tool, "first_sync", s, nbytes)
-            for rep in range(self.args.runs):
-                s = self.sync(tool, src, t, rerun=True, tag=f"same{rep}")
-                self.record(case, tool, "rerun_unchanged", s)
-                rel = corpora.edit_one(src, spec, k * self.args.runs + rep)
-                s = self.sync(tool, src, t, rerun=True, tag=f"edit{rep}")
-                self.record(case, tool, "rerun_one_edit", s)
-                print(f"  (edited {rel})", flush=True)
-            self.verify_case(src, {tool: t})
-            self.drop(t)
+                raise ToolFailed(f"{tool} stored {got} blobs of {files} for {case} (log {s.log})")
+            self.record(mode, case, tool, "first_sync", s, nbytes)
+            if tool == "azphotosync":
+                if kept is not None:
+                    self.drop(kept)
+                kept = t
+            else:
+                self.drop(t)
+        if kept is None:
+            return
+        shared = self.load_rclone_copy(src, kept, files)
+        if case == "media":
+            self.deep_verify_case(src, shared, nbytes)
+        self.restore_case(case, shared, files, nbytes)
+        self.drop(shared)
 
-    def agent_verify(self, t: tools.Target, tag: str, *flags: str) -> Sample:
+    def restore_case(self, case: str, t: tools.Target, files: int, nbytes: int) -> None:
+        """Restore into an empty folder: ours from its copy (SHA-256 of every file checked before it is
+        moved into place), ``rclone copy`` and ``azcopy copy`` from rclone's copy in the same container.
+        Every restored folder is counted and removed (untimed)."""
+        for rep, mode, tool in self.order(case, "restore"):
+            dest = self.work / "restore" / f"{case}-{tool}"
+            shutil.rmtree(dest, ignore_errors=True)
+            dest.mkdir(parents=True)
+            if tool == "azphotosync":
+                cmd, env = tools.agent_restore(dest, t), tools.agent_env(self.work, t)
+            elif tool == "rclone":
+                cmd, env = tools.rclone_restore(dest, t), tools.rclone_env(self.work, t)
+            else:
+                cmd, env = tools.azcopy_restore(dest, t), tools.azcopy_env(self.work)
+            s = self.timed(cmd, env, self.log(t.container, f"restore-{tool}{rep}", mode), mode, writes=False)
+            got = corpora.corpus_bytes(dest)
+            if got != (files, nbytes):
+                raise ToolFailed(f"{tool} restored {got[0]} files / {got[1]} bytes of {files} / {nbytes} (log {s.log})")
+            self.record(mode, case, tool, "restore", s, nbytes)
+            shutil.rmtree(dest)
+
+    def deep_verify_case(self, src: Path, t: tools.Target, nbytes: int) -> None:
+        """Deep verification of the media library: every blob downloaded and re-hashed (``--deep-budget``
+        above the library size) against ``rclone check --download`` (downloads and compares bytes)."""
+        budget = f"{nbytes * 2 // MB}MB"
+        for rep, mode, tool in self.order("media", "verify_deep"):
+            if tool == "azphotosync" and self.has_verify:
+                s = self.agent_verify(t, f"deep-ours{rep}", mode, "--deep-budget", budget)
+            elif tool == "rclone":
+                cmd = [*tools.rclone_check(src, t), "--download"]
+                log = self.log(t.container, f"deep-rclone{rep}", mode)
+                s = self.timed(cmd, tools.rclone_env(self.work, t), log, mode, writes=False)
+            else:
+                continue
+            self.record(mode, "media", tool, "verify_deep", s, nbytes)
+
+    def agent_verify(self, t: tools.Target, tag: str, mode: str, *flags: str) -> Sample:
         cmd = [str(tools.AGENT), "verify", "--state-dir", str(t.state_dir), "--container", t.container,
                "--table", t.table, "--source-id", "bench", "--json", *flags]  # fmt: skip
-        s = run(
-            cmd, env=tools.agent_env(self.work, t), log=self.log(t.container, tag), ok=(0, 1), settle_pid=self.az.pid
+        # Verification writes verdicts only where they change: after the first run, none.
+        s = self.timed(
+            cmd, tools.agent_env(self.work, t), self.log(t.container, tag, mode), mode, writes=True, ok=(0, 1)
         )
         if s.rc != 0:
             raise ToolFailed(f"verify found problems in a fresh copy (log {s.log})")
         return s
 
-    def shared_verify_case(self, src: Path) -> None:
-        """The issue's comparison: quick verification and ``rclone check`` **on the same container**. One
-        container holds the agent's copy of the scale library (under its prefix, with its index table) and
-        rclone's (under ``rclone/``), both written untimed; then the two verifications run in rotating
-        order, so each lists a container of 200,000 blobs on an Azurite holding the same data. It runs last:
-        Azurite deletes a dropped container's blobs in the background for minutes, which would slow
-        whatever case came next."""
-        if not {"azphotosync", "rclone"} <= set(self.tools) or not self.scale_files:
-            return
-        t = self.target("scale", "shared", "v")
-        t = dataclasses.replace(t, rclone_dir="rclone")
-        for tool in ("azphotosync", "rclone"):
-            s = self.sync(tool, src, t, rerun=False, tag=f"load-{tool}")
-            print(f"  (shared container: {tool} copy loaded in {s.wall:.0f}s, untimed)", flush=True)
-        expect = 2 * self.scale_files
-        if self.blob_count(t) != expect:
-            raise ToolFailed(f"the shared container holds {self.blob_count(t)} blobs, expected {expect}")
-        self.verify_case(src, {"azphotosync": t, "rclone": t}, metric="verify_shared")
+    def scale_case(self, src: Path, files: int, nbytes: int) -> None:
+        """The 100k library in one container. rclone loads its copy under ``rclone/`` first (one timed
+        sample), then the rclone and AzCopy reruns run on it while Azurite holds only those blobs (a listing
+        there scans every blob the emulator holds); then ours loads (one sample), our reruns run, and the two
+        quick verifications run on the same container holding both copies. One-edit reruns and AzCopy's own
+        100k upload inform no target and are not run."""
+        case = "scale"
+        t = dataclasses.replace(self.target(case, "shared", "x"), rclone_dir="rclone")
+        loads = self.cell(case, "first_sync")
+        reruns = self.cell(case, "rerun_unchanged")
+        peers_rerun = {m: tuple(x for x in ts if x != "azphotosync") for m, ts in reruns.items()}
+        ours_rerun = {m: tuple(x for x in ts if x == "azphotosync") for m, ts in reruns.items()}
+        for tool in ("rclone", "azphotosync"):  # both copies are loaded even when not timed: the rest needs them
+            timed_in = [m for m, names in loads.items() if tool in names]
+            mode = timed_in[0] if timed_in else "shared"
+            s = self.sync(tool, src, t, rerun=False, tag=f"load-{tool}", mode=mode)
+            prefix = "rclone/" if tool == "rclone" else "photos/"
+            if self.blob_count(t, prefix) != files:
+                raise ToolFailed(f"{tool} stored {self.blob_count(t, prefix)} blobs of {files} (log {s.log})")
+            if timed_in:
+                self.record(mode, case, tool, "first_sync", s, nbytes)
+            else:
+                print(f"  (scale: {tool} copy loaded in {s.wall:.0f}s, untimed)", flush=True)
+            self.reruns(src, t, peers_rerun if tool == "rclone" else ours_rerun)
+        for rep, mode, tool in self.order(case, "verify_shared"):
+            if tool == "azphotosync" and self.has_verify:
+                s = self.agent_verify(t, f"verify{rep}", mode)
+            elif tool == "rclone":
+                s = self.timed(tools.rclone_check(src, t), tools.rclone_env(self.work, t),
+                               self.log(t.container, f"check{rep}", mode), mode, writes=False)  # fmt: skip
+            else:
+                continue
+            self.record(mode, case, tool, "verify_shared", s, rows=files)
         self.drop(t)
 
-    def verify_case(self, src: Path, targets: dict[str, tools.Target], metric: str = "verify_quick") -> None:
-        """Quick verification of the scale library (Table rows against the blob listing, no downloads)
-        against ``rclone check`` (local files against the listing, MD5 from the listing) on rclone's copy.
-        Medians of ``--runs``, tools in rotating order (``--verify-runs`` caps the count)."""
-        for rep in range(min(self.args.runs, self.args.verify_runs)):
-            for tool in self.rotation(rep, [t for t in ("azphotosync", "rclone") if t in targets]):
-                t = targets[tool]
-                if tool == "azphotosync" and self.has_verify:
-                    s = self.agent_verify(t, f"{metric}{rep}")
-                elif tool == "rclone":
-                    env = tools.rclone_env(self.work, t)
-                    s = run(
-                        tools.rclone_check(src, t),
-                        env=env,
-                        log=self.log(t.container, f"{metric}-check{rep}"),
-                        settle_pid=self.az.pid,
-                    )
-                else:
-                    continue
-                self.record("scale", tool, metric, s, rows=self.scale_files)
+    def reruns(self, src: Path, t: tools.Target, by_mode: dict[str, tuple[str, ...]]) -> None:
+        for rep, mode, tool in schedule(self.args.runs, by_mode):
+            s = self.sync(tool, src, t, rerun=True, tag=f"same-{tool}{rep}", mode=mode)
+            self.record(mode, "scale", tool, "rerun_unchanged", s)
 
-    def deep_verify_case(self, src: Path, targets: dict[str, tools.Target], nbytes: int) -> None:
-        """Deep verification of the media library: every blob downloaded and re-hashed (``--deep-budget``
-        above the library size) against ``rclone check --download`` (downloads and compares bytes)."""
-        budget = f"{nbytes * 2 // MB}MB"
-        for rep in range(self.args.runs):
-            for tool in self.rotation(rep, [t for t in ("azphotosync", "rclone") if t in targets]):
-                t = targets[tool]
-                if tool == "azphotosync" and self.has_verify:
-                    s = self.agent_verify(t, f"deep{rep}", "--deep-budget", budget)
-                elif tool == "rclone":
-                    cmd = [*tools.rclone_check(src, t), "--download"]
-                    s = run(
-                        cmd,
-                        env=tools.rclone_env(self.work, t),
-                        log=self.log(t.container, f"deep{rep}"),
-                        settle_pid=self.az.pid,
-                    )
-                else:
-                    continue
-                self.record("media", tool, "verify_deep", s, nbytes)
+    def rows_case(self, src: Path, counts: tuple[int, ...]) -> None:
+        """The clean rerun as the index grows: our copy of a small library, then synthetic index rows
+        seeded (untimed) under the same prefix up to each count, and the unchanged rerun timed at each."""
+        t = self.target("rows", "azphotosync", "x")
+        s = self.sync("azphotosync", src, t, rerun=False, tag="load", mode="shared")
+        have = plan.ROWS_SOURCE_FILES
+        print(f"  (rows: {have} real files synced in {s.wall:.1f}s, untimed)", flush=True)
+        table = self.tables.get_table_client(t.table)
+        for n in counts:
+            t0 = time.monotonic()
+            seed_rows(table, "photos/bench", "bench", start=have, stop=n)
+            wrote_now()
+            print(f"  (rows: seeded to {n:,} index rows in {time.monotonic() - t0:.0f}s, untimed)", flush=True)
+            have = max(have, n)
+            for rep, mode, _tool in schedule(self.args.runs, self.cell("rows", "rerun_rows")):
+                s = self.sync("azphotosync", src, t, rerun=True, tag=f"rows{n}-{rep}", mode=mode)
+                self.record(mode, "rows", "azphotosync", f"rerun_rows_{n}", s, rows=n)
+        self.drop(t)
 
     def hash_case(self, path: Path) -> None:
         """SHA-256 throughput of the agent's hasher against raw hashlib, on a warm page cache."""
@@ -249,7 +294,9 @@ class Bench:
             st = path.stat()
             hash_file(str(path), st.st_size, st.st_mtime_ns)
             out["agent_hash_file"].append(size / MB / (time.perf_counter() - t0))
-        self.results["hash"] = {k: {"throughput": {"mb_s": [round(v, 1) for v in vals]}} for k, vals in out.items()}
+        self.results.setdefault("shared", {})["hash"] = {
+            k: {"throughput": {"mb_s": [round(v, 1) for v in vals]}} for k, vals in out.items()
+        }
         for k, vals in out.items():
             print(f"  hash   {k:20} {median(vals):8.1f} MB/s", flush=True)
 
@@ -267,86 +314,15 @@ def agent_summary(log: Path) -> dict[str, Any] | None:
         return None
 
 
-def summarize(results: dict[str, Any]) -> dict[str, Any]:
-    """Medians per case/tool/metric and ratios azphotosync / peer (wall time: < 1 means we are faster)."""
-    med: dict[str, Any] = {}
-    for case, by_tool in results.items():
-        for tool, metrics in by_tool.items():
-            for metric, vals in metrics.items():
-                med.setdefault(case, {}).setdefault(tool, {})[metric] = {k: median(v) for k, v in vals.items()}
-    ratios: dict[str, Any] = {}
-    for case, by_tool in med.items():
-        ours = by_tool.get("azphotosync", {})
-        for peer in PEERS:
-            for metric, m in by_tool.get(peer, {}).items():
-                if metric in ours and m.get("wall") and ours[metric].get("wall"):
-                    key = f"{case}.{metric}"
-                    ratios.setdefault(key, {})[peer] = round(ours[metric]["wall"] / m["wall"], 3)
-    return {"medians": med, "ratios": ratios}
-
-
-def targets(summary: dict[str, Any]) -> list[dict[str, Any]]:
-    """The issue's targets, each with the measured value and whether it is met."""
-    med, ratios = summary["medians"], summary["ratios"]
-    out: list[dict[str, Any]] = []
-
-    def ratio_target(name: str, key: str, peer: str, limit: float, below: bool = True) -> None:
-        r = ratios.get(key, {}).get(peer)
-        ok = None if r is None else (r <= limit if below else r < limit)
-        out.append({"target": name, "measured": r, "limit": limit, "met": ok})
-
-    ratio_target("media first sync <= 0.8x rclone", "media.first_sync", "rclone", 0.8)
-    ratio_target("tiny first sync (Table mirror incl.) <= 1.0x rclone", "tiny.first_sync", "rclone", 1.0)
-    ours = med.get("scale", {}).get("azphotosync", {}).get("rerun_unchanged", {}).get("wall")
-    for peer in ("rclone", "azcopy"):  # from the medians: inverting the rounded ratio would shift it by ~1%
-        theirs = med.get("scale", {}).get(peer, {}).get("rerun_unchanged", {}).get("wall")
-        speedup = None if not ours or theirs is None else round(theirs / ours, 1)
-        out.append({"target": f"unchanged rerun of scale >= 10x faster than {peer}", "measured": speedup,
-                    "limit": 10, "met": None if speedup is None else speedup >= 10})  # fmt: skip
-    for case, what in (("scale", "first_sync"), ("scale", "rerun_unchanged"), ("big", "first_sync")):
-        rss = med.get(case, {}).get("azphotosync", {}).get(what, {}).get("rss_mb")
-        out.append({"target": f"peak RSS {case} {what} <= 150 MB", "measured": rss, "limit": 150,
-                    "met": None if rss is None else rss <= 150})  # fmt: skip
-    for key, where in (("verify_shared", "on the same container"), ("verify_quick", "each on its own container")):
-        r = ratios.get(f"scale.{key}", {}).get("rclone")
-        out.append({"target": f"quick verify of scale faster than rclone check ({where})", "measured": r,
-                    "limit": 1.0, "met": None if r is None else r < 1.0})  # fmt: skip
-    return out
-
-
-def render_table(meta: dict[str, Any], summary: dict[str, Any], tgt: list[dict[str, Any]]) -> str:
-    lines = [f"# {meta['date']}  {meta['machine']['cpu']}  nproc={meta['machine']['nproc']}  mode={meta['mode']}"]
-    head = f"{'case':7} {'metric':16} {'tool':12} {'wall s':>9} {'CPU s':>8} {'MB/s|rows':>8} {'RSS MB':>8}  ours/peer"
-    lines.append(head)
-    for case, by_tool in summary["medians"].items():
-        if case == "hash":
-            continue
-        for tool in ALL_TOOLS:
-            for metric, m in by_tool.get(tool, {}).items():
-                r = summary["ratios"].get(f"{case}.{metric}", {}).get(tool)
-                mbs = (
-                    f"{m['mb_s']:8.1f}" if m.get("mb_s") else f"{m['rows_s']:6.0f}/s" if m.get("rows_s") else f"{'':8}"
-                )
-                lines.append(
-                    f"{case:7} {metric:16} {tool:12} {m['wall']:9.2f} {m['cpu']:8.2f} {mbs} {m['rss_mb']:8.1f}  "
-                    + (f"{r:.2f}x" if r is not None else "")
-                    + (f"  (Table mirror {m['mirror_s']:.2f} s)" if m.get("mirror_s") is not None else "")
-                )
-    for k, v in summary["medians"].get("hash", {}).items():
-        lines.append(f"hash    {'sha256 MB/s':16} {k:22} {v['throughput']['mb_s']:8.1f}")
-    lines.append("targets:")
-    for t in tgt:
-        mark = {True: "MET ", False: "MISS", None: "n/a "}[t["met"]]
-        lines.append(f"  [{mark}] {t['target']}: measured {t['measured']}")
-    return "\n".join(lines)
-
-
 def write_results(out: Path, meta: dict[str, Any], results: dict[str, Any], t_start: float, *, final: bool) -> str:
     meta["seconds"] = round(time.monotonic() - t_start, 1)
     meta["complete"] = final
     summary = summarize(results)
     tgt = targets(summary)
-    table = render_table(meta, summary, tgt)
+    m = meta["machine"]
+    title = (f"# {meta['date']}  {m['cpu']}  nproc={m['nproc']}  {meta['mode']}, median of {meta['runs']}, "
+             f"modes {'+'.join(meta['modes'])}, {meta['seconds'] / 60:.0f} min")  # fmt: skip
+    table = render_text(title, summary, tgt)
     doc = {"meta": meta, "samples": results, **summary, "targets": tgt, "table": table}
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(doc, indent=2) + "\n")
@@ -386,20 +362,28 @@ def ensure_tools() -> None:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--quick", action="store_true", help="small corpora and 1 run, for iteration")
-    p.add_argument("--runs", type=int, help="runs per measurement (default 5, quick 1)")
-    p.add_argument("--verify-runs", type=int, default=5, help="cap on quick verification runs (default 5)")
-    p.add_argument("--cases", default="hash,media,tiny,scale,big", help="comma-separated subset")
-    p.add_argument("--tools", default=",".join(ALL_TOOLS), help="comma-separated subset")
+    p.add_argument("--quick", action="store_true", help="small corpora and 1 run, for iteration (~5 min)")
+    p.add_argument("--runs", type=int, help="runs per measurement (default 3, quick 1)")
+    p.add_argument("--cases", default="hash,media,big,tiny,scale,rows", help="comma-separated subset")
+    p.add_argument("--tools", default=",".join(plan.ALL_TOOLS), help="comma-separated subset")
+    p.add_argument("--modes", default="pinned,shared", help="pinned, shared or both (default both)")
+    p.add_argument("--all-peers", action="store_true", help="every peer in every cell and mode (~80 min)")
+    p.add_argument(
+        "--rows", help="index sizes for the rerun-vs-rows case (default 10000,100000,1000000; quick 1000,10000)"
+    )
     p.add_argument("--work", type=Path, help="work dir to keep and reuse corpora (default: a temp dir, removed)")
     p.add_argument("--out", type=Path, help="JSON output (default bench/results/<date>-<mode>.json)")
     args = p.parse_args(argv)
-    args.runs = args.runs or (1 if args.quick else 5)
+    args.runs = args.runs or (1 if args.quick else 3)
     args.tools = tuple(args.tools.split(","))
+    args.modes = tuple(args.modes.split(","))
+    rows = (
+        tuple(int(n) for n in args.rows.split(",")) if args.rows else plan.QUICK_ROWS if args.quick else plan.FULL_ROWS
+    )
     cases = args.cases.split(",")
     ensure_tools()
     work = (args.work or Path(tempfile.mkdtemp(prefix="azps-bench-"))).resolve()
-    need_gb = 10 if args.quick else 70  # corpora + Azurite's copies (it frees dropped containers' extents late)
+    need_gb = 10 if args.quick else 40  # corpora + Azurite's copies (it frees dropped containers' extents late)
     existing = next(p for p in (work, *work.parents) if p.exists())
     free_gb = shutil.disk_usage(existing).free / 1e9
     if free_gb < need_gb:
@@ -408,10 +392,14 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     work.mkdir(parents=True, exist_ok=True)
     specs = corpora.specs(args.quick)
+    specs["rows"] = corpora.CorpusSpec("rows", plan.ROWS_SOURCE_FILES, 1024, 1024, per_dir=100, seed=21)
     meta = {
         "date": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "mode": "quick" if args.quick else "full",
+        "method": "round two: pinned and shared modes, settled, rotated",
+        "modes": list(args.modes),
         "runs": args.runs,
+        "rows": list(rows),
         "machine": machine(),
         "versions": tools.versions(),
         "corpora": {k: vars(v) for k, v in specs.items()},
@@ -419,6 +407,9 @@ def main(argv: list[str] | None = None) -> int:
         "git": git_describe(),
         "command": "make bench" + (" BENCH_ARGS=--quick" if args.quick else ""),
     }
+    estimate = plan.estimate_seconds(args.quick, args.runs, all_peers=args.all_peers)
+    print(f"bench: {meta['mode']}, {args.runs} run(s), modes {', '.join(args.modes)}; a whole run of this kind "
+          f"takes about {estimate / 60:.0f} min here", flush=True)  # fmt: skip
     azurite_dir = work / "azurite"
     shutil.rmtree(azurite_dir, ignore_errors=True)
     t_start = time.monotonic()
@@ -426,8 +417,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         bench = Bench(args, work, az)
         steps: dict[str, Callable[[], None]] = {}
-        scale_src: Path | None = None
-        for name in ("media", "big", "scale", "tiny"):  # cheapest and most telling first
+        for name in ("media", "big", "tiny", "scale", "rows"):  # cheapest and most telling first; scale late
             if name not in cases:
                 continue
             spec = specs[name]
@@ -438,18 +428,18 @@ def main(argv: list[str] | None = None) -> int:
             took = time.monotonic() - t0
             print(f"corpus {name}: {files} files, {nbytes / MB:.1f} MB (ready in {took:.1f}s)", flush=True)
             if name == "scale":
-                steps[name] = lambda src=src, spec=spec, n=files, b=nbytes: bench.scale_case(src, spec, n, b)
-                scale_src = src
+                steps[name] = lambda src=src, n=files, b=nbytes: bench.scale_case(src, n, b)
+            elif name == "rows":
+                steps[name] = lambda src=src: bench.rows_case(src, rows)
             else:
                 steps[name] = lambda name=name, src=src, n=files, b=nbytes: bench.first_sync_case(name, src, n, b)
-        if scale_src is not None:  # last: see shared_verify_case
-            steps["scale-shared"] = lambda src=scale_src: bench.shared_verify_case(src)
         if "hash" in cases:
             big = corpora.generate(work / "corpora", specs["big"])
             steps = {"hash": lambda: bench.hash_case(next(p for p in big.rglob("*") if p.is_file())), **steps}
         out = args.out or RESULTS / f"{meta['date'][:10]}-{meta['mode']}.json"
-        for name, step in steps.items():
-            print(f"== {name}", flush=True)
+        for k, (name, step) in enumerate(steps.items(), 1):
+            elapsed = time.monotonic() - t_start
+            print(f"== [{k}/{len(steps)}] {name} (at {elapsed / 60:.1f} of ~{estimate / 60:.0f} min)", flush=True)
             step()
             write_results(out, meta, bench.results, t_start, final=False)  # a checkpoint per case
     finally:

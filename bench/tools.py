@@ -24,6 +24,7 @@ TOOLS_DIR = REPO / "bench" / ".tools"
 AGENT_VENV_AGENT = TOOLS_DIR / "agent-venv" / "bin" / "azphotosync"
 AGENT = AGENT_VENV_AGENT if AGENT_VENV_AGENT.exists() else REPO / ".venv" / "bin" / "azphotosync"
 VENV_PY = REPO / ".venv" / "bin" / "python"
+VENV_PY = VENV_PY if VENV_PY.exists() else Path(sys.executable)  # a git worktree has no .venv of its own
 RCLONE = TOOLS_DIR / "venv" / "bin" / "rclone"
 AZCOPY = TOOLS_DIR / "node_modules" / "@azure-tools" / "azcopy-linux" / "dist" / "bin" / "azcopy_linux_amd64"
 WORKERS = 8  # the agent's default --max-workers; peers get the same parallelism where they take one
@@ -46,7 +47,8 @@ class Target:
     def rclone_remote(self) -> str:
         return f"az:{self.container}" + (f"/{self.rclone_dir}" if self.rclone_dir else "")
 
-    def sas_url(self) -> str:
+    def sas_url(self, path: str = "") -> str:
+        """The container's URL with a SAS, or of ``path`` inside it (e.g. ``rclone/*``)."""
         from azure.storage.blob import ContainerSasPermissions, generate_container_sas
 
         perms = ContainerSasPermissions(read=True, write=True, delete=True, list=True, add=True, create=True)
@@ -54,7 +56,7 @@ class Target:
         sas = generate_container_sas(
             self.account, self.container, account_key=self.key, permission=perms, expiry=expiry
         )
-        return f"{self.blob_url}/{self.container}?{sas}"
+        return f"{self.blob_url}/{self.container}" + (f"/{path}" if path else "") + f"?{sas}"
 
 
 def base_env(work: Path) -> dict[str, str]:
@@ -116,7 +118,29 @@ def azcopy_copy(src: Path, t: Target) -> list[str]:
 
 
 def azcopy_sync(src: Path, t: Target) -> list[str]:
-    return [str(AZCOPY), "sync", str(src), t.sas_url(), "--recursive", "--from-to", "LocalBlob",
+    """A rerun; against rclone's copy when the target has one (AzCopy compares the blobs' last-modified
+    times with the files' mtimes, so it takes any uploader's copy as up to date)."""
+    url = t.sas_url(t.rclone_dir)
+    return [str(AZCOPY), "sync", str(src), url, "--recursive", "--from-to", "LocalBlob",
+            "--log-level", "ERROR", "--output-level", "essential"]  # fmt: skip
+
+
+# -- restore: every tool downloads a container's copy of a corpus into an empty folder ------------------------
+def agent_restore(dest: Path, t: Target) -> list[str]:
+    """Our restore: every file SHA-256-checked before it is moved into place."""
+    return [str(AGENT), "restore", "--to", str(dest), "--state-dir", str(t.state_dir), "--container", t.container,
+            "--table", t.table, "--source-id", "bench", "--json"]  # fmt: skip
+
+
+def rclone_restore(dest: Path, t: Target) -> list[str]:
+    """``rclone copy remote: local``: checks each download against the blob's Content-MD5 when it has one."""
+    return [str(RCLONE), "copy", t.rclone_remote, str(dest), "--transfers", str(WORKERS)]
+
+
+def azcopy_restore(dest: Path, t: Target) -> list[str]:
+    """``azcopy copy`` (download): ``--check-md5`` defaults to FailIfDifferent (checked where the blob has one)."""
+    src = t.sas_url(f"{t.rclone_dir}/*" if t.rclone_dir else "*")
+    return [str(AZCOPY), "copy", src, str(dest), "--recursive", "--from-to", "BlobLocal",
             "--log-level", "ERROR", "--output-level", "essential"]  # fmt: skip
 
 
