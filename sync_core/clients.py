@@ -215,6 +215,17 @@ def client_config_checked() -> Iterator[None]:
         raise ConfigError(f"storage configuration not usable: {first_line(exc)}") from None
 
 
+def error_code(exc: HttpResponseError) -> str | None:
+    """The service's error code: parsed by the SDK when it could read the body, else from the header every
+    storage answer carries (the Table SDK leaves ``error_code`` empty on some write paths)."""
+    code = getattr(exc, "error_code", None)
+    if code:
+        return str(code)
+    response = getattr(exc, "response", None)
+    headers = getattr(response, "headers", None) or {}
+    return headers.get("x-ms-error-code")
+
+
 @contextmanager
 def access_checked(
     url: str, *, missing: str, denied: str, what: str, credential: str = "identity"
@@ -237,7 +248,7 @@ def access_checked(
         ) from None
     except HttpResponseError as exc:
         if exc.status_code == 403:
-            if getattr(exc, "error_code", None) == "AuthorizationPermissionMismatch" and credential == "account key":
+            if error_code(exc) == "AuthorizationPermissionMismatch" and credential == "account key":
                 raise ConfigError(denied) from None  # a key may do everything: this is a role refusing
             raise ConfigError(credential_refused(credential, first_line(exc), denied)) from None
         raise ConfigError(f"cannot use {what}: {first_line(exc)}") from None
