@@ -41,6 +41,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "status": ("agent.status_cmd", "show whether all is well: local index, last sync, mirror lag, cloud verification"),
     "index": ("agent.index_cmd", "rebuild the local index from the cloud, or mirror it to the index table now"),
     "verify": ("agent.verify_cmd", "check every blob against the index table now (what the cloud does nightly)"),
+    "thumbnails": (
+        "agent.thumbnails_cmd",
+        "make the missing thumbnails (WebP renditions) and record sizes in the index table",
+    ),
 }
 DEFAULT_COMMAND = "sync"
 
