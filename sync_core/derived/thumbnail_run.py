@@ -155,7 +155,7 @@ class Thumbnailer:
         deadline = self.clock() + self.settings.unit_seconds
         counts: Counter[str] = Counter()
         failures: list[dict[str, str]] = []
-        outcomes: dict[str, MediaFacts | None] = {}  # per SHA-256: identical content is decoded once
+        outcomes: dict[str, tuple[MediaFacts | None, str]] = {}  # per SHA-256: identical content is decoded once
         rows = 0
         query = "PartitionKey eq " + odata_string(encode_key(partition_id(prefix, shard)))
         for page in query_pages(self.table, query, select=_SELECT):
@@ -169,14 +169,18 @@ class Thumbnailer:
                 if self.clock() > deadline:
                     counts["deferred"] += 1
                     continue
-                if row.sha not in outcomes:
-                    outcomes[row.sha] = self._make(row, counts)
-                facts = outcomes[row.sha]
+                if row.sha in outcomes:  # identical content met again: its renditions are shared
+                    facts, how = outcomes[row.sha][0], "shared"
+                else:
+                    facts, how = self._make(row)
+                    outcomes[row.sha] = (facts, how)
                 if facts is None:  # the blob is gone: nothing recorded, the next run looks again
                     counts["missing"] += 1
                     continue
-                if write_facts(self.table, row.pk, row.rk, facts) and not facts.made:
-                    failures.append({"blob_name": row.name, "reason": facts.detail})
+                if write_facts(self.table, row.pk, row.rk, facts):
+                    counts[how if facts.made else "failed"] += 1
+                    if not facts.made:
+                        failures.append({"blob_name": row.name, "reason": facts.detail})
         summary = {"partition": partition, "rows": rows, "counts": {k: counts[k] for k in COUNTS}}
         summary["failures"] = failures[:MAX_FAILURES]
         return summary, failures
@@ -194,44 +198,44 @@ class Thumbnailer:
         size = int(plain(entity.get(P_SIZE)) or 0)
         return _Row(entity["PartitionKey"], entity["RowKey"], name, sha, size), None
 
-    def _make(self, row: _Row, counts: Counter[str]) -> MediaFacts | None:
-        """The renditions of one content (made now, found made, or failed with a reason)."""
+    def _make(self, row: _Row) -> tuple[MediaFacts | None, str]:
+        """The renditions of one content: made now (``made``), found made (``shared``), or failed with a
+        reason; no facts when the blob is gone."""
         now = datetime.now(UTC)
         existing = self._existing(row.sha)
         if existing is not None:
-            counts["shared"] += 1
-            return MediaFacts(RENDITION_MADE, width=existing[0], height=existing[1], duration=existing[2], at=now)
+            return MediaFacts(RENDITION_MADE, width=existing[0], height=existing[1], duration=existing[2], at=now), (
+                "shared"
+            )
         if row.size == 0:
-            counts["failed"] += 1
-            return MediaFacts(RENDITION_FAILED, "empty file (0 bytes)", at=now)
+            return MediaFacts(RENDITION_FAILED, "empty file (0 bytes)", at=now), "failed"
         kind = kind_of(row.name)
         assert kind is not None
         blob = self.data.get_blob_client(row.name)
         try:
-            etag = blob.get_blob_properties().etag
+            props = blob.get_blob_properties()
         except ResourceNotFoundError:
-            return None
+            return None, "missing"
         try:
-            with BlobReader(blob, row.size, etag=etag) as reader:
+            with BlobReader(blob, props.size, etag=props.etag) as reader:
                 decoded = decode(kind, reader, target=LARGEST, limits=self.settings.limits)
             webps = render(decoded.image)
         except DecodeError as exc:
-            counts["failed"] += 1
-            return MediaFacts(RENDITION_FAILED, str(exc), at=now)
+            return MediaFacts(RENDITION_FAILED, str(exc), at=now), "failed"
         except ResourceNotFoundError:
-            return None
+            return None, "missing"
         except AzureError:
             raise
         except Exception as exc:  # a codec library's own failure: recorded, never a crash of the run
-            counts["failed"] += 1
-            return MediaFacts(RENDITION_FAILED, f"cannot render: {type(exc).__name__}: {first_line(exc)}", at=now)
+            return MediaFacts(
+                RENDITION_FAILED, f"cannot render: {type(exc).__name__}: {first_line(exc)}", at=now
+            ), "failed"
         facts = MediaFacts(RENDITION_MADE, width=decoded.width, height=decoded.height, duration=decoded.duration,
                            at=now)  # fmt: skip
         for size, body in webps.items():  # the largest last: its existence says the set is complete
             meta = _facts_metadata(facts) if size == LARGEST else None
             self._upload(rendition_name(row.sha, size), body, meta)
-        counts["made"] += 1
-        return facts
+        return facts, "made"
 
     def _existing(self, sha: str) -> tuple[int | None, int | None, float | None] | None:
         """The original's facts from the largest rendition's metadata, when the set exists."""
