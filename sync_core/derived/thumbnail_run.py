@@ -280,13 +280,13 @@ _WEBP = _content_settings()
 
 
 def merge_summaries(summaries: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
-    """Partition summaries added up (the orchestration's and the command's result): counts, not rows."""
+    """Partition summaries (or merged ones) added up — the orchestration's and the command's result."""
     counts: Counter[str] = Counter()
     rows = units = 0
     failures: list[dict[str, str]] = []
     errors: list[str] = []
     for s in summaries:
-        units += 1
+        units += int(s.get("partitions", 1))  # a merged summary counts the partitions it holds
         rows += int(s.get("rows") or 0)
         counts.update({k: int(v) for k, v in (s.get("counts") or {}).items()})
         failures.extend(s.get("failures") or [])
