@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import itertools
 import json
 
 import pytest
@@ -159,3 +160,34 @@ def test_blob_reader_reads_and_seeks_like_a_file(container):
         r.seek(70_000)
         assert r.read(5) == data[70_000:70_005] and r.tell() == 70_005
         assert r.read(0) == b"" and r.seek(0, io.SEEK_END) == len(data) and r.read(1) == b""
+
+
+def test_a_partition_stops_at_its_deadline_and_the_next_run_resumes(library, storage_env):
+    from sync_core.config import resolve_storage_config
+    from sync_core.derived.thumbnail_run import Thumbnailer, ThumbnailSettings, run_all
+    from sync_core.verify import partitions_for
+
+    cfg = resolve_storage_config(env=storage_env)
+    settings = ThumbnailSettings(cfg=cfg, container=library["thumbs"].container_name, prefixes=(PREFIX,),
+                                 discover=False, unit_seconds=60)  # fmt: skip
+    late = Thumbnailer(settings)
+    ticks = itertools.count(0.0, 100.0)  # 100 s pass between two looks at the clock: every row is too late
+    late.clock = lambda: next(ticks)
+    late.plan()
+    summary, _ = run_all(late, partitions_for([PREFIX])[:256], workers=1)
+    assert summary["counts"]["deferred"] == 9 and summary["counts"]["made"] == 0
+    assert not list(library["thumbs"].list_blobs()) and read_facts(_row(library, "2024/portrait.jpg")) is None
+
+    # a blob that is gone is not recorded (looked at again next time); a damaged one waits for the agent
+    files = library["files"]
+    gone = f"{PREFIX}/{_sha(files['2024/scan.tif'])[:2]}/{_sha(files['2024/scan.tif'])}/2024/scan.tif"
+    svc = BlobServiceClient.from_connection_string(storage_env["AZURE_STORAGE_CONNECTION_STRING"])
+    svc.get_container_client(cfg.container).delete_blob(gone)
+    damaged = _row(library, "2024/alpha.png")
+    library["table"].update_entity({"PartitionKey": damaged["PartitionKey"], "RowKey": damaged["RowKey"],
+                                    "VerifyStatus": "size_mismatch"})  # fmt: skip
+    summary2, _ = run_all(Thumbnailer(settings), partitions_for([PREFIX]), workers=2)
+    assert summary2["counts"]["deferred"] == 0 and summary2["counts"]["made"] == 3
+    assert summary2["counts"]["missing"] == 1 and summary2["counts"]["damaged"] == 1
+    assert read_facts(_row(library, "2024/scan.tif")) is None and read_facts(_row(library, "2024/alpha.png")) is None
+    assert read_facts(_row(library, "2024/portrait.jpg")).made
