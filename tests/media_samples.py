@@ -28,7 +28,7 @@ def jpeg_oriented(width: int = 400, height: int = 300, orientation: int = 6) -> 
 
 
 def encoded(fmt: str, size: tuple[int, int] = (640, 480), mode: str = "RGB", **kw) -> bytes:
-    colour = (10, 200, 10, 128) if mode == "RGBA" else (10, 200, 10)
+    colour = {"RGBA": (10, 200, 10, 128), "CMYK": (0, 255, 255, 0)}.get(mode, (10, 200, 10))
     im = Image.new(mode, size, colour)
     buf = io.BytesIO()
     im.save(buf, fmt, **kw)

@@ -139,3 +139,29 @@ def test_a_200_megapixel_panorama_is_decoded_reduced_in_bounded_memory(tmp_path:
     assert result["decoded"] == [2500, 1250]  # libjpeg's 1/8 scale: 3 MP held, not 200 MP
     assert result["sizes"] == {"320": [320, 160], "1600": [1600, 800]}
     assert result["peak_kb"] < 150 * 1024  # a whole decode would hold 200 MB (grey), 600 MB once RGB
+
+
+def test_heic_with_orientation_6_comes_out_portrait():
+    import pillow_heif
+
+    pillow_heif.register_heif_opener()
+    im = Image.new("RGB", (400, 300), BLUE)
+    im.paste(RED, (0, 0, 200, 300))
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    buf = io.BytesIO()
+    im.save(buf, "HEIF", exif=exif.tobytes())
+    out, decoded = _renditions(KIND_IMAGE, buf.getvalue())
+    assert (decoded.width, decoded.height) == (300, 400) and out[320].size == (240, 320)
+    small = out[320].convert("RGB")
+    assert _close(small.getpixel((120, 20)), RED) and _close(small.getpixel((120, 300)), BLUE)
+
+
+def test_sixteen_bit_and_cmyk_inputs_become_8_bit_rgb():
+    grey16 = Image.new("I;16", (64, 48), 40_000)
+    buf = io.BytesIO()
+    grey16.save(buf, "PNG")
+    out, _ = _renditions(KIND_IMAGE, buf.getvalue())
+    assert out[320].mode == "RGB" and _close(out[320].getpixel((5, 5)), (156, 156, 156), 4)
+    out, _ = _renditions(KIND_IMAGE, encoded("JPEG", (64, 48), "CMYK"))
+    assert out[320].mode == "RGB"
