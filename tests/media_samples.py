@@ -1,90 +1,95 @@
-"""Small real media for the renditions tests, made with the same libraries the renditions use."""
+"""Tiny but well-formed media files for tests: JPEG/TIFF with EXIF, MP4/MOV with an ``mvhd`` box."""
 
 from __future__ import annotations
 
-import io
 import struct
-import zlib
+from datetime import UTC, datetime
 
-import numpy as np
-from PIL import Image, ImageCms
-
-RED, BLUE = (220, 20, 20), (20, 20, 220)
+_ASCII, _LONG = 2, 4
 
 
-def jpeg_oriented(width: int = 400, height: int = 300, orientation: int = 6) -> bytes:
-    """A landscape-stored JPEG (left half red, right half blue) with EXIF orientation, GPS and an ICC
-    profile: shown upright (orientation 6: turned clockwise) it is portrait, red on top."""
-    im = Image.new("RGB", (width, height), BLUE)
-    im.paste(RED, (0, 0, width // 2, height))
-    exif = Image.Exif()
-    exif[0x0112] = orientation
-    exif[0x010F] = "TestCam"
-    exif[0x8825] = {1: "N", 2: (52.0, 22.0, 7.0)}  # GPS IFD: a latitude that must not leak
-    icc = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
-    buf = io.BytesIO()
-    im.save(buf, "JPEG", quality=90, exif=exif, icc_profile=icc)
-    return buf.getvalue()
+def _ifd(entries: list[tuple[int, int, bytes]], base: int) -> tuple[bytes, bytes]:
+    """An IFD at offset ``base`` (little-endian) plus its out-of-line data area."""
+    entries = sorted(entries)
+    head = struct.pack("<H", len(entries))
+    data = b""
+    data_start = base + 2 + 12 * len(entries) + 4
+    for tag, typ, value in entries:
+        count = len(value) if typ == _ASCII else 1
+        if len(value) <= 4:
+            head += struct.pack("<HHI", tag, typ, count) + value.ljust(4, b"\x00")
+        else:
+            head += struct.pack("<HHII", tag, typ, count, data_start + len(data))
+            data += value + (b"\x00" if len(value) % 2 else b"")
+    return head + struct.pack("<I", 0), data
 
 
-def encoded(fmt: str, size: tuple[int, int] = (640, 480), mode: str = "RGB", **kw) -> bytes:
-    colour = {"RGBA": (10, 200, 10, 128), "CMYK": (0, 255, 255, 0)}.get(mode, (10, 200, 10))
-    im = Image.new(mode, size, colour)
-    buf = io.BytesIO()
-    im.save(buf, fmt, **kw)
-    return buf.getvalue()
+def exif_tiff(
+    taken: str | None = "2021:07:14 09:30:05", model: str | None = "Pixel 7", offset: str | None = None
+) -> bytes:
+    """A little-endian TIFF header + IFD0 (Model) + Exif IFD (DateTimeOriginal, OffsetTimeOriginal)."""
+    exif_entries: list[tuple[int, int, bytes]] = []
+    if taken is not None:
+        exif_entries.append((0x9003, _ASCII, taken.encode() + b"\x00"))
+    if offset is not None:
+        exif_entries.append((0x9011, _ASCII, offset.encode() + b"\x00"))
+    ifd0_entries: list[tuple[int, int, bytes]] = []
+    if model is not None:
+        ifd0_entries.append((0x0110, _ASCII, model.encode() + b"\x00"))
+    n0 = len(ifd0_entries) + 1
+    ifd0_size = 2 + 12 * n0 + 4
+    # lay out: header(8) | IFD0 | IFD0 data | Exif IFD | Exif data
+    _, probe_data = _ifd([*ifd0_entries, (0x8769, _LONG, b"\x00" * 4)], 8)
+    exif_at = 8 + ifd0_size + len(probe_data)
+    ifd0, ifd0_data = _ifd([*ifd0_entries, (0x8769, _LONG, struct.pack("<I", exif_at))], 8)
+    exif, exif_data = _ifd(exif_entries, exif_at)
+    return b"II*\x00" + struct.pack("<I", 8) + ifd0 + ifd0_data + exif + exif_data
 
 
-def heic(size: tuple[int, int] = (640, 480)) -> bytes:
-    import pillow_heif
-
-    pillow_heif.register_heif_opener()
-    return encoded("HEIF", size)
-
-
-def mp4(seconds: float = 2.0, fps: int = 10, size: tuple[int, int] = (64, 48), noise: bool = False) -> bytes:
-    """An MPEG-4 video whose frame ``i`` is grey level ``10 * i`` (or noise, to make it big)."""
-    import av
-
-    buf = io.BytesIO()
-    rng = np.random.default_rng(1)
-    with av.open(buf, "w", format="mp4") as c:
-        s = c.add_stream("mpeg4", rate=fps)
-        s.width, s.height = size
-        s.pix_fmt = "yuv420p"
-        if noise:
-            s.bit_rate = 8_000_000
-        for i in range(int(seconds * fps)):
-            if noise:
-                arr = rng.integers(0, 255, (size[1], size[0], 3), dtype=np.uint8)
-            else:
-                arr = np.full((size[1], size[0], 3), min(250, 10 * i), dtype=np.uint8)
-            for p in s.encode(av.VideoFrame.from_ndarray(arr, format="rgb24")):
-                c.mux(p)
-        for p in s.encode():
-            c.mux(p)
-    return buf.getvalue()
+def jpeg_with_exif(pixels: bytes = b"", **kw: str | None) -> bytes:
+    """SOI + APP1 Exif + some opaque payload + EOI (enough for EXIF readers; not a decodable image)."""
+    app1 = b"Exif\x00\x00" + exif_tiff(**kw)
+    return b"\xff\xd8\xff\xe1" + struct.pack(">H", 2 + len(app1)) + app1 + pixels + b"\xff\xd9"
 
 
-def png_bomb(width: int = 100_000, height: int = 100_000) -> bytes:
-    """A tiny PNG whose header claims ``width`` x ``height`` pixels (a decompression bomb)."""
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
-
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
+def _box(kind: bytes, payload: bytes, *, large: bool = False) -> bytes:
+    if large:
+        return struct.pack(">I4sQ", 1, kind, 16 + len(payload)) + payload
+    return struct.pack(">I4s", 8 + len(payload), kind) + payload
 
 
-def webp_chunks(data: bytes) -> list[str]:
-    """The RIFF chunk names of a WebP file (``EXIF``, ``ICCP``, ``XMP `` would be metadata)."""
-    assert data[:4] == b"RIFF" and data[8:12] == b"WEBP"
-    names, pos = [], 12
-    while pos + 8 <= len(data):
-        name, size = data[pos : pos + 4].decode("latin-1"), struct.unpack("<I", data[pos + 4 : pos + 8])[0]
-        names.append(name)
-        if name == "VP8X":
-            flags = data[pos + 8]
-            assert not flags & 0b00101100, "VP8X announces ICC, EXIF or XMP"
-        pos += 8 + size + (size & 1)
-    return names
+def quicktime_meta(items: dict[str, str], *, iso: bool = False) -> bytes:
+    """``moov/meta`` with ``hdlr``, ``keys`` and ``ilst`` as Apple devices write them (``iso``: with the
+    ISO version/flags word)."""
+    keys = struct.pack(">II", 0, len(items)) + b"".join(
+        struct.pack(">I4s", 8 + len(k.encode()), b"mdta") + k.encode() for k in items
+    )
+    ilst = b"".join(
+        _box(struct.pack(">I", i), _box(b"data", struct.pack(">II", 1, 0) + v.encode()))
+        for i, v in enumerate(items.values(), start=1)
+    )
+    body = _box(b"hdlr", b"\x00" * 8 + b"mdta" + b"\x00" * 13) + _box(b"keys", keys) + _box(b"ilst", ilst)
+    return _box(b"meta", (b"\x00" * 4 if iso else b"") + body)
+
+
+def mp4_with_creation(
+    when: datetime | None,
+    *,
+    mdat: bytes = b"",
+    moov_last: bool = True,
+    version: int = 0,
+    meta: dict[str, str] | None = None,
+    iso_meta: bool = False,
+) -> bytes:
+    """ftyp + mdat + moov(mvhd [+ meta]) (or moov first); ``when=None`` writes an unset creation time."""
+    secs = 0 if when is None else int((when - datetime(1904, 1, 1, tzinfo=UTC)).total_seconds())
+    if version == 1:
+        body = struct.pack(">B3xQQIQ", 1, secs, secs, 1000, 0)
+    else:
+        body = struct.pack(">B3xIIII", 0, secs, secs, 1000, 0)
+    mvhd = _box(b"mvhd", body + b"\x00" * 80)
+    extra = quicktime_meta(meta, iso=iso_meta) if meta else b""
+    moov = _box(b"moov", mvhd + _box(b"trak", b"\x00" * 16) + extra)
+    ftyp = _box(b"ftyp", b"isom\x00\x00\x02\x00isomiso2mp41")
+    media = _box(b"mdat", mdat, large=True)
+    return ftyp + (media + moov if moov_last else moov + media)

@@ -14,7 +14,7 @@ from PIL import Image
 
 from sync_core.derived.decoders import KIND_IMAGE, KIND_RAW, KIND_VIDEO, DecodeError, Limits, decode, kind_of
 from sync_core.derived.renditions import SIZES, render, rendition_name
-from tests.media_samples import BLUE, RED, encoded, heic, jpeg_oriented, mp4, png_bomb, webp_chunks
+from tests.rendition_media import BLUE, RED, encoded, heic, jpeg_oriented, mp4, png_bomb, webp_chunks
 
 
 def _renditions(kind: str, data: bytes) -> tuple[dict[int, Image.Image], object]:

@@ -20,7 +20,7 @@ from sync_core.derived.renditions import rendition_name
 from sync_core.table_index import keys_for_blob
 from sync_core.verify import partitions_for
 from tests.conftest import run_cli, write_file
-from tests.media_samples import jpeg_oriented, mp4
+from tests.rendition_media import jpeg_oriented, mp4
 from tests.test_orchestrator import (
     CALL_ACTIVITY_WITH_RETRY,
     CALL_SUB_ORCHESTRATOR_WITH_RETRY,

@@ -20,7 +20,7 @@ from sync_core.derived.facts import fetch_facts, read_facts
 from sync_core.derived.renditions import rendition_name
 from sync_core.table_index import keys_for_blob
 from tests.conftest import run_cli, write_file
-from tests.media_samples import encoded, heic, jpeg_oriented, mp4, png_bomb, webp_chunks
+from tests.rendition_media import encoded, heic, jpeg_oriented, mp4, png_bomb, webp_chunks
 
 PREFIX = "photos/testhost"
 
