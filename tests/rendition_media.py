@@ -88,3 +88,19 @@ def webp_chunks(data: bytes) -> list[str]:
             assert not flags & 0b00101100, "VP8X announces ICC, EXIF or XMP"
         pos += 8 + size + (size & 1)
     return names
+
+
+def linear_dng(size: tuple[int, int] = (256, 192), orientation: int = 6) -> bytes:
+    """A minimal linear (demosaiced) DNG without a preview, so LibRaw decodes it: a TIFF with DNGVersion,
+    PhotometricInterpretation LinearRaw and an orientation."""
+    from PIL.TiffImagePlugin import ImageFileDirectory_v2
+
+    ifd = ImageFileDirectory_v2()
+    ifd[50706] = bytes([1, 4, 0, 0])  # DNGVersion
+    ifd.tagtype[50706] = 1
+    ifd[50708] = "TestCam DNG"  # UniqueCameraModel
+    ifd[262] = 34892  # LinearRaw
+    ifd[274] = orientation
+    buf = io.BytesIO()
+    Image.new("RGB", size, (200, 50, 50)).save(buf, "TIFF", tiffinfo=ifd)
+    return buf.getvalue()

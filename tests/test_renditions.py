@@ -14,7 +14,7 @@ from PIL import Image
 
 from sync_core.derived.decoders import KIND_IMAGE, KIND_RAW, KIND_VIDEO, DecodeError, Limits, decode, kind_of
 from sync_core.derived.renditions import SIZES, render, rendition_name
-from tests.rendition_media import BLUE, RED, encoded, heic, jpeg_oriented, mp4, png_bomb, webp_chunks
+from tests.rendition_media import BLUE, RED, encoded, heic, jpeg_oriented, linear_dng, mp4, png_bomb, webp_chunks
 
 
 def _renditions(kind: str, data: bytes) -> tuple[dict[int, Image.Image], object]:
@@ -165,3 +165,9 @@ def test_sixteen_bit_and_cmyk_inputs_become_8_bit_rgb():
     assert out[320].mode == "RGB" and _close(out[320].getpixel((5, 5)), (156, 156, 156), 4)
     out, _ = _renditions(KIND_IMAGE, encoded("JPEG", (64, 48), "CMYK"))
     assert out[320].mode == "RGB"
+
+
+def test_raw_without_a_preview_is_decoded_by_libraw_and_turned_upright():
+    out, decoded = _renditions(KIND_RAW, linear_dng((256, 192), orientation=6))
+    assert (decoded.width, decoded.height) == (192, 256)  # the sensor's landscape, shown portrait
+    assert out[320].size[1] > out[320].size[0]
