@@ -258,7 +258,7 @@ def thumbnailer() -> Thumbnailer:
     """One set of clients per worker process (and per settings, which only change in tests)."""
     keys = ("AZURE_STORAGE_ACCOUNT_URL", "AZURE_STORAGE_CONNECTION_STRING", "AZURE_STORAGE_CONTAINER",
             "AZURE_STORAGE_TABLE", "AZURE_STORAGE_TABLE_ENDPOINT", "AZURE_STORAGE_THUMBNAILS_CONTAINER",
-            "THUMBNAILS_UNIT_SECONDS", "VERIFY_PREFIXES")  # fmt: skip
+            "THUMBNAILS_UNIT_SECONDS", "THUMBNAILS_DECODE_SLOTS", "VERIFY_PREFIXES")  # fmt: skip
     return _thumbnailer(tuple(os.environ.get(k, "") for k in keys))
 
 

@@ -68,6 +68,7 @@ def run(args: argparse.Namespace) -> int:
         prefixes=(cfg.prefix,),
         discover=bool(args.all_prefixes),
         force=bool(args.force),
+        decode_slots=args.max_workers,
     )
     t = Thumbnailer(settings, pool_size=2 * args.max_workers + 4)
     open_container(t.blobs, cfg)  # one-line errors for a missing container or missing rights

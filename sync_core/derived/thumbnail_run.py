@@ -9,13 +9,15 @@ Renditions are uploaded create-only; an existing one is never rewritten.
 
 Settings (docs/thumbnails-and-albums.md): ``AZURE_STORAGE_*`` for the archive,
 ``AZURE_STORAGE_THUMBNAILS_CONTAINER`` (default ``thumbnails``), ``THUMBNAILS_UNIT_SECONDS`` (the time one
-partition may take before the rest waits for the next run), and the verifier's ``VERIFY_PREFIXES``.
+partition may take before the rest waits for the next run), ``THUMBNAILS_DECODE_SLOTS`` (decodes at once
+per process) and the verifier's ``VERIFY_PREFIXES``.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import threading
 import time
 from collections import Counter
 from collections.abc import Iterable, Mapping
@@ -54,6 +56,10 @@ ENV_THUMBNAILS_CONTAINER = "AZURE_STORAGE_THUMBNAILS_CONTAINER"
 DEFAULT_THUMBNAILS_CONTAINER = "thumbnails"
 ENV_UNIT_SECONDS = "THUMBNAILS_UNIT_SECONDS"
 DEFAULT_UNIT_SECONDS = 20 * 60.0  # under the Functions timeout (host.json: 30 min)
+ENV_DECODE_SLOTS = "THUMBNAILS_DECODE_SLOTS"
+# Decodes at once per process, whatever the number of partitions (activities) in flight: host.json lets 8
+# activities run per instance, and eight decodes at the pixel limit would not fit a 2 GB instance.
+DEFAULT_DECODE_SLOTS = 2
 MAX_FAILURES = 50  # failure lines a summary carries (the rows hold them all)
 _SELECT = ["PartitionKey", "RowKey", P_BLOB_NAME, P_SIZE, P_SHA256, P_VERIFY_STATUS, P_RENDITION_STATE]
 # Outcome counters of a summary, in the order they are shown.
@@ -68,6 +74,7 @@ class ThumbnailSettings:
     discover: bool = True
     force: bool = False  # look again at rows whose facts are recorded (failed ones are retried)
     unit_seconds: float = DEFAULT_UNIT_SECONDS
+    decode_slots: int = DEFAULT_DECODE_SLOTS
     limits: Limits = field(default_factory=Limits)
 
     @classmethod
@@ -77,11 +84,16 @@ class ThumbnailSettings:
             seconds = float(env.get(ENV_UNIT_SECONDS) or DEFAULT_UNIT_SECONDS)
         except ValueError:
             raise ConfigError(f"{ENV_UNIT_SECONDS} must be a number of seconds") from None
+        try:
+            slots = max(1, int(env.get(ENV_DECODE_SLOTS) or DEFAULT_DECODE_SLOTS))
+        except ValueError:
+            raise ConfigError(f"{ENV_DECODE_SLOTS} must be a whole number") from None
         return cls(
             cfg=resolve_storage_config(env=env, source_id="thumbnails"),
             container=thumbnails_container_name(env),
             prefixes=parse_prefixes(env.get(ENV_PREFIXES, "")),
             unit_seconds=seconds,
+            decode_slots=slots,
         )
 
 
@@ -110,6 +122,7 @@ class Thumbnailer:
     clock: Any = time.monotonic  # tests move time on to see a partition stop at its deadline
 
     def __post_init__(self) -> None:
+        self._decoding = threading.BoundedSemaphore(max(1, self.settings.decode_slots))
         self.blobs = blob_service(self.settings.cfg, pool_size=self.pool_size)
         self.tables = table_service(self.settings.cfg, pool_size=self.pool_size)
 
@@ -217,9 +230,13 @@ class Thumbnailer:
         except ResourceNotFoundError:
             return None, "missing"
         try:
-            with BlobReader(blob, props.size, etag=props.etag) as reader:
+            with self._decoding, BlobReader(blob, props.size, etag=props.etag) as reader:
                 decoded = decode(kind, reader, target=LARGEST, limits=self.settings.limits)
-            webps = render(decoded.image)
+                webps = render(decoded.image)
+                facts = MediaFacts(
+                    RENDITION_MADE, width=decoded.width, height=decoded.height, duration=decoded.duration, at=now
+                )
+                del decoded  # the decoded picture is freed before the slot is
         except DecodeError as exc:
             return MediaFacts(RENDITION_FAILED, str(exc), at=now), "failed"
         except ResourceNotFoundError:
@@ -230,8 +247,6 @@ class Thumbnailer:
             return MediaFacts(
                 RENDITION_FAILED, f"cannot render: {type(exc).__name__}: {first_line(exc)}", at=now
             ), "failed"
-        facts = MediaFacts(RENDITION_MADE, width=decoded.width, height=decoded.height, duration=decoded.duration,
-                           at=now)  # fmt: skip
         for size, body in webps.items():  # the largest last: its existence says the set is complete
             meta = _facts_metadata(facts) if size == LARGEST else None
             self._upload(rendition_name(row.sha, size), body, meta)
