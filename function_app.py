@@ -1,4 +1,4 @@
-"""AzPhotoSync cloud verification (Azure Functions, Python v2 model, Durable Functions).
+"""AzPhotoSync cloud verification and renditions (Azure Functions, Python v2 model, Durable Functions).
 
     timer (VERIFY_SCHEDULE) ──> singleton start ──> verify_orchestrator
         plan_verification                 prefixes to verify, deep-verify reference
@@ -6,8 +6,14 @@
             verify_partition              listing ⨝ partition query, verdicts, orphan repair, deep share
         publish_report                    report JSON, latest.json, runs-table row
 
-Bindings only: every step is a call into :mod:`sync_core.verify_run`. Between functions travel ids and
-counts, never row lists (each partition's problems wait in staging blobs until the report step).
+    timer (THUMBNAILS_SCHEDULE) ──> singleton start ──> thumbnails_orchestrator
+        plan_thumbnails                   prefixes to cover (creates the thumbnails container if missing)
+        thumbnails_prefix (one per prefix) sub-orchestration: 256 partitions in batches of BATCH
+            thumbnail_partition           the missing renditions of one partition, facts into its rows
+
+Bindings only: every step is a call into :mod:`sync_core.verify_run` or
+:mod:`sync_core.derived.thumbnail_run`. Between functions travel ids and counts, never row lists (each
+partition's problems wait in staging blobs until the report step; failed renditions are in their rows).
 Orchestrators are deterministic: no I/O, clock or randomness outside the context.
 """
 
@@ -16,12 +22,14 @@ from __future__ import annotations
 import functools
 import logging
 import os
-from collections.abc import Generator
+from collections.abc import Callable, Generator, Sequence
 from typing import Any
 
 import azure.durable_functions as df
 import azure.functions as func
 
+from sync_core.derived.thumbnail_run import Thumbnailer, ThumbnailSettings
+from sync_core.derived.thumbnail_run import merge_summaries as merge_thumbnail_summaries
 from sync_core.errors import first_line
 from sync_core.verify import merge_summaries, partitions_for
 from sync_core.verify_run import Verifier, VerifySettings, outcome
@@ -29,6 +37,9 @@ from sync_core.verify_run import Verifier, VerifySettings, outcome
 INSTANCE_ID = "azphotosync-verify"  # fixed: at most one verification runs at a time
 ORCHESTRATOR = "verify_orchestrator"
 PREFIX_ORCHESTRATOR = "verify_prefix"
+THUMBNAILS_INSTANCE_ID = "azphotosync-thumbnails"  # fixed: at most one renditions run at a time
+THUMBNAILS_ORCHESTRATOR = "thumbnails_orchestrator"
+THUMBNAILS_PREFIX_ORCHESTRATOR = "thumbnails_prefix"
 BATCH = 32  # partitions in flight per prefix (host.json bounds activities per instance as well)
 PREFIX_FANOUT = 4  # prefixes (sub-orchestrations) in flight
 ACTIVITY_RETRY = df.RetryOptions(first_retry_interval_in_milliseconds=15_000, max_number_of_attempts=3)
@@ -50,17 +61,36 @@ async def verify_timer(timer: func.TimerRequest, client: df.DurableOrchestration
     await start_singleton(client, past_due=timer.past_due)
 
 
-async def start_singleton(client: df.DurableOrchestrationClient, *, past_due: bool = False) -> str | None:
-    """Start the verification under the fixed instance id unless one is still running; returns the
+@app.timer_trigger(schedule="%THUMBNAILS_SCHEDULE%", arg_name="timer", run_on_startup=False, use_monitor=True)
+@app.durable_client_input(client_name="client")
+async def thumbnails_timer(timer: func.TimerRequest, client: df.DurableOrchestrationClient) -> None:
+    await start_singleton(
+        client,
+        past_due=timer.past_due,
+        instance_id=THUMBNAILS_INSTANCE_ID,
+        orchestrator=THUMBNAILS_ORCHESTRATOR,
+        what="thumbnails",
+    )
+
+
+async def start_singleton(
+    client: df.DurableOrchestrationClient,
+    *,
+    past_due: bool = False,
+    instance_id: str = INSTANCE_ID,
+    orchestrator: str = ORCHESTRATOR,
+    what: str = "verification",
+) -> str | None:
+    """Start ``orchestrator`` under its fixed instance id unless one is still running; returns the
     instance id when started, ``None`` when skipped."""
     if past_due:
-        log.warning("verification timer is past due (the app was down or busy at the scheduled time); running now")
-    status = await client.get_status(INSTANCE_ID)
+        log.warning("%s timer is past due (the app was down or busy at the scheduled time); running now", what)
+    status = await client.get_status(instance_id)
     if status is not None and status.runtime_status in ACTIVE:
-        log.info("verification %s is still %s; not starting another", INSTANCE_ID, status.runtime_status.value)
+        log.info("%s %s is still %s; not starting another", what, instance_id, status.runtime_status.value)
         return None
-    started = await client.start_new(ORCHESTRATOR, instance_id=INSTANCE_ID, client_input={})
-    log.info("verification %s started", started)
+    started = await client.start_new(orchestrator, instance_id=instance_id, client_input={})
+    log.info("%s %s started", what, started)
     return started
 
 
@@ -131,6 +161,65 @@ def verify_prefix(context: df.DurableOrchestrationContext) -> Generator[Any, Any
     return summary
 
 
+@app.orchestration_trigger(context_name="context", orchestration=THUMBNAILS_ORCHESTRATOR)
+def thumbnails_orchestrator(context: df.DurableOrchestrationContext) -> Generator[Any, Any, dict[str, Any]]:
+    """Renditions for every prefix: PREFIX_FANOUT sub-orchestrations at a time; a failed one is reported."""
+    run_id = str((context.get_input() or {}).get("run_id") or context.new_uuid())
+    plan = yield context.call_activity_with_retry("plan_thumbnails", ACTIVITY_RETRY, {"run_id": run_id})
+    prefixes: list[str] = plan["prefixes"]
+
+    def prefix_task(n: int, prefix: str) -> Any:
+        job = {"run_id": run_id, "prefix": prefix}
+        return context.call_sub_orchestrator_with_retry(
+            THUMBNAILS_PREFIX_ORCHESTRATOR, ACTIVITY_RETRY, job, instance_id=f"{run_id}-t{n}"
+        )
+
+    summaries, errors = yield from _in_groups(
+        context, prefixes, PREFIX_FANOUT, prefix_task, lambda g: f"prefixes {', '.join(g)}"
+    )
+    summary = merge_thumbnail_summaries(summaries)
+    summary.update(run_id=run_id, prefixes=prefixes, errors=summary["errors"] + errors)
+    return summary
+
+
+@app.orchestration_trigger(context_name="context", orchestration=THUMBNAILS_PREFIX_ORCHESTRATOR)
+def thumbnails_prefix(context: df.DurableOrchestrationContext) -> Generator[Any, Any, dict[str, Any]]:
+    """One prefix's 256 partitions, BATCH at a time; a batch that fails after retries is reported."""
+    job = context.get_input()
+
+    def partition_task(_: int, partition: str) -> Any:
+        return context.call_activity_with_retry(
+            "thumbnail_partition", ACTIVITY_RETRY, {"run_id": job["run_id"], "partition": partition}
+        )
+
+    summaries, errors = yield from _in_groups(
+        context, partitions_for([job["prefix"]]), BATCH, partition_task, lambda b: f"partitions {b[0]} … {b[-1]}"
+    )
+    summary = merge_thumbnail_summaries(summaries)
+    summary["errors"] = summary["errors"] + errors
+    return summary
+
+
+def _in_groups(
+    context: df.DurableOrchestrationContext,
+    items: Sequence[str],
+    size: int,
+    task: Callable[[int, str], Any],
+    describe: Callable[[Sequence[str]], str],
+) -> Generator[Any, Any, tuple[list[Any], list[str]]]:
+    """``task(n, item)`` for every item, ``size`` in flight at a time (``yield from`` it in an orchestrator).
+    A group that fails after its retries is reported by ``describe(group)`` and the others go on."""
+    results: list[Any] = []
+    errors: list[str] = []
+    for i in range(0, len(items), size):
+        group = items[i : i + size]
+        try:
+            results.extend((yield context.task_all([task(i + k, item) for k, item in enumerate(group)])))
+        except Exception as exc:
+            errors.append(f"{describe(group)}: {_first_line(exc)}")
+    return results, errors
+
+
 def _first_line(exc: BaseException) -> str:
     return first_line(exc)[:300]
 
@@ -164,3 +253,29 @@ def verify_partition(job: dict[str, Any]) -> dict[str, Any]:
 def publish_report(job: dict[str, Any]) -> dict[str, Any]:
     report = verifier().publish(run_id=job["run_id"], started_at=job["started_at"], summary=job["summary"])
     return outcome(report)
+
+
+@functools.cache
+def _thumbnailer(_settings_key: tuple[str, ...]) -> Thumbnailer:
+    return Thumbnailer(ThumbnailSettings.from_env())
+
+
+def thumbnailer() -> Thumbnailer:
+    """One set of clients per worker process (and per settings, which only change in tests)."""
+    keys = ("AZURE_STORAGE_ACCOUNT_URL", "AZURE_STORAGE_CONNECTION_STRING", "AZURE_STORAGE_CONTAINER",
+            "AZURE_STORAGE_TABLE", "AZURE_STORAGE_TABLE_ENDPOINT", "AZURE_STORAGE_THUMBNAILS_CONTAINER",
+            "THUMBNAILS_UNIT_SECONDS", "THUMBNAILS_DECODE_SLOTS", "VERIFY_PREFIXES")  # fmt: skip
+    return _thumbnailer(tuple(os.environ.get(k, "") for k in keys))
+
+
+@app.activity_trigger(input_name="job", activity="plan_thumbnails")
+def plan_thumbnails(job: dict[str, Any]) -> dict[str, Any]:
+    return thumbnailer().plan()
+
+
+@app.activity_trigger(input_name="job", activity="thumbnail_partition")
+def thumbnail_partition(job: dict[str, Any]) -> dict[str, Any]:
+    """Counts only: the failures' reasons are in the rows, not in the orchestration's history."""
+    summary, _ = thumbnailer().partition(job["partition"])
+    summary.pop("failures", None)
+    return summary

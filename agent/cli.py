@@ -43,6 +43,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "index": ("agent.index_cmd", "rebuild the local index from the cloud, or mirror it to the index table now"),
     "verify": ("agent.verify_cmd", "check every blob against the index table now (what the cloud does nightly)"),
     "album": ("agent.album_cmd", "create albums and add files to them; list albums, folders and the timeline"),
+    "thumbnails": (
+        "agent.thumbnails_cmd",
+        "make the missing thumbnails (WebP renditions) and record sizes in the index table",
+    ),
 }
 DEFAULT_COMMAND = "sync"
 

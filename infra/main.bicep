@@ -85,6 +85,12 @@ param agentPrincipalId string = ''
 ])
 param agentPrincipalType string = 'ServicePrincipal'
 
+@description('Container of the WebP renditions (thumbnails) derived from the photos.')
+param thumbnailsContainerName string = 'thumbnails'
+
+@description('NCRONTAB schedule of the renditions (thumbnails) timer (six fields, UTC); after the verification.')
+param thumbnailsSchedule string = '0 0 4 * * *'
+
 @description('NCRONTAB schedule of the verification timer (six fields, UTC).')
 param verifySchedule string = '0 0 3 * * *'
 
@@ -170,6 +176,7 @@ module archive 'modules/archive-storage.bicep' = {
     indexTableName: indexTableName
     reportsContainerName: reportsContainerName
     runsTableName: runsTableName
+    thumbnailsContainerName: thumbnailsContainerName
     deleteRetentionDays: softDeleteRetentionDays
     enableVersionLevelImmutability: enableVersionLevelImmutability
     immutabilityPeriodDays: immutabilityPeriodDays
@@ -231,6 +238,8 @@ module functionApp 'modules/function-app.bicep' = {
       VERIFY_DEEP_BUDGET: verifyDeepBudget
       VERIFY_REPORTS_CONTAINER: archive.outputs.reportsContainerName
       VERIFY_RUNS_TABLE: archive.outputs.runsTableName
+      THUMBNAILS_SCHEDULE: thumbnailsSchedule
+      AZURE_STORAGE_THUMBNAILS_CONTAINER: archive.outputs.thumbnailsContainerName
     }
   }
 }
@@ -240,6 +249,7 @@ output AZURE_STORAGE_ACCOUNT_URL string = archive.outputs.blobEndpoint
 output AZURE_STORAGE_TABLE_ENDPOINT string = archive.outputs.tableEndpoint
 output AZURE_STORAGE_CONTAINER string = archive.outputs.dataContainerName
 output AZURE_STORAGE_TABLE string = archive.outputs.indexTableName
+output AZURE_STORAGE_THUMBNAILS_CONTAINER string = archive.outputs.thumbnailsContainerName
 
 // For operators: where to publish the app, and scopes for granting an agent identity later.
 output FUNCTION_APP_NAME string = functionApp.outputs.name

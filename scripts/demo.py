@@ -85,7 +85,8 @@ def main() -> int:
         run("--source", str(LIBRARY), "--state-dir", str(STATE), "--emulator", "--verbose")
         print("\nA second run reads nothing it already backed up and uploads nothing:")
         run("--source", str(LIBRARY), "--state-dir", str(STATE), "--emulator")
-        # Renditions for the sample library: `azphotosync thumbnails` runs here, before the albums below.
+        print("\nThumbnails: two WebP renditions of every photo and video, made in the cloud (here, by the agent):")
+        run("thumbnails", "--state-dir", str(STATE), "--emulator")
         print("\nAlbums live in the index table, shared by every device of the archive. Make one from a folder,")
         print("list the albums, and show it (files without a capture date are dated by their mtime, marked *):")
         album = "Summer at the beach"

@@ -16,6 +16,8 @@ Properties written by the agent: ``BlobName RelPath Size MtimeNs Sha256 BlobEtag
 UploadedAt DeletedAt CaptureTime CameraModel``. Properties written by the cloud verifier (the agent never
 sends them in its mirror, so a merge keeps them): ``VerifyStatus LastVerified LastDeepVerified VerifyDetail``;
 the agent's repair step only clears a damage verdict by writing ``VerifyStatus = reuploaded`` plus a detail.
+Properties written by the renditions step (cloud or ``azphotosync thumbnails``; merged, never sent by the
+mirror): ``PixelWidth PixelHeight DurationSeconds RenditionState RenditionDetail RenditionsAt``.
 """
 
 from __future__ import annotations
@@ -56,6 +58,16 @@ P_VERIFY_STATUS = "VerifyStatus"
 P_LAST_VERIFIED = "LastVerified"
 P_LAST_DEEP_VERIFIED = "LastDeepVerified"
 P_VERIFY_DETAIL = "VerifyDetail"
+# Facts of the renditions step (sync_core.derived): the original's display size (orientation applied), a
+# video's duration, and whether its renditions were made or why they could not be.
+P_PIXEL_WIDTH = "PixelWidth"
+P_PIXEL_HEIGHT = "PixelHeight"
+P_DURATION = "DurationSeconds"
+P_RENDITION_STATE = "RenditionState"
+P_RENDITION_DETAIL = "RenditionDetail"
+P_RENDITIONS_AT = "RenditionsAt"
+RENDITION_MADE = "made"
+RENDITION_FAILED = "failed"
 
 # Verdicts the verifier writes into VerifyStatus; all but OK (and REPAIRED) ask the agent to re-upload.
 V_OK = "ok"

@@ -38,9 +38,17 @@ def test_binding_metadata(bindings_json):
     assert bindings_json["verify_prefix"][0]["orchestration"] == "verify_prefix"
     for name in ("plan_verification", "verify_partition", "publish_report"):
         assert bindings_json[name] == [{"direction": "IN", "type": "activityTrigger", "name": "job", "activity": name}]
+    thumbs = {b["type"]: b for b in bindings_json["thumbnails_timer"]}
+    assert thumbs["timerTrigger"]["schedule"] == "%THUMBNAILS_SCHEDULE%"
+    assert thumbs["timerTrigger"]["useMonitor"] is True and thumbs["timerTrigger"]["runOnStartup"] is False
+    assert bindings_json["thumbnails_orchestrator"][0]["orchestration"] == "thumbnails_orchestrator"
+    assert bindings_json["thumbnails_prefix"][0]["orchestration"] == "thumbnails_prefix"
+    for name in ("plan_thumbnails", "thumbnail_partition"):
+        assert bindings_json[name] == [{"direction": "IN", "type": "activityTrigger", "name": "job", "activity": name}]
     assert set(bindings_json) == {
         "verify_timer", "verify_orchestrator", "verify_prefix", "plan_verification", "verify_partition",
-        "publish_report",
+        "publish_report", "thumbnails_timer", "thumbnails_orchestrator", "thumbnails_prefix", "plan_thumbnails",
+        "thumbnail_partition",
     }  # fmt: skip
 
 
@@ -56,7 +64,7 @@ def test_host_json_and_requirements():
     }
     # everything function_app and sync_core's verification import at run time
     assert {"azure-functions", "azure-functions-durable", "azure-storage-blob", "azure-data-tables", "azure-identity",
-            "humanfriendly"} <= reqs  # fmt: skip
+            "humanfriendly", "pillow", "pillow-heif", "av", "rawpy"} <= reqs  # fmt: skip
 
 
 # -- the singleton starter -----------------------------------------------------------------------------------
@@ -126,3 +134,17 @@ def test_timer_starts_one_instance_under_the_fixed_id_and_skips_while_it_runs(ti
     messages = [r.getMessage() for r in caplog.records if r.name == "azphotosync.verify"]
     assert any("still Running; not starting another" in m for m in messages)
     assert sum("past due" in m for m in messages) == 1
+
+
+def test_thumbnails_timer_starts_its_own_singleton(caplog):
+    thumbs_timer = next(f for f in app_functions() if f.get_function_name() == "thumbnails_timer").get_user_function()
+
+    async def body(ext: FakeDurableExtension, binding: str) -> None:
+        await thumbs_timer(timer=TimerRequest(past_due=False), client=binding)
+        assert ext.started == [("thumbnails_orchestrator", function_app.THUMBNAILS_INSTANCE_ID, {})]
+        await thumbs_timer(timer=TimerRequest(past_due=False), client=binding)  # still running
+        assert len(ext.started) == 1
+
+    with caplog.at_level(logging.INFO, logger="azphotosync.verify"):
+        asyncio.run(_with_extension(body))
+    assert any("thumbnails azphotosync-thumbnails is still Running" in r.getMessage() for r in caplog.records)

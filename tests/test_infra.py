@@ -148,6 +148,7 @@ def test_main_outputs_feed_the_agent():
         "AZURE_STORAGE_TABLE_ENDPOINT": "archive.outputs.tableEndpoint",
         "AZURE_STORAGE_CONTAINER": "archive.outputs.dataContainerName",
         "AZURE_STORAGE_TABLE": "archive.outputs.indexTableName",
+        "AZURE_STORAGE_THUMBNAILS_CONTAINER": "archive.outputs.thumbnailsContainerName",
         "FUNCTION_APP_NAME": "functionApp.outputs.name",
     }
     for name, source in expected.items():
@@ -165,6 +166,8 @@ def test_main_defaults_use_the_names_the_code_uses():
     assert params["runsTableName"]["default"] == "azphotosyncruns"
     assert params["verifySchedule"]["default"] == "0 0 3 * * *"
     assert params["verifyDeepBudget"]["default"] == "2GiB"
+    assert params["thumbnailsContainerName"]["default"] == "thumbnails"
+    assert params["thumbnailsSchedule"]["default"] == "0 0 4 * * *"
     assert params["enableVersionLevelImmutability"]["default"] is False
     assert params["agentPrincipalId"]["default"] == ""
 
@@ -253,7 +256,8 @@ def test_archive_holds_data_index_reports_and_runs():
     tree = parse(ARCHIVE)
     containers = {s: body(tree, s)["name"] for s in resources_of_type(tree, CONTAINER)}
     tables = {s: body(tree, s)["name"] for s in resources_of_type(tree, TABLE)}
-    assert containers == {"dataContainer": "dataContainerName", "reportsContainer": "reportsContainerName"}
+    assert containers == {"dataContainer": "dataContainerName", "reportsContainer": "reportsContainerName",
+                          "thumbnailsContainer": "thumbnailsContainerName"}  # fmt: skip
     assert tables == {"indexTable": "indexTableName", "runsTable": "runsTableName"}
 
 
@@ -346,6 +350,8 @@ def test_verification_app_settings():
         "VERIFY_DEEP_BUDGET": "verifyDeepBudget",
         "VERIFY_REPORTS_CONTAINER": "archive.outputs.reportsContainerName",
         "VERIFY_RUNS_TABLE": "archive.outputs.runsTableName",
+        "THUMBNAILS_SCHEDULE": "thumbnailsSchedule",
+        "AZURE_STORAGE_THUMBNAILS_CONTAINER": "archive.outputs.thumbnailsContainerName",
     }
     assert {k: property_path(v) for k, v in params.items()} == expected
 
@@ -385,6 +391,7 @@ EXPECTED_ROLE_ASSIGNMENTS = {
     (ARCHIVE, STORAGE_TABLE_DATA_CONTRIBUTOR, "indexTable", "functionPrincipalId", None),
     (ARCHIVE, STORAGE_TABLE_DATA_CONTRIBUTOR, "runsTable", "functionPrincipalId", None),
     (ARCHIVE, STORAGE_BLOB_DATA_CONTRIBUTOR, "reportsContainer", "functionPrincipalId", None),
+    (ARCHIVE, STORAGE_BLOB_DATA_CONTRIBUTOR, "thumbnailsContainer", "functionPrincipalId", None),
     (ARCHIVE, STORAGE_BLOB_DATA_CONTRIBUTOR, "dataContainer", "agentPrincipalId", "agent"),
     (ARCHIVE, STORAGE_TABLE_DATA_CONTRIBUTOR, "indexTable", "agentPrincipalId", "agent"),
     (ARCHIVE, STORAGE_BLOB_DATA_READER, "reportsContainer", "agentPrincipalId", "agent"),
@@ -432,6 +439,7 @@ def test_role_assignment_scopes_are_the_intended_resources():
         expected_type = {
             "dataContainer": CONTAINER,
             "reportsContainer": CONTAINER,
+            "thumbnailsContainer": CONTAINER,
             "indexTable": TABLE,
             "runsTable": TABLE,
             "host": STORAGE_ACCOUNT,

@@ -1,5 +1,5 @@
 // The archive: the storage account that holds the photos, the Table index that mirrors the agents'
-// SQLite state, and the verification reports/runs. Hardened (no keys, no anonymous access, TLS 1.2,
+// SQLite state, the verification reports/runs, and the renditions (thumbnails) derived from the photos. Hardened (no keys, no anonymous access, TLS 1.2,
 // OAuth by default), recoverable (blob + container soft delete, versioning, optional version-level
 // immutability), and every data-plane role assignment on it is declared here, next to the
 // container or table it grants on, scoped as narrowly as Azure RBAC allows.
@@ -45,6 +45,9 @@ param reportsContainerName string
 @description('Table the verification records its runs in (VERIFY_RUNS_TABLE).')
 param runsTableName string
 
+@description('Container of the WebP renditions made from the photos (AZURE_STORAGE_THUMBNAILS_CONTAINER).')
+param thumbnailsContainerName string
+
 @description('Days a deleted or overwritten blob, and a deleted container, can be restored.')
 @minValue(1)
 @maxValue(365)
@@ -64,7 +67,7 @@ param allowedIpRanges array = []
 @description('Subnet resource ids (with the Microsoft.Storage service endpoint) allowed to reach the account.')
 param allowedSubnetIds array = []
 
-@description('Principal (object) id of the Function App identity (verification: read data, write index/reports/runs).')
+@description('Principal (object) id of the Function App identity (verification and renditions: read data, write index/reports/runs/thumbnails).')
 param functionPrincipalId string
 
 @description('Principal (object) id of the agent\'s identity. Empty = no agent role assignment is created.')
@@ -195,6 +198,15 @@ resource reportsContainer 'Microsoft.Storage/storageAccounts/blobServices/contai
   }
 }
 
+// Derived data only: deleting it loses no photo. Private like every container here.
+resource thumbnailsContainer 'Microsoft.Storage/storageAccounts/blobServices/containers@2023-05-01' = {
+  parent: blobService
+  name: thumbnailsContainerName
+  properties: {
+    publicAccess: 'None'
+  }
+}
+
 resource tableService 'Microsoft.Storage/storageAccounts/tableServices@2023-05-01' = {
   parent: archive
   name: 'default'
@@ -256,6 +268,17 @@ resource functionWritesReports 'Microsoft.Authorization/roleAssignments@2022-04-
   }
 }
 
+// Write the renditions (create-only, enforced by the code); the photos themselves stay read-only above.
+resource functionWritesThumbnails 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(thumbnailsContainer.id, functionPrincipalId, storageBlobDataContributorRoleId)
+  scope: thumbnailsContainer
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', storageBlobDataContributorRoleId)
+    principalId: functionPrincipalId
+    principalType: 'ServicePrincipal'
+  }
+}
+
 // ---- Agent identity (optional) ----------------------------------------------------------------------
 
 // Upload photos (create-only / etag-conditional writes are enforced by the agent; soft delete and
@@ -305,3 +328,4 @@ output indexTableName string = indexTable.name
 output indexTableId string = indexTable.id
 output reportsContainerName string = reportsContainer.name
 output runsTableName string = runsTable.name
+output thumbnailsContainerName string = thumbnailsContainer.name
