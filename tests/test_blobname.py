@@ -80,7 +80,7 @@ def test_too_long_name_is_shortened_with_a_hash_of_the_true_path() -> None:
     name_a, name_b = blob_name("p", SHA, long_a), blob_name("p", SHA, long_b)
     assert len(name_a.encode("utf-16-le")) // 2 <= 1024
     assert name_a != name_b
-    sha, stored = parse_blob_name("p", name_a)
+    _, stored = parse_blob_name("p", name_a)
     assert decode_path(stored) is None  # not invertible: the true name lives in the metadata
     assert stored.endswith(QUOTE + "~" + hashlib.sha256(long_a.encode()).hexdigest()[:32])
     assert is_name_of("p", name_a, SHA, long_a) and not is_name_of("p", name_a, SHA, long_b)

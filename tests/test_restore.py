@@ -354,7 +354,9 @@ def test_unsafe_names(rel: str) -> None:
 
 
 # A backslash or a control character is part of a POSIX file name (backed up under an encoded blob name).
-@pytest.mark.parametrize("rel", ["a.jpg", "2021/x y/ü 日本.heic", "..a/b..jpg", "ab:c.jpg", "...hidden", "a\\b", "a\x1fb"])
+@pytest.mark.parametrize(
+    "rel", ["a.jpg", "2021/x y/ü 日本.heic", "..a/b..jpg", "ab:c.jpg", "...hidden", "a\\b", "a\x1fb"]
+)
 def test_safe_names(rel: str) -> None:
     assert unsafe_reason(rel) is None
 
