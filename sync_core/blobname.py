@@ -94,7 +94,8 @@ def _segment_tokens(seg: str) -> list[str]:
 
 
 def _utf16_len(text: str) -> int:
-    return len(text.encode("utf-16-le")) // 2
+    """Length as the service counts it: a character outside the BMP (an emoji) counts twice."""
+    return len(text) if text.isascii() else len(text.encode("utf-16-le")) // 2
 
 
 def encode_path(relpath: str, room: int = MAX_BLOB_NAME) -> str:

@@ -60,7 +60,13 @@ def test_first_sync_names_metadata_and_content_types(cfg, container, tmp_path):
 
     s = do_sync(cfg, src, tmp_path / "state")
 
-    assert (s.scanned, s.uploaded, s.failed, s.skipped) == (4, 4, 0, 0)
+    assert (s.scanned, s.uploaded, s.failed, s.skipped) == (4, 4, 0, 5)  # every file left out is counted
+    assert s.left_out == {
+        "not a photo or video": {".txt": 1},
+        "hidden": {"(none)": 1, "(folder)": 1},
+        "system or thumbnail file": {"(folder)": 1},
+        "partial download": {".part": 1},
+    }
     assert s.bytes_uploaded == sum(len(d) for d in files.values())
     assert blob_names(container) == {expected_name(cfg, rel, d) for rel, d in files.items()}
     types = {"2024/IMG_0001.JPG": "image/jpeg", "2024/clip.MOV": "video/quicktime",
