@@ -3,11 +3,12 @@
 Read once, when the file is hashed, from bytes already in memory for small files or from a few header
 reads for large ones:
 
-* stills (JPEG, MPO, TIFF, WebP, PNG and TIFF-based RAW such as DNG, CR2, NEF, ARW, ORF, RW2): EXIF
+* stills (JPEG, MPO, TIFF, PNG and TIFF-based RAW such as DNG, CR2, NEF, ARW, ORF, RW2): EXIF
   ``DateTimeOriginal`` (then ``DateTimeDigitized``) with its ``SubSecTime…`` and ``OffsetTime…`` when
   present, and the ``Model`` tag, through ``exifread``;
 * HEIF/HEIC/HIF/AVIF: the same tags from the container's own EXIF item, located by libheif (``pillow-heif``)
   whatever the brand (Sony and Canon write ``heix``), with ``exifread`` as the fallback;
+* WebP: the same tags from its RIFF ``EXIF`` chunk;
 * RAF (Fujifilm) and X3F (Sigma): the EXIF of the JPEG preview they embed, else their own header fields;
 * CR3 (Canon): the TIFF structures ``CMT1`` (model) and ``CMT2`` (EXIF) in the Canon ``uuid`` box;
 * QuickTime/MP4 video (MOV, MP4, M4V, 3GP…): Apple's ``com.apple.quicktime.creationdate`` (local time with its
@@ -43,7 +44,7 @@ logging.getLogger("exifread").setLevel(logging.ERROR)
 
 # fmt: off
 EXIF_EXTENSIONS = frozenset({
-    ".jpg", ".jpeg", ".jpe", ".mpo", ".tif", ".tiff", ".webp", ".png", ".jxl",
+    ".jpg", ".jpeg", ".jpe", ".mpo", ".tif", ".tiff", ".png", ".jxl",
     ".dng", ".cr2", ".nef", ".nrw", ".arw", ".srf", ".sr2", ".orf", ".rw2", ".pef", ".srw", ".3fr", ".iiq",
     ".erf", ".mos", ".kdc", ".dcr", ".mef", ".rwl", ".gpr",
 })
@@ -57,6 +58,7 @@ _KIND_BY_EXT = {
     ".cr3": "cr3",
     ".raf": "raf",
     ".x3f": "x3f",
+    ".webp": "webp",
 }
 _KIND_BY_TYPE = {
     **dict.fromkeys(("image/heic", "image/heif", "image/avif"), "heif"),
@@ -66,7 +68,6 @@ _KIND_BY_TYPE = {
             "image/jpeg",
             "image/tiff",
             "image/png",
-            "image/webp",
             "image/jxl",
             "image/x-canon-cr2",
             "image/x-olympus-orf",
@@ -77,6 +78,7 @@ _KIND_BY_TYPE = {
     "image/x-canon-cr3": "cr3",
     "image/x-fuji-raf": "raf",
     "image/x-sigma-x3f": "x3f",
+    "image/webp": "webp",
 }
 MAX_MODEL_CHARS = 128
 _MP4_EPOCH = datetime(1904, 1, 1, tzinfo=UTC)
@@ -451,6 +453,27 @@ def _x3f_props(sec: bytes) -> dict[str, str]:
     return out
 
 
+def webp_capture(f: BinaryIO) -> Capture:
+    """WebP: the RIFF ``EXIF`` chunk (a TIFF structure, sometimes behind an ``Exif`` header)."""
+    f.seek(0)
+    head = f.read(12)
+    if head[:4] != b"RIFF" or head[8:12] != b"WEBP":
+        return NOTHING
+    end = 8 + int.from_bytes(head[4:8], "little")
+    pos = 12
+    for _ in range(_MAX_BOXES):
+        f.seek(pos)
+        chunk = f.read(8)
+        if len(chunk) < 8 or pos >= end:
+            break
+        size = int.from_bytes(chunk[4:8], "little")
+        if chunk[:4] == b"EXIF" and size <= _MAX_EMBEDDED_PREVIEW:
+            raw = f.read(size)
+            return exif_capture(io.BytesIO(raw[len(_EXIF_HEADER) :] if raw.startswith(_EXIF_HEADER) else raw))
+        pos += 8 + size + (size & 1)
+    return NOTHING
+
+
 _READERS = {
     "exif": exif_capture,
     "heif": heif_capture,
@@ -458,4 +481,5 @@ _READERS = {
     "cr3": cr3_capture,
     "raf": raf_capture,
     "x3f": x3f_capture,
+    "webp": webp_capture,
 }

@@ -40,6 +40,8 @@ CASES = {
     # EXIF: sub-seconds, 'Z', MPO, a JPEG recognised by its content
     "a/subsec.jpg": (still("JPEG", 1, exif(subsec="007", offset="+05:30")),
                      Capture("2021-07-14T09:30:05.007+05:30", "DSC-RX100M7")),
+    "a/exif.webp": (still("WEBP", 8, exif(offset="+01:00")), Capture("2021-07-14T09:30:05+01:00", "DSC-RX100M7")),
+    "a/exif.avif": (still("AVIF", 9, exif(offset="+01:00")), Capture("2021-07-14T09:30:05+01:00", "DSC-RX100M7")),
     "a/utc.jpg": (still("JPEG", 2, exif(offset="Z")), Capture("2021-07-14T09:30:05Z", "DSC-RX100M7")),
     "3d/DSCF0002.MPO": (still("MPO", 3, exif(model="FinePix REAL 3D W3")),
                         Capture("2021-07-14T09:30:05", "FinePix REAL 3D W3")),
