@@ -6,6 +6,7 @@ import uuid
 from pathlib import Path
 
 import pytest
+from azure.data.tables import TableServiceClient
 from azure.storage.blob import ContainerClient
 
 from sync_core.blobmeta import parse_metadata
@@ -70,3 +71,20 @@ def test_unstorable_names_are_backed_up_and_restored_under_their_true_name(
     v = run_cli("verify", "--state-dir", str(tmp_path / "state"), "--deep-budget", "1GiB", "--json")
     assert v.code == 0, v.err
     assert v.json()["counts"]["ok"] == len(NAMES)
+
+
+def test_index_rebuilt_from_encoded_blobs_keeps_the_true_names(
+    tmp_path: Path, library: Path, container: ContainerClient, storage_env: dict[str, str]
+) -> None:
+    sync(library, tmp_path / "state")
+    table = TableServiceClient.from_connection_string(storage_env["AZURE_STORAGE_CONNECTION_STRING"])
+    rows = table.get_table_client(storage_env["AZURE_STORAGE_TABLE"])
+    for row in list(rows.list_entities()):  # the Table lost too: rows come back from the blobs' metadata
+        rows.delete_entity(row["PartitionKey"], row["RowKey"])
+    state = tmp_path / "new-state"
+    r = run_cli("index", "rebuild", "--source", str(library), "--state-dir", str(state), "--json")
+    assert r.code == 0, r.err
+    assert (r.json()["from_blobs"], r.json()["unusable"]) == (len(NAMES), [])
+    again = run_cli("--source", str(library), "--state-dir", str(state), "--json")
+    assert again.code == 0, again.err
+    assert (again.json()["unchanged"], again.json()["uploaded"]) == (len(NAMES), 0)
