@@ -126,9 +126,23 @@ def print_summary(console: Console, s: RunSummary, where: str) -> None:
         )
         rate = s.bytes_uploaded / s.seconds if s.seconds else 0
         console.print(f"  sent {human_bytes(s.bytes_uploaded)} in {s.seconds:.1f} s ({human_bytes(rate)}/s)")
+    if s.left_out:
+        console.print(f"  left out {escape(describe_left_out(s.left_out))}")
     if s.failed:
         console.print(f"[red]{s.failed} file(s) failed[/red]; they are retried on the next run")
     _print_table_index(console, s)
+
+
+def describe_left_out(left_out: dict[str, dict[str, int]], per_reason: int = 6) -> str:
+    """``not a photo or video 7 (.mpo 5, .txt 2); hidden 1 ((folder) 1)``: what the rules skipped, by reason
+    and extension, the most frequent first."""
+    parts = []
+    for reason, by_ext in sorted(left_out.items(), key=lambda kv: -sum(kv[1].values())):
+        top = sorted(by_ext.items(), key=lambda kv: (-kv[1], kv[0]))
+        exts = ", ".join(f"{ext} {n}" for ext, n in top[:per_reason])
+        more = f", {len(top) - per_reason} more" if len(top) > per_reason else ""
+        parts.append(f"{reason} {sum(by_ext.values())} ({exts}{more})")
+    return "; ".join(parts)
 
 
 def _print_table_index(console: Console, s: RunSummary) -> None:

@@ -27,7 +27,7 @@ from sync_core.state import StateDB
 from sync_core.table_index import P_BLOB_NAME, P_RELPATH, P_VERIFY_DETAIL, P_VERIFY_STATUS
 from sync_core.table_mirror import flagged_rows, open_table
 
-from .console import human_bytes
+from .console import describe_left_out, human_bytes
 from .lock import live_holder
 from .options import state_dir, storage_config
 
@@ -155,6 +155,8 @@ def _last_sync(state: StateDB, now: float, stale_days: float, attention: list[st
         "exit_code": code,
         "uploaded": summary.get("uploaded", 0),
         "failed": summary.get("failed", 0),
+        "skipped": summary.get("skipped", 0),
+        "left_out": summary.get("left_out", {}),
         "failures": failures[:MAX_LISTED],
         "problems": summary.get("problems", 0),
         "index_unavailable": summary.get("index_unavailable", ""),
@@ -328,8 +330,11 @@ def render(console: Console, doc: dict[str, Any]) -> None:
         console.print("  last sync never")
     else:
         console.print(
-            f"  last sync {last['started_at']} ({last['state']}): uploaded {last['uploaded']}, failed {last['failed']}"
+            f"  last sync {last['started_at']} ({last['state']}): uploaded {last['uploaded']}, "
+            f"failed {last['failed']}, skipped {last['skipped']}"
         )
+        if last["left_out"]:
+            console.print(f"            left out {escape(describe_left_out(last['left_out']))}")
         for f in last["failures"]:
             console.print(f"            [red]failed[/red] {escape(str(f.get('path')))}: {escape(str(f.get('error')))}")
     if doc.get("cloud_error"):

@@ -1,4 +1,9 @@
-"""What the scanner skips: hidden entries, OS/NAS junk, partial downloads, user globs, non-media."""
+"""What the scanner skips, and why: hidden entries, OS/NAS junk, partial downloads, user globs, non-media.
+
+Every skip has a reason (one of the ``R_*`` names), so a run can count what it left out instead of
+silently dropping it. A name whose extension says nothing about its type gets :data:`CHECK_CONTENT`: the
+scanner reads its first bytes (:func:`sync_core.mediatypes.sniff`) once it knows it is a regular file.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +12,7 @@ import os
 import re
 from dataclasses import dataclass, field
 
-from .mediatypes import MEDIA_TYPES
+from .mediatypes import CONFIRM_BY_CONTENT, MEDIA_TYPES, NOT_MEDIA_EXTS
 
 # Folders that hold OS/NAS bookkeeping or generated thumbnails, never the user's originals.
 JUNK_DIRS = frozenset(
@@ -35,6 +40,14 @@ PARTIAL_EXTS = frozenset(
 # The extensions of JUNK_FILES: only names with one of these need the lower-cased set lookup.
 _JUNK_FILE_EXTS = frozenset(os.path.splitext(n)[1] for n in JUNK_FILES)
 
+R_HIDDEN = "hidden"
+R_SYSTEM = "system or thumbnail file"
+R_PARTIAL = "partial download"
+R_EXCLUDED = "excluded by --exclude"
+R_NOT_MEDIA = "not a photo or video"
+CHECK_CONTENT = "unknown extension"  # not a reason: the scanner decides from the content
+FOLDER = "(folder)"  # the "extension" under which skipped folders are counted
+
 
 @dataclass(frozen=True)
 class ExcludeRules:
@@ -53,17 +66,33 @@ class ExcludeRules:
             object.__setattr__(self, "_glob_re", re.compile(pattern))
 
     def skip_dir(self, name: str, relpath: str) -> bool:
-        return name.startswith(".") or name.lower() in JUNK_DIRS or self._glob_hit(name, relpath)
+        return self.dir_skip_reason(name, relpath) is not None
+
+    def dir_skip_reason(self, name: str, relpath: str) -> str | None:
+        if name.startswith("."):
+            return R_HIDDEN
+        if name.lower() in JUNK_DIRS:
+            return R_SYSTEM
+        return R_EXCLUDED if self._glob_hit(name, relpath) else None
 
     def skip_file(self, name: str, relpath: str) -> bool:
+        """True when the name alone excludes the file (a name that needs its content read counts as skipped)."""
+        return self.file_skip_reason(name, relpath) is not None
+
+    def file_skip_reason(self, name: str, relpath: str) -> str | None:
+        """Why the file is left out by its name; :data:`CHECK_CONTENT` when only its bytes can tell."""
         if name.startswith((".", "~$")):
-            return True
+            return R_HIDDEN
         ext = _extension(name)
-        if ext in PARTIAL_EXTS or (ext in _JUNK_FILE_EXTS and name.lower() in JUNK_FILES):
-            return True
-        if not self.all_files and ext not in MEDIA_TYPES:
-            return True
-        return self._glob_re is not None and self._glob_hit(name, relpath)
+        if ext in PARTIAL_EXTS:
+            return R_PARTIAL
+        if ext in _JUNK_FILE_EXTS and name.lower() in JUNK_FILES:
+            return R_SYSTEM
+        if self._glob_re is not None and self._glob_hit(name, relpath):
+            return R_EXCLUDED
+        if self.all_files or (ext in MEDIA_TYPES and ext not in CONFIRM_BY_CONTENT):
+            return None
+        return R_NOT_MEDIA if ext in NOT_MEDIA_EXTS else CHECK_CONTENT
 
     def _glob_hit(self, name: str, relpath: str) -> bool:
         m = self._glob_re

@@ -118,6 +118,7 @@ class SyncEngine:
         work = list(self._plan(index, scan_result))
         self._check_not_unmounted(index)
         self._report_scan_problems(scan_result.problems)
+        self.summary.add_left_out(scan_result.left_out)
         if not self.opts.dry_run:
             self._probe_first = not index and self._container_has_blobs()
             self._repair_flagged(repairer, flags)
@@ -411,7 +412,7 @@ class SyncEngine:
     def _store(self, name: str, entry: ScanEntry, meta: BlobMeta, h: Hashed) -> StoreResult:
         assert self._transfer is not None
         t, data = self._transfer, h.data
-        ctype = content_type(entry.relpath)
+        ctype = content_type(entry.relpath, entry.path)
         with self._lock:
             source = self._stored.get(meta.sha256)
         source = source or self.state.blob_for_sha(meta.sha256)

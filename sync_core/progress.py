@@ -17,7 +17,8 @@ class Kind(StrEnum):
     COPIED = "copied"  # server-side copy of content already in the container
     PRESENT = "present"  # blob already existed with this content: recorded, nothing sent
     WOULD_UPLOAD = "would_upload"  # dry run
-    SKIPPED = "skipped"  # vanished, changed while being read/sent, symlink, special file
+    SKIPPED = "skipped"  # vanished, changed while being read/sent, symlink, special file (files the rules
+    # leave out by name or content are counted in RunSummary.left_out, and in ``skipped``)
     FAILED = "failed"  # unreadable, unstorable name, service error after retries
 
 
@@ -42,7 +43,8 @@ class RunSummary:
     already_present: int = 0
     would_upload: int = 0
     would_upload_bytes: int = 0
-    skipped: int = 0
+    skipped: int = 0  # every file not backed up on purpose: left out by the rules, or skipped while processed
+    left_out: dict[str, dict[str, int]] = field(default_factory=dict)  # reason -> extension -> files/folders
     failed: int = 0
     deleted: int = 0
     bytes_uploaded: int = 0
@@ -89,6 +91,14 @@ class RunSummary:
                 if len(self.failures) < MAX_LISTED:
                     self.failures.append({"path": o.relpath, "error": o.detail})
         self.bytes_uploaded += o.bytes_sent
+
+    def add_left_out(self, left_out: dict[str, dict[str, int]]) -> None:
+        """Count what the scan's rules left out (by reason and extension) as skipped."""
+        for reason, by_ext in left_out.items():
+            mine = self.left_out.setdefault(reason, {})
+            for ext, n in by_ext.items():
+                mine[ext] = mine.get(ext, 0) + n
+                self.skipped += n
 
     @property
     def exit_code(self) -> int:

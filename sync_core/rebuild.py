@@ -25,7 +25,7 @@ from azure.data.tables import TableClient
 from azure.storage.blob import ContainerClient
 
 from .blobmeta import parse_metadata
-from .blobname import parse_blob_name
+from .blobname import is_name_of, parse_blob_name
 from .config import StorageConfig
 from .state import BlobRow, FileRow, StateDB
 from .table_index import (
@@ -157,10 +157,11 @@ def rebuild_index(
             continue
         meta = parse_metadata(b.metadata)
         try:
-            sha, rel = parse_blob_name(cfg.prefix, b.name)
+            sha = parse_blob_name(cfg.prefix, b.name)[0]
         except ValueError:
-            sha = rel = ""
-        if meta is None or (meta.sha256, meta.relpath, meta.size) != (sha, rel, b.size):
+            sha = ""
+        rel = meta.relpath if meta is not None else ""
+        if meta is None or (meta.sha256, meta.size) != (sha, b.size) or not is_name_of(cfg.prefix, b.name, sha, rel):
             res.unusable.append({"blob_name": b.name, "error": "metadata does not match the blob name and size"})
             continue
         if meta.source_id != cfg.source_id:

@@ -39,7 +39,7 @@ from azure.storage.blob import ContainerClient
 
 from .bandwidth import limiter
 from .blobmeta import parse_metadata
-from .blobname import normalize_prefix, parse_blob_name
+from .blobname import blob_name, decode_path, is_name_of, normalize_prefix, parse_blob_name
 from .errors import ConfigError, first_line
 from .restore_target import (
     DestDir,
@@ -83,7 +83,7 @@ class RestoreEntry:
 
     @property
     def blob_name(self) -> str:
-        return f"{self.prefix}/{self.sha256[:2]}/{self.sha256}/{self.relpath}"
+        return blob_name(self.prefix, self.sha256, self.relpath)
 
 
 @dataclass(frozen=True, slots=True)
@@ -202,12 +202,12 @@ def _epoch(value: Any) -> float:
 def _check(prefix: str, relpath: str, sha: str, blob: str, size: Any, mtime: Any) -> str | None:
     """Consistency of an entry with its own blob name (the contract: the name holds sha and path)."""
     try:
-        name_sha, name_rel = parse_blob_name(prefix, blob)
+        name_sha = parse_blob_name(prefix, blob)[0]
     except ValueError:
         return f"blob name {blob!r} is not a contract name under prefix {prefix!r}"
     if name_sha != sha:
         return f"SHA-256 {sha!r} disagrees with blob name {blob!r}"
-    if name_rel != relpath:
+    if not is_name_of(prefix, blob, sha, relpath):
         return f"path disagrees with blob name {blob!r}"
     try:
         int(size), int(mtime)
@@ -250,7 +250,7 @@ def listing_catalog(
     """Every blob under ``prefix`` with its metadata (one paged listing, no per-blob request)."""
     for b in container.list_blobs(name_starts_with=normalize_prefix(prefix) + "/", include=["metadata"]):
         try:
-            sha, rel = parse_blob_name(prefix, b.name)
+            sha, stored = parse_blob_name(prefix, b.name)
         except ValueError:
             yield Rejected(repr(b.name), "not a contract blob name <prefix>/<xx>/<sha256>/<path>")
             continue
@@ -259,9 +259,14 @@ def listing_catalog(
             continue
         uploaded = b.last_modified.timestamp() if b.last_modified else 0.0
         if meta is None:  # name alone: content is still proven by the SHA-256 check on download
-            size, mtime_ns, sid = int(b.size or 0), int(uploaded * 1e9), ""
+            decoded = decode_path(stored)
+            if decoded is None:
+                yield Rejected(repr(b.name), "shortened name without metadata: the true name is lost")
+                continue
+            rel, size, mtime_ns, sid = decoded, int(b.size or 0), int(uploaded * 1e9), ""
         else:
-            if meta.sha256 != sha or meta.relpath != rel:
+            rel = meta.relpath
+            if meta.sha256 != sha or not is_name_of(prefix, b.name, sha, rel):
                 yield Rejected(repr(meta.relpath), f"metadata disagrees with blob name {b.name!r}", rel)
                 continue
             if meta.size != b.size:

@@ -22,7 +22,9 @@ from .errors import ConfigError
 
 READ_CHUNK = 1024 * 1024
 TEMP_PREFIX = ".azps-restore-"
-_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+# NUL ends a name everywhere; Windows also refuses the other C0 controls. Elsewhere a control character or a
+# backslash is an ordinary character of a name the backup stored (under an encoded blob name) and restores.
+_CONTROL_RE = re.compile(r"[\x00-\x1f]" if os.name == "nt" else r"\x00")
 _DRIVE_RE = re.compile(r"^[A-Za-z]:")
 _O_DIR = getattr(os, "O_DIRECTORY", 0)
 _O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
@@ -40,8 +42,6 @@ def unsafe_reason(relpath: str) -> str | None:
         return "not valid UTF-8"
     if _CONTROL_RE.search(relpath):
         return "contains NUL or control characters"
-    if "\\" in relpath:
-        return "contains a backslash"
     if relpath.startswith("/"):
         return "is an absolute path"
     if _DRIVE_RE.match(relpath):

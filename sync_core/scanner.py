@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 from operator import attrgetter
 from typing import NamedTuple
 
-from .exclude import ExcludeRules
+from .exclude import CHECK_CONTENT, FOLDER, R_NOT_MEDIA, ExcludeRules
+from .mediatypes import extension, read_head, sniff
 
 
 class ScanEntry(NamedTuple):
@@ -49,6 +50,17 @@ class ScanResult:
     incomplete_dirs: list[str] = field(default_factory=list)  # folders (or entries of unknown type) not read
     unreadable: set[str] = field(default_factory=set)  # files whose stat failed for another reason than ENOENT
     files_seen: int = 0
+    left_out: dict[str, dict[str, int]] = field(default_factory=dict)  # reason -> extension -> files
+
+    def leave_out(self, reason: str, ext: str) -> None:
+        """Count an entry the rules skipped (a folder counts once, under :data:`FOLDER`)."""
+        by_ext = self.left_out.setdefault(reason, {})
+        key = ext or "(none)"
+        by_ext[key] = by_ext.get(key, 0) + 1
+
+    @property
+    def left_out_total(self) -> int:
+        return sum(n for by_ext in self.left_out.values() for n in by_ext.values())
 
     def covers(self, relpath: str) -> bool:
         """True when the scan would have seen ``relpath`` had it existed: it is not a file whose stat failed
@@ -84,7 +96,7 @@ def scan(
         if on_problem:
             on_problem(p)
 
-    skip_file = rules.skip_file
+    file_reason, leave_out = rules.file_skip_reason, result.leave_out
     list_dir, lstat = _list_dir, _lstat
     stack: list[tuple[str, str]] = [(root, "")]
     while stack:
@@ -108,11 +120,16 @@ def scan(
                 # The folder type comes with the listing (d_type): no lstat for folders, and none for the
                 # files the rules exclude by name.
                 if entry.is_dir(follow_symlinks=False):
-                    if not rules.skip_dir(name, rel):
+                    dir_reason = rules.dir_skip_reason(name, rel)
+                    if dir_reason is None:
                         subdirs.append((entry.path, rel))
+                    else:
+                        leave_out(dir_reason, FOLDER)
                     continue
                 typed = True
-                if skip_file(name, rel):
+                reason = file_reason(name, rel)
+                if reason is not None and reason is not CHECK_CONTENT:
+                    leave_out(reason, extension(name))
                     continue
                 st = lstat(entry)
             except OSError as exc:
@@ -131,6 +148,15 @@ def scan(
                     continue
                 problem(rel, "not a regular file (FIFO, socket or device): skipped", False)
                 continue
+            if reason is CHECK_CONTENT:
+                head = read_head(entry.path)
+                if not head and st.st_size:  # could not be read: not known to be absent, nor to be non-media
+                    problem(rel, "cannot read its first bytes to tell whether it is media", True)
+                    result.unreadable.add(rel)
+                    continue
+                if sniff(head) is None:
+                    leave_out(R_NOT_MEDIA, extension(name))
+                    continue
             result.files_seen += 1
             yield _new_entry(ScanEntry, (rel, entry.path, st.st_size, st.st_mtime_ns, st.st_ino, st.st_dev))
         stack.extend(reversed(subdirs))

@@ -45,7 +45,7 @@ from azure.data.tables import EdmType, EntityProperty, TableClient, TableTransac
 from azure.storage.blob import ContainerClient
 
 from .blobmeta import K_SHA256, parse_metadata
-from .blobname import normalize_prefix, parse_blob_name
+from .blobname import is_name_of, normalize_prefix, parse_blob_name
 from .errors import first_line
 from .listing import LISTING_PAGE, BlobEntry, list_pages
 from .table_index import (
@@ -216,7 +216,7 @@ def _judged_by_etag(row: Mapping[str, Any], blob: BlobView | None) -> bool:
 def orphan_verdict(prefix: str, blob: BlobView) -> tuple[str, str]:
     """Whether a blob without a row can be re-indexed from its own name and metadata."""
     try:
-        sha, rel = parse_blob_name(prefix, blob.name)
+        sha = parse_blob_name(prefix, blob.name)[0]
     except ValueError:
         return V_ORPHAN, "no index row, and the name does not follow <prefix>/<xx>/<sha256>/<path>"
     meta = parse_metadata(dict(blob.metadata))
@@ -224,7 +224,7 @@ def orphan_verdict(prefix: str, blob: BlobView) -> tuple[str, str]:
         return V_ORPHAN, "no index row, and the metadata is incomplete (needs sha256, relpath, size, mtimens, sourceid)"
     if meta.sha256 != sha:
         return V_ORPHAN, f"no index row, and the sha256 metadata {meta.sha256} differs from the name's {sha}"
-    if meta.relpath != rel:
+    if not is_name_of(prefix, blob.name, sha, meta.relpath):
         return V_ORPHAN, "no index row, and the relpath metadata differs from the name"
     if meta.size != blob.size:
         return V_ORPHAN, f"no index row, and the size metadata {meta.size} differs from the blob's {blob.size} bytes"

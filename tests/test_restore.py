@@ -345,7 +345,7 @@ def test_hostile_names_stay_inside_dir(
         assert needle in reported, (needle, reported)
 
 
-UNSAFE = ["", "../x", "a/../../x", "/abs", "C:/x", "c:x", "a:b.jpg", "a\\b", "a\x00b", "a\x1fb", "a//b", "./x", "a/."]
+UNSAFE = ["", "../x", "a/../../x", "/abs", "C:/x", "c:x", "a:b.jpg", "a\x00b", "a//b", "./x", "a/."]
 
 
 @pytest.mark.parametrize("rel", [*UNSAFE, "a/", "\ud800"])
@@ -353,7 +353,10 @@ def test_unsafe_names(rel: str) -> None:
     assert unsafe_reason(rel) is not None
 
 
-@pytest.mark.parametrize("rel", ["a.jpg", "2021/x y/ü 日本.heic", "..a/b..jpg", "ab:c.jpg", "...hidden"])
+# A backslash or a control character is part of a POSIX file name (backed up under an encoded blob name).
+@pytest.mark.parametrize(
+    "rel", ["a.jpg", "2021/x y/ü 日本.heic", "..a/b..jpg", "ab:c.jpg", "...hidden", "a\\b", "a\x1fb"]
+)
 def test_safe_names(rel: str) -> None:
     assert unsafe_reason(rel) is None
 

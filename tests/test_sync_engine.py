@@ -60,7 +60,13 @@ def test_first_sync_names_metadata_and_content_types(cfg, container, tmp_path):
 
     s = do_sync(cfg, src, tmp_path / "state")
 
-    assert (s.scanned, s.uploaded, s.failed, s.skipped) == (4, 4, 0, 0)
+    assert (s.scanned, s.uploaded, s.failed, s.skipped) == (4, 4, 0, 5)  # every file left out is counted
+    assert s.left_out == {
+        "not a photo or video": {".txt": 1},
+        "hidden": {"(none)": 1, "(folder)": 1},
+        "system or thumbnail file": {"(folder)": 1},
+        "partial download": {".part": 1},
+    }
     assert s.bytes_uploaded == sum(len(d) for d in files.values())
     assert blob_names(container) == {expected_name(cfg, rel, d) for rel, d in files.items()}
     types = {"2024/IMG_0001.JPG": "image/jpeg", "2024/clip.MOV": "video/quicktime",
@@ -300,11 +306,13 @@ def test_existing_blob_with_wrong_content_is_not_overwritten(cfg, container, tmp
 def test_unstorable_name_fails_alone(cfg, container, tmp_path):
     src = tmp_path / "lib"
     write_file(src, "ok.jpg", det_bytes(110, 100))
-    write_file(src, "back\\slash.jpg", det_bytes(111, 100))
+    # Only a name that is not UTF-8 is still unstorable (a backslash is now stored under an encoded name).
+    with open(os.path.join(os.fsencode(src), b"latin1-\xe9.jpg"), "wb") as f:
+        f.write(det_bytes(111, 100))
     s = do_sync(cfg, src, tmp_path / "state")
     assert (s.uploaded, s.failed) == (1, 1)
-    assert s.failures[0]["path"] == "back\\slash.jpg"
-    assert "backslash" in s.failures[0]["error"]
+    assert s.failures[0]["path"] == os.fsdecode(b"latin1-\xe9.jpg")
+    assert "UTF-8" in s.failures[0]["error"]
     assert s.exit_code == 1
 
 
