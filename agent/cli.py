@@ -51,6 +51,19 @@ COMMANDS: dict[str, tuple[str, str]] = {
 DEFAULT_COMMAND = "sync"
 
 
+class _Formatter(argparse.RawDescriptionHelpFormatter):
+    """Epilogs as written, and a command column wide enough for every command name on its own line."""
+
+    def __init__(self, prog: str) -> None:
+        super().__init__(prog, max_help_position=30)
+
+    def add_argument(self, action: argparse.Action) -> None:
+        super().add_argument(action)
+        if isinstance(action, argparse._SubParsersAction):  # argparse measures commands one indent short
+            longest = max((len(name) for name in action.choices), default=0)
+            self._action_max_length = max(self._action_max_length, longest + self._current_indent + 4)
+
+
 def build_parser(command: str | None = None, *, full: bool = True) -> argparse.ArgumentParser:
     """The whole parser (``full``), or one where only ``command`` is complete and the others are stubs that
     carry just their help line (enough for the top-level --help)."""
@@ -59,7 +72,7 @@ def build_parser(command: str | None = None, *, full: bool = True) -> argparse.A
         description="Back up a photo and video library to Azure Blob Storage, incrementally and verifiably. "
         "Without a command, runs `sync`.",
         epilog=EXIT_CODES_HELP,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=_Formatter,
     )
     parser.add_argument("--version", action="version", version=f"azphotosync {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")

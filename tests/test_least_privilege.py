@@ -56,14 +56,17 @@ def archive(azurite: Azurite, storage_env: dict[str, str], monkeypatch: pytest.M
         "indexTableName": storage_env["AZURE_STORAGE_TABLE"],
         "reportsContainerName": f"reports{suffix}",
         "runsTableName": f"runs{suffix}",
+        "thumbnailsContainerName": f"thumbs{suffix}",
     }
     a = Archive(names, azurite)
     a.blobs.create_container(names["dataContainerName"])
     a.blobs.create_container(names["reportsContainerName"])
+    a.blobs.create_container(names["thumbnailsContainerName"])
     a.tables.create_table(names["indexTableName"])
     a.tables.create_table(names["runsTableName"])
     monkeypatch.setenv("VERIFY_REPORTS_CONTAINER", names["reportsContainerName"])
     monkeypatch.setenv("VERIFY_RUNS_TABLE", names["runsTableName"])
+    monkeypatch.setenv("AZURE_STORAGE_THUMBNAILS_CONTAINER", names["thumbnailsContainerName"])
     return a
 
 

@@ -60,7 +60,7 @@ def test_status_reflects_verification_report_and_flagged_rows(
     table = TableServiceClient.from_connection_string(azurite.connection_string).get_table_client(
         storage_env["AZURE_STORAGE_TABLE"]
     )
-    row = next(e for e in table.list_entities() if e["RelPath"] == "b/c.mp4")
+    row = next(e for e in table.list_entities() if e.get("RelPath") == "b/c.mp4")
     problem = {"blob_name": row["BlobName"], "verdict": "missing", "detail": "blob not found"}
     report = build_report(
         run_id="run-1", started_at="2026-11-25T03:00:00Z",
