@@ -1,0 +1,108 @@
+"""What the gallery reads of the derived data (renditions, index facts, user albums).
+
+The smallest adapter over the thumbnails-and-albums work until its modules land in ``sync_core``: the
+rendition blob names are the design's contract; the fact property names and the album rows follow that
+work's table layout (derived partitions start with ``%~``) and are named once here so the integration
+swaps this module for the real readers without touching the gallery.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from typing import Any
+
+from azure.core.exceptions import ResourceNotFoundError
+from azure.data.tables import TableClient
+
+DEFAULT_THUMBNAILS_CONTAINER = "thumbnails"
+ENV_THUMBNAILS_CONTAINER = "AZURE_STORAGE_THUMBNAILS_CONTAINER"
+RENDITION_SIZES = (320, 1600)
+
+# Index row facts written by the rendition run.
+P_WIDTH = "Width"
+P_HEIGHT = "Height"
+P_DURATION = "DurationS"
+P_RENDITION_STATE = "RenditionState"  # "made" | "failed"
+P_RENDITION_REASON = "RenditionReason"
+RENDITION_MADE = "made"
+RENDITION_FAILED = "failed"
+
+# User albums: one definition row per album, members in the album's own partition.
+DERIVED_MARK = "%~"
+ALBUMS_PARTITION = "%~albums"
+P_ALBUM_NAME = "Name"
+P_ALBUM_ID = "AlbumId"
+P_MEMBER_BLOB = "BlobName"
+_ALBUM_ID = re.compile(r"^[0-9a-f]{32}$")
+
+
+def thumbnails_container_name() -> str:
+    return os.environ.get(ENV_THUMBNAILS_CONTAINER) or DEFAULT_THUMBNAILS_CONTAINER
+
+
+def rendition_name(sha256: str, size: int) -> str:
+    """``<sha[0:2]>/<sha256>/<size>.webp`` (the design's contract)."""
+    return f"{sha256[:2]}/{sha256}/{size}.webp"
+
+
+def album_partition(album_id: str) -> str:
+    if not _ALBUM_ID.match(album_id):
+        raise ValueError(f"not an album id: {album_id!r}")
+    return f"%~album-{album_id}"
+
+
+def read_albums(table: TableClient) -> dict[str, list[str]]:
+    """Every user album as ``name -> member blob names`` (one query for the list, one per album)."""
+    albums: dict[str, list[str]] = {}
+    try:
+        rows = list(table.query_entities("PartitionKey eq @pk", parameters={"pk": ALBUMS_PARTITION}))
+    except ResourceNotFoundError:
+        return albums
+    for row in rows:
+        name, album_id = str(row.get(P_ALBUM_NAME) or ""), str(row.get(P_ALBUM_ID) or "")
+        if not name or not _ALBUM_ID.match(album_id):
+            continue
+        members = table.query_entities(
+            "PartitionKey eq @pk", parameters={"pk": album_partition(album_id)}, select=[P_MEMBER_BLOB]
+        )
+        albums[name] = sorted(str(m[P_MEMBER_BLOB]) for m in members if m.get(P_MEMBER_BLOB))
+    return albums
+
+
+def write_album(table: TableClient, name: str, album_id: str, blob_names: list[str]) -> None:
+    """Create or extend an album (what ``album create``/``album add`` do; used by the gallery's tests and demo)."""
+    import hashlib
+
+    from sync_core.table_index import encode_key
+
+    table.upsert_entity({"PartitionKey": ALBUMS_PARTITION, "RowKey": encode_key(name), P_ALBUM_NAME: name,
+                         P_ALBUM_ID: album_id})  # fmt: skip
+    for blob in blob_names:
+        key = hashlib.sha256(blob.encode("utf-8", "surrogateescape")).hexdigest()
+        table.upsert_entity({"PartitionKey": album_partition(album_id), "RowKey": key, P_MEMBER_BLOB: blob})
+
+
+def facts(row: dict[str, Any]) -> dict[str, Any]:
+    """Width, height, duration and rendition state of one index row (absent facts as ``None``)."""
+    return {
+        "w": _int(row.get(P_WIDTH)),
+        "h": _int(row.get(P_HEIGHT)),
+        "dur": _float(row.get(P_DURATION)),
+        "rs": row.get(P_RENDITION_STATE) or None,
+        "rr": row.get(P_RENDITION_REASON) or None,
+    }
+
+
+def _int(v: Any) -> int | None:
+    try:
+        return int(v) if v is not None else None
+    except (TypeError, ValueError):
+        return None
+
+
+def _float(v: Any) -> float | None:
+    try:
+        return float(v) if v is not None else None
+    except (TypeError, ValueError):
+        return None
