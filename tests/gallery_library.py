@@ -89,7 +89,8 @@ def build_library(connection_string: str, root: Path) -> Library:
     (src / "2024/summer").mkdir(parents=True, exist_ok=True)
     _mp4(src / "2024/summer/clip.mp4")
     r = run_cli("sync", "--source", str(src), "--connection-string", connection_string, "--container", name,
-                "--table", name, "--prefix", PREFIX, "--source-id", "gallerytest", "--state-dir", str(root / "state"))  # fmt: skip
+                "--table", name, "--prefix", PREFIX, "--source-id", "gallerytest",
+                "--state-dir", str(root / "state"))  # fmt: skip
     assert r.code == 0, r.err
     ids: dict[str, str] = {}
     names: dict[str, str] = {}

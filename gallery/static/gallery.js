@@ -260,6 +260,9 @@ function openViewer(index) {
       },
     });
   });
+  // The viewer answers keys only once open: say so (tests and assistive tools wait for it).
+  lightbox.on('openingAnimationEnd', () => { document.body.dataset.viewer = 'open'; });
+  lightbox.on('close', () => { delete document.body.dataset.viewer; });
   lightbox.on('change', () => {
     const i = lightbox.pswp.currIndex;
     if (i >= view.items.length - 5) loadMore();
