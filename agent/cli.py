@@ -41,6 +41,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "status": ("agent.status_cmd", "show whether all is well: local index, last sync, mirror lag, cloud verification"),
     "index": ("agent.index_cmd", "rebuild the local index from the cloud, or mirror it to the index table now"),
     "verify": ("agent.verify_cmd", "check every blob against the index table now (what the cloud does nightly)"),
+    "gallery": ("agent.gallery_cmd", "browse the archive in a private web gallery on this computer"),
+    "share": ("agent.share_cmd", "create, list and revoke share links to an album or a set of paths"),
 }
 DEFAULT_COMMAND = "sync"
 
