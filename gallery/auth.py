@@ -6,7 +6,9 @@
   opening the one-time sign-in link the command prints.
 * **cloud** (the Function App): App Service authentication (Entra ID) signs the user in and passes the
   principal in ``X-MS-CLIENT-PRINCIPAL*`` headers, which the platform strips from incoming requests, so they
-  cannot be forged from outside. No principal: 401. A principal whose object id, name or group is not in
+  cannot be forged from outside — but only when the platform's authentication is on, so the headers are
+  trusted only when ``WEBSITE_AUTH_ENABLED`` (set by the platform) says so; otherwise every view is 401. No
+  principal: 401. A principal whose object id, name or group is not in
   :data:`ENV_ALLOWED` (comma-separated): 403. An empty setting lets nobody in.
 
 Writes (share create/revoke, album edit) also need the CSRF double-submit: the ``X-CSRF-Token`` header equal
@@ -26,7 +28,7 @@ from dataclasses import dataclass, field
 from starlette.requests import Request
 
 ENV_ALLOWED = "GALLERY_ALLOWED_PRINCIPALS"
-ENV_MODE = "GALLERY_AUTH"  # "cloud" in the Function App
+ENV_PLATFORM_AUTH = "WEBSITE_AUTH_ENABLED"  # set to "True" by App Service when its authentication is on
 SESSION_COOKIE = "gallery_session"
 CSRF_COOKIE = "gallery_csrf"
 CSRF_HEADER = "x-csrf-token"
@@ -87,14 +89,19 @@ class CloudAuth:
 
     mode = "cloud"
 
-    def __init__(self, allowed: str | None = None) -> None:
+    def __init__(self, allowed: str | None = None, *, platform_auth: bool | None = None) -> None:
         raw = os.environ.get(ENV_ALLOWED, "") if allowed is None else allowed
         self.allowed = frozenset(p.strip().lower() for p in raw.split(",") if p.strip())
+        if platform_auth is None:
+            platform_auth = os.environ.get(ENV_PLATFORM_AUTH, "").lower() == "true"
+        self.platform_auth = platform_auth
 
     def authenticate(self, request: Request) -> Principal:
         pid = request.headers.get("x-ms-client-principal-id", "").strip()
+        if not self.platform_auth:
+            raise AuthError(401, "sign-in is not configured for this app (App Service authentication is off)")
         if not pid:
-            raise AuthError(401, "sign-in required")
+            raise AuthError(401, "sign-in required: open /.auth/login/aad?post_login_redirect_uri=/")
         name = request.headers.get("x-ms-client-principal-name", "").strip()
         principal = Principal(pid, name or pid, _groups(request.headers.get("x-ms-client-principal", "")))
         if not ({pid.lower(), name.lower()} | {g.lower() for g in principal.groups}) & self.allowed:

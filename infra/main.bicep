@@ -4,7 +4,8 @@
 //   monitoring      Log Analytics + Application Insights (local auth disabled)
 //   archive         hardened photo archive: data container, index table, reports container, runs table
 //   host storage    the Function App's own storage (Durable task hub + deployment package)
-//   function app    Flex Consumption (FC1), Python 3.11, timer-triggered Durable verification
+//   function app    Flex Consumption (FC1), Python 3.11, timer-triggered Durable verification, and the
+//                   gallery (HTTP, behind Entra ID sign-in: authsettingsV2)
 //
 // Every role assignment lives in the module that owns the resource it grants on; nothing is assigned
 // at subscription or resource-group scope.
@@ -90,6 +91,15 @@ param verifySchedule string = '0 0 3 * * *'
 
 @description('Bytes a verification run may re-hash in full (deep verify), e.g. 2GiB.')
 param verifyDeepBudget string = '2GiB'
+
+@description('Client id of the Entra ID app registration for the gallery sign-in (see infra/README.md). Empty: no sign-in is configured; the gallery then serves share links only.')
+param galleryClientId string = ''
+
+@description('Who may open the gallery: comma-separated Entra object ids, user principal names or group object ids. Empty: nobody.')
+param galleryAllowedPrincipals string = ''
+
+@description('The library prefix the gallery shows (one device\'s prefix, e.g. photos/laptop).')
+param galleryPrefix string = ''
 
 @description('Maximum Flex Consumption instances.')
 @minValue(40)
@@ -188,6 +198,7 @@ module functionApp 'modules/function-app.bicep' = {
     maximumInstanceCount: functionMaximumInstanceCount
     instanceMemoryMB: functionInstanceMemoryMB
     virtualNetworkSubnetId: functionSubnetId
+    galleryClientId: galleryClientId
     appSettings: {
       AZURE_STORAGE_ACCOUNT_URL: archive.outputs.blobEndpoint
       AZURE_STORAGE_TABLE_ENDPOINT: archive.outputs.tableEndpoint
@@ -197,6 +208,8 @@ module functionApp 'modules/function-app.bicep' = {
       VERIFY_DEEP_BUDGET: verifyDeepBudget
       VERIFY_REPORTS_CONTAINER: archive.outputs.reportsContainerName
       VERIFY_RUNS_TABLE: archive.outputs.runsTableName
+      GALLERY_ALLOWED_PRINCIPALS: galleryAllowedPrincipals
+      GALLERY_PREFIX: galleryPrefix
     }
   }
 }

@@ -143,7 +143,7 @@ def test_gallery_function_serves_the_asgi_app_and_needs_a_principal(azurite, mon
     for k, v in {"AZURE_STORAGE_CONNECTION_STRING": azurite.connection_string,
                  "AZURE_STORAGE_CONTAINER": lib.data.container_name, "AZURE_STORAGE_TABLE": lib.table.table_name,
                  "AZURE_STORAGE_THUMBNAILS_CONTAINER": lib.thumbnails.container_name, "GALLERY_PREFIX": lib.prefix,
-                 "GALLERY_ALLOWED_PRINCIPALS": "ana@example.org"}.items():  # fmt: skip
+                 "GALLERY_ALLOWED_PRINCIPALS": "ana@example.org", "WEBSITE_AUTH_ENABLED": "True"}.items():  # fmt: skip
         monkeypatch.setenv(k, v)
     monkeypatch.delenv("AZURE_STORAGE_ACCOUNT_URL", raising=False)
     fn = registered()["gallery"]

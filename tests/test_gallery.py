@@ -95,7 +95,8 @@ def test_cloud_auth_by_principal_name_id_or_group(library: Library):
     import json
 
     app = create_app(table=library.table, data=library.data, thumbnails=library.thumbnails, prefix=library.prefix,
-                     auth=CloudAuth("ana@example.org, 11111111-2222-3333-4444-555555555555"))  # fmt: skip
+                     auth=CloudAuth("ana@example.org, 11111111-2222-3333-4444-555555555555",
+                                    platform_auth=True))  # fmt: skip
     c = TestClient(app, base_url="https://gallery.example")
     assert c.get("/api/timeline").status_code == 401
     assert c.get("/", headers={"x-ms-client-principal-id": "x", "x-ms-client-principal-name": "ANA@example.org"}
@@ -106,8 +107,21 @@ def test_cloud_auth_by_principal_name_id_or_group(library: Library):
                  ).status_code == 200  # fmt: skip
     assert c.get("/api/timeline", headers={"x-ms-client-principal-id": "bob"}).status_code == 403
     nobody = create_app(table=library.table, data=library.data, thumbnails=library.thumbnails,
-                        prefix=library.prefix, auth=CloudAuth(""))  # fmt: skip
+                        prefix=library.prefix, auth=CloudAuth("", platform_auth=True))  # fmt: skip
     assert TestClient(nobody).get("/api/timeline", headers={"x-ms-client-principal-id": "ana"}).status_code == 403
+
+
+def test_cloud_auth_trusts_principal_headers_only_when_the_platform_signs_in(library: Library, monkeypatch):
+    """Without App Service authentication in front, anyone could send the headers: nothing is served."""
+    monkeypatch.delenv("WEBSITE_AUTH_ENABLED", raising=False)
+    app = create_app(table=library.table, data=library.data, thumbnails=library.thumbnails, prefix=library.prefix,
+                     auth=CloudAuth("ana@example.org"))  # fmt: skip
+    forged = {"x-ms-client-principal-id": "x", "x-ms-client-principal-name": "ana@example.org"}
+    assert TestClient(app).get("/api/timeline", headers=forged).status_code == 401
+    monkeypatch.setenv("WEBSITE_AUTH_ENABLED", "True")
+    app = create_app(table=library.table, data=library.data, thumbnails=library.thumbnails, prefix=library.prefix,
+                     auth=CloudAuth("ana@example.org"))  # fmt: skip
+    assert TestClient(app).get("/api/timeline", headers=forged).status_code == 200
 
 
 # -- pages, headers, validation --------------------------------------------------------------------------------

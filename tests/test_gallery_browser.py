@@ -48,7 +48,7 @@ def clock() -> Clock:
 @pytest.fixture(scope="module")
 def server(library: Library, clock: Clock) -> Iterator[str]:
     app = create_app(table=library.table, data=library.data, thumbnails=library.thumbnails, prefix=library.prefix,
-                     auth=CloudAuth("ana@example.org"), clock=clock)  # fmt: skip
+                     auth=CloudAuth("ana@example.org", platform_auth=True), clock=clock)  # fmt: skip
     srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="off"))
     thread = threading.Thread(target=srv.run, daemon=True)
     thread.start()
