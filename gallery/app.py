@@ -233,6 +233,18 @@ def create_app(
         return _json(share.as_json(clock()))
 
     # -- shared (signed out) ------------------------------------------------------------------------------
+    selections: dict[tuple[int, str, str], list[dict[str, Any]]] = {}  # per loaded catalog: a page of a share
+    # page loads dozens of thumbnails, and a path glob over 100k items is not free
+
+    def selection(share: Share) -> list[dict[str, Any]]:
+        cat = catalog()
+        key = (id(cat), share.kind, share.selector)
+        if key not in selections:
+            if len(selections) > 256 or any(k[0] != id(cat) for k in selections):
+                selections.clear()
+            selections[key] = share.select(cat)
+        return selections[key]
+
     def shared(request: Request) -> tuple[Share, list[dict[str, Any]]] | Response:
         try:
             share = resolve(table, request.path_params["token"], now=clock())
@@ -240,7 +252,7 @@ def create_app(
             return PlainTextResponse("this share link has expired or was revoked", status_code=410)
         except ShareNotFound:
             return PlainTextResponse("no such share link", status_code=404)
-        return share, share.select(catalog())
+        return share, selection(share)
 
     def share_shell(request: Request) -> Response:
         got = shared(request)

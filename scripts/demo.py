@@ -1,4 +1,5 @@
-"""`make demo`: back up a small generated library into a local Azurite, then show that a rerun sends nothing.
+"""`make demo`: back up a small generated library into a local Azurite, then show that a rerun sends nothing,
+and end with the command and URL of the local gallery for it.
 
 Runs the real CLI exactly as a user would (``azphotosync --emulator …``), then stops the Azurite it started.
 """
@@ -93,6 +94,9 @@ def main() -> int:
         run("status", "--state-dir", str(STATE), "--emulator")
     finally:
         stop_emulator()
+    print("\nBrowse the sample library in the private gallery (loopback only; Ctrl-C stops it):")
+    print(f"  .venv/bin/azphotosync gallery --emulator --state-dir {STATE.relative_to(ROOT)} --open")
+    print("  then open http://127.0.0.1:8765/")
     return 0
 
 
