@@ -12,6 +12,7 @@ Items are addressed by an opaque id (a hash of the blob name): no request ever c
 
 from __future__ import annotations
 
+import functools
 import gzip
 import hashlib
 import json
@@ -153,8 +154,8 @@ class Catalog:
     def get(self, ident: str) -> dict[str, Any] | None:
         return self.by_id.get(ident) if ITEM_ID.match(ident) else None
 
-    def years(self) -> list[dict[str, Any]]:
-        """Each year present with the offset of its first (newest) item."""
+    @functools.cached_property
+    def _years(self) -> list[dict[str, Any]]:
         out: list[dict[str, Any]] = []
         for i, it in enumerate(self.items):
             y = it["t"][:4] or "undated"
@@ -162,12 +163,20 @@ class Catalog:
                 out.append({"year": y, "offset": i})
         return out
 
-    def folders(self) -> list[dict[str, Any]]:
+    def years(self) -> list[dict[str, Any]]:
+        """Each year present with the offset of its first (newest) item (computed once per catalog)."""
+        return self._years
+
+    @functools.cached_property
+    def _folders(self) -> list[dict[str, Any]]:
         counts: dict[str, int] = {}
         for it in self.items:
             folder = it["n"].rpartition("/")[0]
             counts[folder] = counts.get(folder, 0) + 1
         return [{"folder": f, "count": counts[f]} for f in sorted(counts)]
+
+    def folders(self) -> list[dict[str, Any]]:
+        return self._folders
 
     def in_folder(self, folder: str) -> list[dict[str, Any]]:
         return [it for it in self.items if it["n"].rpartition("/")[0] == folder]
