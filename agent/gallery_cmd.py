@@ -118,6 +118,7 @@ def prepare(args: argparse.Namespace) -> tuple[Any, str]:
     auth = LocalAuth(allow_remote=args.allow_remote)
     app = create_app(table=archive.table, data=archive.data, thumbnails=archive.thumbnails,
                      prefix=archive.cfg.prefix, auth=auth)  # fmt: skip
+    app.catalog.get()  # loaded before the URL is shown: the first page view does not wait for it
     host = f"[{args.host}]" if ":" in args.host else args.host
     url = f"http://{host}:{{port}}/"
     if auth.signin_key:

@@ -60,10 +60,12 @@ MEDIA_KINDS = {"320": 320, "1600": 1600, "original": 0}
 
 
 class SecurityHeaders:
-    """Adds the security headers to every response that does not set its own (media sets a sandbox CSP)."""
+    """Adds the security headers to every response that does not set its own (media sets a sandbox CSP).
+    Wraps the gallery, whose catalog store it carries (loaded ahead of the first request by the CLI)."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, catalog: CatalogStore) -> None:
         self.app = app
+        self.catalog = catalog
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -127,7 +129,7 @@ def create_app(
     auth: LocalAuth | CloudAuth,
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     catalog_recheck_s: float | None = None,
-) -> ASGIApp:
+) -> SecurityHeaders:
     """The gallery over one prefix of the archive."""
     store = CatalogStore(thumbnails, prefix, **({} if catalog_recheck_s is None else {"recheck_s": catalog_recheck_s}))
 
@@ -307,6 +309,4 @@ def create_app(
         Route("/s/{token}/media/{item}/{kind}", share_media),
         Mount("/static", app=StaticFiles(directory=str(STATIC_DIR)), name="static"),
     ]
-    app = Starlette(routes=routes, exception_handlers={AuthError: auth_error})
-    app.state.catalog = store
-    return SecurityHeaders(app)
+    return SecurityHeaders(Starlette(routes=routes, exception_handlers={AuthError: auth_error}), store)

@@ -63,26 +63,30 @@ def stream_blob(
     filename: str | None = None,
     attachment: bool = False,
 ) -> Response:
-    """The blob (or the asked-for range of it) as a streamed response; 404 when it does not exist."""
-    try:
-        props = blob.get_blob_properties()
-    except ResourceNotFoundError:
-        return Response("not found", status_code=404, headers=MEDIA_HEADERS, media_type="text/plain")
-    size = int(props.size)
+    """The blob (or the asked-for range of it) as a streamed response; 404 when it does not exist.
+
+    Without a ``Range`` (every thumbnail) this is one blob request: the download itself tells the size."""
     headers = dict(MEDIA_HEADERS)
     if filename is not None:
         kind = "attachment" if attachment else "inline"
         headers["Content-Disposition"] = f"{kind}; filename*=UTF-8''{quote(filename, safe='')}"
     try:
+        if not range_header:
+            download = blob.download_blob(max_concurrency=1)
+            headers["Content-Length"] = str(download.size)
+            return StreamingResponse(download.chunks(), headers=headers, media_type=content_type)
+        size = int(blob.get_blob_properties().size)
+    except ResourceNotFoundError:
+        return Response("not found", status_code=404, headers=MEDIA_HEADERS, media_type="text/plain")
+    try:
         rng = parse_range(range_header, size)
     except RangeNotSatisfiable:
         headers["Content-Range"] = f"bytes */{size}"
         return Response(status_code=416, headers=headers)
-    if size == 0:
-        return Response(b"", headers=headers, media_type=content_type)
-    if rng is None:
+    if size == 0 or rng is None:  # an ignorable Range header: the whole blob
         headers["Content-Length"] = str(size)
-        return StreamingResponse(_chunks(blob, 0, size), headers=headers, media_type=content_type)
+        return StreamingResponse(_chunks(blob, 0, size) if size else iter([b""]), headers=headers,
+                                 media_type=content_type)  # fmt: skip
     start, end = rng
     headers["Content-Range"] = f"bytes {start}-{end}/{size}"
     headers["Content-Length"] = str(end - start + 1)
