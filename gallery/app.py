@@ -185,6 +185,26 @@ def create_app(
             return _error(404, "no such album")
         return _json(_page(cat.in_album(name), request, shared=False))
 
+    async def album_edit(request: Request) -> Response:
+        signed_in(request)
+        if not csrf_ok(request):
+            return _error(403, "missing or wrong CSRF token")
+        cat = catalog()
+        try:
+            body = json.loads(await request.body())
+            name = str(body["name"]).strip()
+            add = [cat.get(str(i)) for i in body.get("add", [])]
+            remove = [cat.get(str(i)) for i in body.get("remove", [])]
+        except (ValueError, KeyError, TypeError, AttributeError):
+            return _error(400, "expected {name, add: [ids], remove: [ids]}")
+        if not name or len(name) > 200 or any(it is None for it in [*add, *remove]):
+            return _error(400, "unknown item or bad album name")
+        derived.edit_album(table, name, add=[it["b"] for it in add if it], remove=[it["b"] for it in remove if it])
+        by_blob = {it["b"]: it["id"] for it in cat.items}
+        albums = {n: [by_blob[b] for b in members if b in by_blob] for n, members in derived.read_albums(table).items()}
+        store.replace_albums(albums)
+        return _json({"name": name, "count": len(albums.get(name, []))})
+
     def item(request: Request) -> Response:
         signed_in(request)
         it = catalog().get(request.path_params["item"])
@@ -299,6 +319,7 @@ def create_app(
         Route("/api/folder", folder),
         Route("/api/albums", albums),
         Route("/api/album", album),
+        Route("/api/album/edit", album_edit, methods=["POST"]),
         Route("/api/items/{item}", item),
         Route("/api/shares", shares, methods=["GET", "POST"]),
         Route("/api/shares/{share}/revoke", revoke, methods=["POST"]),

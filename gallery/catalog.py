@@ -194,6 +194,7 @@ class CatalogStore:
     """The current catalog of one prefix, loaded on first use and reloaded when its blob changes."""
 
     def __init__(self, thumbnails: ContainerClient, prefix: str, *, recheck_s: float = RECHECK_S) -> None:
+        self._container, self._prefix = thumbnails, normalize_prefix(prefix)
         self._blob = thumbnails.get_blob_client(catalog_blob_name(prefix))
         self._recheck_s = recheck_s
         self._lock = threading.Lock()
@@ -216,6 +217,15 @@ class CatalogStore:
             except ResourceNotFoundError:
                 self._catalog, self._etag = Catalog([], {}), None
             return self._catalog
+
+    def replace_albums(self, albums: dict[str, list[str]]) -> None:
+        """Store the catalog again with new albums (ids): an album edit needs no scan of the index."""
+        cat = self.get()
+        doc = {"schema": SCHEMA, "prefix": self._prefix, "built_at": cat.built_at, "items": cat.items,
+               "albums": albums}  # fmt: skip
+        write_catalog(self._container, doc)
+        with self._lock:
+            self._catalog, self._etag, self._checked = Catalog.from_doc(doc), None, 0.0
 
     def invalidate(self) -> None:
         with self._lock:

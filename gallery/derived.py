@@ -8,12 +8,16 @@ swaps this module for the real readers without touching the gallery.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
+import uuid
 from typing import Any
 
 from azure.core.exceptions import ResourceNotFoundError
 from azure.data.tables import TableClient
+
+from sync_core.table_index import encode_key
 
 DEFAULT_THUMBNAILS_CONTAINER = "thumbnails"
 ENV_THUMBNAILS_CONTAINER = "AZURE_STORAGE_THUMBNAILS_CONTAINER"
@@ -70,17 +74,44 @@ def read_albums(table: TableClient) -> dict[str, list[str]]:
     return albums
 
 
+def _member_key(blob: str) -> str:
+    return hashlib.sha256(blob.encode("utf-8", "surrogateescape")).hexdigest()
+
+
+def _album_id(table: TableClient, name: str, *, create: bool) -> str | None:
+    try:
+        row = table.get_entity(ALBUMS_PARTITION, encode_key(name))
+        return str(row[P_ALBUM_ID])
+    except ResourceNotFoundError:
+        if not create:
+            return None
+    album_id = uuid.uuid4().hex
+    table.create_entity({"PartitionKey": ALBUMS_PARTITION, "RowKey": encode_key(name), P_ALBUM_NAME: name,
+                         P_ALBUM_ID: album_id})  # fmt: skip
+    return album_id
+
+
+def _add_members(table: TableClient, album_id: str, blob_names: list[str]) -> None:
+    pk = album_partition(album_id)
+    for blob in blob_names:
+        table.upsert_entity({"PartitionKey": pk, "RowKey": _member_key(blob), P_MEMBER_BLOB: blob})
+
+
 def write_album(table: TableClient, name: str, album_id: str, blob_names: list[str]) -> None:
-    """Create or extend an album (what ``album create``/``album add`` do; used by the gallery's tests and demo)."""
-    import hashlib
-
-    from sync_core.table_index import encode_key
-
+    """Create an album with these members (what ``album create``/``album add`` do; tests and demo use it)."""
     table.upsert_entity({"PartitionKey": ALBUMS_PARTITION, "RowKey": encode_key(name), P_ALBUM_NAME: name,
                          P_ALBUM_ID: album_id})  # fmt: skip
-    for blob in blob_names:
-        key = hashlib.sha256(blob.encode("utf-8", "surrogateescape")).hexdigest()
-        table.upsert_entity({"PartitionKey": album_partition(album_id), "RowKey": key, P_MEMBER_BLOB: blob})
+    _add_members(table, album_id, blob_names)
+
+
+def edit_album(table: TableClient, name: str, *, add: list[str], remove: list[str]) -> None:
+    """Add and remove members by blob name; adding to an album that does not exist creates it."""
+    album_id = _album_id(table, name, create=bool(add))
+    if album_id is None:
+        return
+    _add_members(table, album_id, add)
+    for blob in remove:
+        table.delete_entity(album_partition(album_id), _member_key(blob))
 
 
 def facts(row: dict[str, Any]) -> dict[str, Any]:

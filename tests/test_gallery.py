@@ -258,3 +258,20 @@ def test_share_expiry_is_exact(library: Library):
     assert resolve(library.table, token, now=t0 + timedelta(minutes=59)).selector == ALBUM
     with pytest.raises(ShareGone):
         resolve(library.table, token, now=t0 + timedelta(hours=1))
+
+
+def test_album_edit_needs_csrf_and_updates_the_catalog_without_a_scan(client: TestClient, library: Library):
+    csrf = client.get("/api/session").json()["csrf"]
+    snow, beach = library.ids["2023/winter/snow.jpg"], library.ids["2024/summer/beach.jpg"]
+    body = {"name": "Picks <i>", "add": [snow, beach], "remove": []}
+    assert client.post("/api/album/edit", json=body).status_code == 403
+    assert client.post("/api/album/edit", json={**body, "add": ["0" * 24]}, headers={"x-csrf-token": csrf}
+                       ).status_code == 400  # fmt: skip
+    r = client.post("/api/album/edit", json=body, headers={"x-csrf-token": csrf})
+    assert r.status_code == 200 and r.json() == {"name": "Picks <i>", "count": 2}
+    assert {"name": "Picks <i>", "count": 2} in client.get("/api/albums").json()["albums"]
+    r = client.post("/api/album/edit", json={"name": "Picks <i>", "add": [], "remove": [beach]},
+                    headers={"x-csrf-token": csrf})  # fmt: skip
+    assert r.json()["count"] == 1
+    ids = [it["id"] for it in client.get("/api/album", params={"name": "Picks <i>"}).json()["items"]]
+    assert ids == [snow]

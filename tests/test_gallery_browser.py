@@ -152,6 +152,22 @@ def test_viewer_shows_integrity_and_moves_with_the_keyboard(signed_in: BrowserCo
     assert seen == []
 
 
+def test_viewer_adds_the_item_to_an_album(signed_in: BrowserContext, library):
+    page = signed_in.new_page()
+    seen = _watch(page)
+    _open_timeline(page)
+    page.locator(f".tile[data-id='{library.ids['2023/winter/snow.jpg']}']").click()
+    page.wait_for_selector("body[data-viewer='open']")
+    form = page.locator(".pswp__info form.album-add")
+    form.locator("input").fill("Winter picks")
+    form.locator("button").click()
+    expect(form.locator("[role=status]")).to_have_text("added: Winter picks has 1")
+    page.keyboard.press("Escape")
+    page.goto("/#/albums")
+    expect(page.locator("ul.list li", has_text="Winter picks")).to_contain_text("· 1")
+    assert seen == []
+
+
 def test_video_plays_and_seeks_through_range_requests(signed_in: BrowserContext, library):
     page = signed_in.new_page()
     seen = _watch(page)

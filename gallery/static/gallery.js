@@ -220,6 +220,26 @@ async function showInfo(box, it) {
   row.append(link);
   dl.append(el('dt', {}, 'Original'), row);
   box.replaceChildren(dl);
+  if (!SHARED) box.append(albumForm(it));
+}
+
+function albumForm(it) {
+  const form = el('form', { class: 'album-add' });
+  const input = el('input', { type: 'text', name: 'album', placeholder: 'album name', 'aria-label': 'Album name', maxlength: '200' });
+  const out = el('span', { role: 'status' });
+  form.append(input, el('button', { type: 'submit' }, 'Add to album'), out);
+  form.addEventListener('keydown', (ev) => ev.stopPropagation());  // typing is not viewer navigation
+  form.addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    try {
+      const r = await api('/api/album/edit', {
+        method: 'POST', headers: { 'content-type': 'application/json', 'x-csrf-token': csrf },
+        body: JSON.stringify({ name: input.value, add: [it.id], remove: [] }),
+      });
+      out.textContent = `added: ${r.name} has ${r.count}`;
+    } catch (err) { out.textContent = `Could not add: ${err.message}`; }
+  });
+  return form;
 }
 
 let lightbox = null;
