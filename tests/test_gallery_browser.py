@@ -123,10 +123,15 @@ def test_timeline_shows_thumbnails_grouped_by_month_and_hostile_name_as_text(sig
     DOCS.mkdir(exist_ok=True)
     page.screenshot(path=str(DOCS / "gallery-timeline.png"))
     hostile.click()
+    page.wait_for_selector("body[data-viewer='open']")
     expect(page.locator(".pswp__info dl")).to_contain_text(HOSTILE)
     assert HOSTILE in page.locator(".pswp__info").inner_text()
     assert "<script>x</script>" in page.locator(".pswp__info").inner_text()  # the camera model, as text
     assert page.locator("img[src='x'], .pswp script").count() == 0
+    page.keyboard.press("Escape")
+    page.wait_for_selector(".pswp", state="detached")
+    page.locator("#years").select_option(label="2023")  # jump to a year: the grid starts there
+    expect(page.locator("section h2").first).to_have_text("January 2023")
     assert seen == []
 
 

@@ -68,6 +68,7 @@ function append(items, grouped) {
   for (const it of items) {
     const index = view.items.length;
     view.items.push(it);
+    view.slides.push(slide(it));  // the viewer's live data source: pages loaded while it is open join it
     const key = grouped ? it.t.slice(0, 7) : '';
     let g = view.groups[view.groups.length - 1];
     if (!g || g.key !== key) {
@@ -111,7 +112,7 @@ function sentinelVisible() {
 async function showGrid(title, url, { grouped = false, offset = 0 } = {}) {
   $('title').textContent = title;
   $('content').replaceChildren();
-  view = { url, items: [], groups: [], total: Infinity, offset, grouped, loading: false };
+  view = { url, items: [], slides: [], groups: [], total: Infinity, offset, grouped, loading: false };
   await loadMore();
 }
 
@@ -246,7 +247,7 @@ let lightbox = null;
 function openViewer(index) {
   if (lightbox) lightbox.destroy();
   lightbox = new PhotoSwipeLightbox({
-    dataSource: view.items.map(slide),
+    dataSource: view.slides,
     pswpModule: () => import('./vendor/photoswipe.esm.min.js'),
     bgOpacity: 0.95,
     wheelToZoom: true,
