@@ -65,6 +65,12 @@ def server(library: Library, clock: Clock) -> Iterator[str]:
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
     assert shutil.which(CHROMIUM), "Debian's chromium is missing: `make test` installs it (apt-get install chromium)"
+    from gallery.app import STATIC_DIR
+
+    vendor = STATIC_DIR / "vendor"
+    assert (vendor / "photoswipe.esm.min.js").is_file() and (vendor / "justified-layout.min.js").is_file(), (
+        "the gallery's browser libraries are missing: run `make vendor` (npm ci, then a copy from node_modules)"
+    )
     with sync_playwright() as p:
         b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
         yield b
