@@ -209,7 +209,9 @@ function detailRows(d) {
 
 async function showInfo(box, it) {
   box.replaceChildren(el('span', {}, it.name));
+  box.dataset.item = it.id;
   const d = await api(`/api/items/${it.id}`);
+  if (box.dataset.item !== it.id) return;  // moved on while this was fetched
   const dl = el('dl');
   for (const [k, v] of detailRows(d)) {
     const dd = el('dd', {}, v);
