@@ -52,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
         expires = parse_expiry(args.expires)  # a usage error before any I/O
     archive = open_archive(args)
     if args.share_action == "create":
-        if args.album is not None and args.album not in derived.read_albums(archive.table):
+        if args.album is not None and args.album not in derived.read_albums(archive.table, archive.cfg.prefix):
             raise ConfigError(f"no album named {args.album!r}")
         kind, selector = (KIND_ALBUM, args.album) if args.album is not None else (KIND_PATH, args.path)
         share, token = create_share(archive.table, kind, selector, expires, now=now)

@@ -28,7 +28,7 @@ from sync_core.errors import ConfigError
 
 from . import derived, media
 from .auth import CSRF_COOKIE, SESSION_COOKIE, AuthError, CloudAuth, LocalAuth, Principal, csrf_ok
-from .catalog import Catalog, CatalogStore
+from .catalog import Catalog, CatalogStore, album_ids
 from .shares import (
     KIND_ALBUM,
     Share,
@@ -199,9 +199,9 @@ def create_app(
             return _error(400, "expected {name, add: [ids], remove: [ids]}")
         if not name or len(name) > 200 or any(it is None for it in [*add, *remove]):
             return _error(400, "unknown item or bad album name")
-        derived.edit_album(table, name, add=[it["b"] for it in add if it], remove=[it["b"] for it in remove if it])
-        by_blob = {it["b"]: it["id"] for it in cat.items}
-        albums = {n: [by_blob[b] for b in members if b in by_blob] for n, members in derived.read_albums(table).items()}
+        derived.edit_album(table, name, add=[(prefix, it["s"], it["n"]) for it in add if it],
+                           remove=[(prefix, it["s"], it["n"]) for it in remove if it])  # fmt: skip
+        albums = album_ids(cat.items, derived.read_albums(table, prefix))
         store.replace_albums(albums)
         return _json({"name": name, "count": len(albums.get(name, []))})
 

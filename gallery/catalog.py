@@ -96,6 +96,20 @@ def item_from_row(row: dict[str, Any]) -> dict[str, Any] | None:
     }
 
 
+def album_ids(items: list[dict[str, Any]], albums: dict[str, list[tuple[str, str]]]) -> dict[str, list[str]]:
+    """Albums as item ids: a member is the current file with its content and path, else the current file with
+    its content (moved or renamed at the source); members with neither are left out (deleted at the source)."""
+    by_key = {(it["s"], it["n"]): it["id"] for it in items}
+    by_sha: dict[str, str] = {}
+    for it in items:
+        by_sha.setdefault(it["s"], it["id"])
+    out: dict[str, list[str]] = {}
+    for name, members in albums.items():
+        ids = [by_key.get(m) or by_sha.get(m[0]) for m in members]
+        out[name] = list(dict.fromkeys(i for i in ids if i))
+    return out
+
+
 def build_catalog(table: TableClient, prefix: str, *, now: datetime | None = None) -> dict[str, Any]:
     """Read the prefix's current rows and the user albums once and return the catalog document."""
     items = [
@@ -104,10 +118,7 @@ def build_catalog(table: TableClient, prefix: str, *, now: datetime | None = Non
         if (it := item_from_row(row)) is not None
     ]
     items.sort(key=lambda it: (it["t"][:19], it["n"]), reverse=True)
-    by_blob = {it["b"]: it["id"] for it in items}
-    albums = {
-        name: [by_blob[b] for b in members if b in by_blob] for name, members in derived.read_albums(table).items()
-    }
+    albums = album_ids(items, derived.read_albums(table, prefix))
     built = (now or datetime.now(UTC)).strftime("%Y-%m-%dT%H:%M:%SZ")
     return {"schema": SCHEMA, "prefix": normalize_prefix(prefix), "built_at": built, "items": items, "albums": albums}
 

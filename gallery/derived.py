@@ -17,18 +17,19 @@ from typing import Any
 from azure.core.exceptions import ResourceNotFoundError
 from azure.data.tables import TableClient
 
-from sync_core.table_index import encode_key
+from sync_core.blobname import normalize_prefix
+from sync_core.table_index import MAX_KEY_BYTES, encode_key, row_key
 
 DEFAULT_THUMBNAILS_CONTAINER = "thumbnails"
 ENV_THUMBNAILS_CONTAINER = "AZURE_STORAGE_THUMBNAILS_CONTAINER"
 RENDITION_SIZES = (320, 1600)
 
 # Index row facts written by the rendition run.
-P_WIDTH = "Width"
-P_HEIGHT = "Height"
-P_DURATION = "DurationS"
+P_WIDTH = "PixelWidth"
+P_HEIGHT = "PixelHeight"
+P_DURATION = "DurationSeconds"
 P_RENDITION_STATE = "RenditionState"  # "made" | "failed"
-P_RENDITION_REASON = "RenditionReason"
+P_RENDITION_REASON = "RenditionDetail"
 RENDITION_MADE = "made"
 RENDITION_FAILED = "failed"
 
@@ -37,7 +38,11 @@ DERIVED_MARK = "%~"
 ALBUMS_PARTITION = "%~albums"
 P_ALBUM_NAME = "Name"
 P_ALBUM_ID = "AlbumId"
-P_MEMBER_BLOB = "BlobName"
+# A member names an index row by prefix, SHA-256 and path; its RowKey is the index RowKey with its prefix.
+P_MEMBER_PREFIX = "Prefix"
+P_MEMBER_SHA = "Sha256"
+P_MEMBER_RELPATH = "RelPath"
+Member = tuple[str, str, str]  # (prefix, sha256, relpath)
 _ALBUM_ID = re.compile(r"^[0-9a-f]{32}$")
 
 
@@ -56,9 +61,11 @@ def album_partition(album_id: str) -> str:
     return f"%~album-{album_id}"
 
 
-def read_albums(table: TableClient) -> dict[str, list[str]]:
-    """Every user album as ``name -> member blob names`` (one query for the list, one per album)."""
-    albums: dict[str, list[str]] = {}
+def read_albums(table: TableClient, prefix: str) -> dict[str, list[tuple[str, str]]]:
+    """Every user album as ``name -> [(sha256, relpath)]`` of its members under ``prefix`` (one query for the
+    list, one per album)."""
+    albums: dict[str, list[tuple[str, str]]] = {}
+    want = normalize_prefix(prefix)
     try:
         rows = list(table.query_entities("PartitionKey eq @pk", parameters={"pk": ALBUMS_PARTITION}))
     except ResourceNotFoundError:
@@ -68,14 +75,23 @@ def read_albums(table: TableClient) -> dict[str, list[str]]:
         if not name or not _ALBUM_ID.match(album_id):
             continue
         members = table.query_entities(
-            "PartitionKey eq @pk", parameters={"pk": album_partition(album_id)}, select=[P_MEMBER_BLOB]
+            "PartitionKey eq @pk", parameters={"pk": album_partition(album_id)},
+            select=[P_MEMBER_PREFIX, P_MEMBER_SHA, P_MEMBER_RELPATH],
+        )  # fmt: skip
+        albums[name] = sorted(
+            (str(m[P_MEMBER_SHA]), str(m[P_MEMBER_RELPATH]))
+            for m in members
+            if m.get(P_MEMBER_PREFIX) == want and m.get(P_MEMBER_SHA) and m.get(P_MEMBER_RELPATH)
         )
-        albums[name] = sorted(str(m[P_MEMBER_BLOB]) for m in members if m.get(P_MEMBER_BLOB))
     return albums
 
 
-def _member_key(blob: str) -> str:
-    return hashlib.sha256(blob.encode("utf-8", "surrogateescape")).hexdigest()
+def _member_key(prefix: str, sha256: str, relpath: str) -> str:
+    key = f"{encode_key(normalize_prefix(prefix))}%2F{row_key(sha256, relpath)}"
+    if len(key.encode("utf-16-le", "surrogatepass")) <= MAX_KEY_BYTES:
+        return key
+    whole = f"{normalize_prefix(prefix)}/{sha256}/{relpath}".encode("utf-8", "surrogateescape")
+    return f"~{hashlib.sha256(whole).hexdigest()}"
 
 
 def _album_id(table: TableClient, name: str, *, create: bool) -> str | None:
@@ -91,27 +107,28 @@ def _album_id(table: TableClient, name: str, *, create: bool) -> str | None:
     return album_id
 
 
-def _add_members(table: TableClient, album_id: str, blob_names: list[str]) -> None:
+def _add_members(table: TableClient, album_id: str, members: list[Member]) -> None:
     pk = album_partition(album_id)
-    for blob in blob_names:
-        table.upsert_entity({"PartitionKey": pk, "RowKey": _member_key(blob), P_MEMBER_BLOB: blob})
+    for prefix, sha, rel in members:
+        row = {P_MEMBER_PREFIX: normalize_prefix(prefix), P_MEMBER_SHA: sha, P_MEMBER_RELPATH: rel}
+        table.upsert_entity({"PartitionKey": pk, "RowKey": _member_key(prefix, sha, rel), **row})
 
 
-def write_album(table: TableClient, name: str, album_id: str, blob_names: list[str]) -> None:
+def write_album(table: TableClient, name: str, album_id: str, members: list[Member]) -> None:
     """Create an album with these members (what ``album create``/``album add`` do; tests and demo use it)."""
     table.upsert_entity({"PartitionKey": ALBUMS_PARTITION, "RowKey": encode_key(name), P_ALBUM_NAME: name,
                          P_ALBUM_ID: album_id})  # fmt: skip
-    _add_members(table, album_id, blob_names)
+    _add_members(table, album_id, members)
 
 
-def edit_album(table: TableClient, name: str, *, add: list[str], remove: list[str]) -> None:
-    """Add and remove members by blob name; adding to an album that does not exist creates it."""
+def edit_album(table: TableClient, name: str, *, add: list[Member], remove: list[Member]) -> None:
+    """Add and remove members; adding to an album that does not exist creates it."""
     album_id = _album_id(table, name, create=bool(add))
     if album_id is None:
         return
     _add_members(table, album_id, add)
-    for blob in remove:
-        table.delete_entity(album_partition(album_id), _member_key(blob))
+    for prefix, sha, rel in remove:
+        table.delete_entity(album_partition(album_id), _member_key(prefix, sha, rel))
 
 
 def facts(row: dict[str, Any]) -> dict[str, Any]:

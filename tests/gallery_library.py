@@ -113,6 +113,7 @@ def build_library(connection_string: str, root: Path) -> Library:
         if rel.endswith("beach.jpg"):
             facts.update({"VerifyStatus": "ok", "LastVerified": datetime(2026, 11, 30, 3, 0, tzinfo=UTC)})
         table.update_entity({"PartitionKey": row["PartitionKey"], "RowKey": row["RowKey"], **facts})
-    derived.write_album(table, ALBUM, uuid.uuid4().hex, [names["2024/summer/beach.jpg"], names["2024/summer/clip.mp4"]])
+    derived.write_album(table, ALBUM, uuid.uuid4().hex, [(PREFIX, names[r].split("/")[3], r)
+                                                        for r in ("2024/summer/beach.jpg", "2024/summer/clip.mp4")])
     refresh_catalog(table, thumbnails, PREFIX)
     return Library(connection_string, data, thumbnails, table, PREFIX, ids, names)
