@@ -4,6 +4,7 @@ whose rendition failed, one user album; backed up by the real `sync`, renditions
 from __future__ import annotations
 
 import io
+import os
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -87,7 +88,9 @@ def build_library(connection_string: str, root: Path) -> Library:
         p.parent.mkdir(parents=True, exist_ok=True)
         p.write_bytes(_jpeg(colour, size, taken, model))
     (src / "2024/summer").mkdir(parents=True, exist_ok=True)
-    _mp4(src / "2024/summer/clip.mp4")
+    _mp4(src / "2024/summer/clip.mp4")  # no creation time recorded: dated by its mtime (and shown as such)
+    when = int(datetime(2024, 7, 20, 18, 0, tzinfo=UTC).timestamp())
+    os.utime(src / "2024/summer/clip.mp4", (when, when))
     r = run_cli("sync", "--source", str(src), "--connection-string", connection_string, "--container", name,
                 "--table", name, "--prefix", PREFIX, "--source-id", "gallerytest",
                 "--state-dir", str(root / "state"))  # fmt: skip
