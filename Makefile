@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 TOOLS  := .venv-tools
 PIP    := PIP_DISABLE_PIP_VERSION_CHECK=1 $(BIN)/pip -q
 
-.PHONY: setup demo test lint bench clean
+.PHONY: setup vendor demo test lint bench clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,15 +23,29 @@ $(TOOLS)/bin/checkov:
 	$(PYTHON) -m venv $(TOOLS)
 	PIP_DISABLE_PIP_VERSION_CHECK=1 $(TOOLS)/bin/pip -q install checkov==3.3.30
 
-setup: $(BIN)/.installed node_modules/.bin/azurite
+# The gallery's two browser libraries, pinned in package.json, copied next to its static files (no CDN).
+VENDOR := gallery/static/vendor
+$(VENDOR)/.copied: node_modules/.bin/azurite
+	mkdir -p $(VENDOR)
+	cp node_modules/photoswipe/dist/photoswipe.esm.min.js node_modules/photoswipe/dist/photoswipe-lightbox.esm.min.js \
+	   node_modules/photoswipe/dist/photoswipe.css node_modules/justified-layout/dist/justified-layout.min.js $(VENDOR)/
+	touch $@
+
+# The browser tests drive Debian's chromium (never a downloaded browser build).
+/usr/bin/chromium:
+	apt-get update && apt-get install -y chromium chromium-driver
+
+vendor: $(VENDOR)/.copied
+
+setup: $(BIN)/.installed node_modules/.bin/azurite $(VENDOR)/.copied
 
 demo: setup
 	$(BIN)/python scripts/demo.py
 
 lint: setup
-	$(BIN)/ruff check sync_core agent tests $(wildcard function_app.py) $(wildcard bench)
+	$(BIN)/ruff check sync_core agent gallery tests $(wildcard function_app.py) $(wildcard bench)
 
-test: setup $(TOOLS)/bin/checkov lint
+test: setup $(TOOLS)/bin/checkov /usr/bin/chromium lint
 	$(BIN)/python -m pytest -q
 
 bench: setup
@@ -39,4 +53,4 @@ bench: setup
 	$(BIN)/python -m bench.run $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) $(TOOLS) node_modules .demo .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(TOOLS) node_modules $(VENDOR) .demo .pytest_cache .ruff_cache

@@ -1,4 +1,4 @@
-"""AzPhotoSync cloud verification and renditions (Azure Functions, Python v2 model, Durable Functions).
+"""AzPhotoSync in the cloud: verification, renditions and the gallery (Azure Functions v2, Durable Functions).
 
     timer (VERIFY_SCHEDULE) ──> singleton start ──> verify_orchestrator
         plan_verification                 prefixes to verify, deep-verify reference
@@ -11,9 +11,13 @@
         thumbnails_prefix (one per prefix) sub-orchestration: 256 partitions in batches of BATCH
             thumbnail_partition           the missing renditions of one partition, facts into its rows
 
-Bindings only: every step is a call into :mod:`sync_core.verify_run` or
-:mod:`sync_core.derived.thumbnail_run`. Between functions travel ids and counts, never row lists (each
-partition's problems wait in staging blobs until the report step; failed renditions are in their rows).
+    gallery (HTTP, every path)  ──> the same ASGI app as `azphotosync gallery` (package ``gallery``), behind
+        App Service authentication (Entra ID, infra/): the app itself answers 401 without a principal and
+        403 for one not in GALLERY_ALLOWED_PRINCIPALS; share links (/s/...) are excluded from the sign-in.
+
+Bindings only: every step is a call into :mod:`sync_core.verify_run`, :mod:`sync_core.derived.thumbnail_run`
+or the ``gallery`` app. Between functions travel ids and counts, never row lists (each partition's problems
+wait in staging blobs until the report step; failed renditions are in their rows).
 Orchestrators are deterministic: no I/O, clock or randomness outside the context.
 """
 
@@ -279,3 +283,41 @@ def thumbnail_partition(job: dict[str, Any]) -> dict[str, Any]:
     summary, _ = thumbnailer().partition(job["partition"])
     summary.pop("failures", None)
     return summary
+# -- gallery (HTTP) ------------------------------------------------------------------------------------------
+@functools.cache
+def _gallery(_settings_key: tuple[str, ...]) -> func.AsgiMiddleware:
+    from gallery.app import create_app
+    from gallery.auth import CloudAuth
+    from gallery.derived import thumbnails_container_name
+    from sync_core.clients import blob_service, table_service
+    from sync_core.config import ENV_PREFIX, resolve_storage_config
+    from sync_core.errors import ConfigError
+
+    prefix = os.environ.get("GALLERY_PREFIX") or os.environ.get(ENV_PREFIX)
+    if not prefix:  # the cloud has no source id of its own to default from
+        raise ConfigError("set GALLERY_PREFIX to the library prefix the gallery shows, e.g. photos/laptop")
+    cfg = resolve_storage_config(prefix=prefix, source_id="cloud")
+    blobs = blob_service(cfg)
+    app_ = create_app(
+        table=table_service(cfg).get_table_client(cfg.table),
+        data=blobs.get_container_client(cfg.container),
+        thumbnails=blobs.get_container_client(thumbnails_container_name()),
+        prefix=cfg.prefix,
+        auth=CloudAuth(),
+    )
+    return func.AsgiMiddleware(app_)
+
+
+def gallery_app() -> func.AsgiMiddleware:
+    """One ASGI app (and set of clients) per worker process, and per settings, which only change in tests."""
+    keys = ("AZURE_STORAGE_ACCOUNT_URL", "AZURE_STORAGE_CONNECTION_STRING", "AZURE_STORAGE_CONTAINER",
+            "AZURE_STORAGE_TABLE", "AZURE_STORAGE_TABLE_ENDPOINT", "AZURE_STORAGE_THUMBNAILS_CONTAINER",
+            "AZPHOTOSYNC_PREFIX", "GALLERY_PREFIX", "GALLERY_ALLOWED_PRINCIPALS")  # fmt: skip
+    return _gallery(tuple(os.environ.get(k, "") for k in keys))
+
+
+# Anonymous at the Functions level on purpose: App Service authentication in front of the app signs users in
+# (a function key would be a shared secret in a browser); the app checks the principal on every request.
+@app.route(route="{*path}", auth_level=func.AuthLevel.ANONYMOUS, methods=["GET", "HEAD", "POST"])
+async def gallery(req: func.HttpRequest, context: func.Context) -> func.HttpResponse:
+    return await gallery_app().handle_async(req, context)

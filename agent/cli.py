@@ -47,6 +47,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "agent.thumbnails_cmd",
         "make the missing thumbnails (WebP renditions) and record sizes in the index table",
     ),
+    "gallery": ("agent.gallery_cmd", "browse the archive in a private web gallery on this computer"),
+    "share": ("agent.share_cmd", "create, list and revoke share links to an album or a set of paths"),
 }
 DEFAULT_COMMAND = "sync"
 

@@ -4,7 +4,8 @@
 //   monitoring      Log Analytics + Application Insights (local auth disabled)
 //   archive         hardened photo archive: data container, index table, reports container, runs table
 //   host storage    the Function App's own storage (Durable task hub + deployment package)
-//   function app    Flex Consumption (FC1), Python 3.11, timer-triggered Durable verification
+//   function app    Flex Consumption (FC1), Python 3.11, timer-triggered Durable verification, and the
+//                   gallery (HTTP, behind Entra ID sign-in: authsettingsV2)
 //
 // Every role assignment lives in the module that owns the resource it grants on; nothing is assigned
 // at subscription or resource-group scope.
@@ -116,6 +117,14 @@ param versionColdAfterDays int = 7
 @description('Lifecycle: days after which a previous version is deleted for good. 0 (default) keeps it, so a deleted photo stays recoverable.')
 @minValue(0)
 param versionDeleteAfterDays int = 0
+@description('Client id of the Entra ID app registration for the gallery sign-in (see infra/README.md). Empty: no sign-in is configured; the gallery then serves share links only.')
+param galleryClientId string = ''
+
+@description('Who may open the gallery: comma-separated Entra object ids, user principal names or group object ids. Empty: nobody.')
+param galleryAllowedPrincipals string = ''
+
+@description('The library prefix the gallery shows (one device\'s prefix, e.g. photos/laptop).')
+param galleryPrefix string = ''
 
 @description('Maximum Flex Consumption instances.')
 @minValue(40)
@@ -229,6 +238,7 @@ module functionApp 'modules/function-app.bicep' = {
     maximumInstanceCount: functionMaximumInstanceCount
     instanceMemoryMB: functionInstanceMemoryMB
     virtualNetworkSubnetId: functionSubnetId
+    galleryClientId: galleryClientId
     appSettings: {
       AZURE_STORAGE_ACCOUNT_URL: archive.outputs.blobEndpoint
       AZURE_STORAGE_TABLE_ENDPOINT: archive.outputs.tableEndpoint
@@ -240,6 +250,8 @@ module functionApp 'modules/function-app.bicep' = {
       VERIFY_RUNS_TABLE: archive.outputs.runsTableName
       THUMBNAILS_SCHEDULE: thumbnailsSchedule
       AZURE_STORAGE_THUMBNAILS_CONTAINER: archive.outputs.thumbnailsContainerName
+      GALLERY_ALLOWED_PRINCIPALS: galleryAllowedPrincipals
+      GALLERY_PREFIX: galleryPrefix
     }
   }
 }

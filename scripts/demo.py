@@ -1,5 +1,6 @@
 """`make demo`: back up a small generated library into a local Azurite, show that a rerun sends nothing, make
-an album, and close the verification loop.
+its thumbnails and an album, close the verification loop, and end with the command and URL of the local
+gallery for it.
 
 Runs the real CLI exactly as a user would (``azphotosync --emulator …``), then stops the Azurite it started.
 """
@@ -103,6 +104,9 @@ def main() -> int:
         run("status", "--state-dir", str(STATE), "--emulator")
     finally:
         stop_emulator()
+    print("\nBrowse the sample library in the private gallery (loopback only; Ctrl-C stops it):")
+    print(f"  .venv/bin/azphotosync gallery --emulator --state-dir {STATE.relative_to(ROOT)} --open")
+    print("  then open http://127.0.0.1:8765/")
     return 0
 
 

@@ -8,6 +8,7 @@ import asyncio
 import json
 import logging
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,7 @@ from azure.durable_functions.models.utils import http_utils
 from azure.functions.timer import TimerRequest
 
 import function_app
-from tests.test_orchestrator import app_functions
+from tests.test_orchestrator import app_functions, registered
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -45,10 +46,12 @@ def test_binding_metadata(bindings_json):
     assert bindings_json["thumbnails_prefix"][0]["orchestration"] == "thumbnails_prefix"
     for name in ("plan_thumbnails", "thumbnail_partition"):
         assert bindings_json[name] == [{"direction": "IN", "type": "activityTrigger", "name": "job", "activity": name}]
+    http = {b["type"]: b for b in bindings_json["gallery"]}
+    assert http["httpTrigger"]["route"] == "{*path}" and http["httpTrigger"]["authLevel"] == "ANONYMOUS"
     assert set(bindings_json) == {
         "verify_timer", "verify_orchestrator", "verify_prefix", "plan_verification", "verify_partition",
         "publish_report", "thumbnails_timer", "thumbnails_orchestrator", "thumbnails_prefix", "plan_thumbnails",
-        "thumbnail_partition",
+        "thumbnail_partition", "gallery",
     }  # fmt: skip
 
 
@@ -148,3 +151,33 @@ def test_thumbnails_timer_starts_its_own_singleton(caplog):
     with caplog.at_level(logging.INFO, logger="azphotosync.verify"):
         asyncio.run(_with_extension(body))
     assert any("thumbnails azphotosync-thumbnails is still Running" in r.getMessage() for r in caplog.records)
+def test_gallery_function_serves_the_asgi_app_and_needs_a_principal(azurite, monkeypatch, tmp_path):
+    """The HTTP function hands requests to the gallery: 401 without the App Service principal headers, the
+    page for an allowed principal, a share link without sign-in."""
+    import azure.functions as func
+
+    from gallery.shares import KIND_PATH, create_share
+    from tests.gallery_library import build_library
+
+    lib = build_library(azurite.connection_string, tmp_path)
+    for k, v in {"AZURE_STORAGE_CONNECTION_STRING": azurite.connection_string,
+                 "AZURE_STORAGE_CONTAINER": lib.data.container_name, "AZURE_STORAGE_TABLE": lib.table.table_name,
+                 "AZURE_STORAGE_THUMBNAILS_CONTAINER": lib.thumbnails.container_name, "GALLERY_PREFIX": lib.prefix,
+                 "GALLERY_ALLOWED_PRINCIPALS": "ana@example.org", "WEBSITE_AUTH_ENABLED": "True"}.items():  # fmt: skip
+        monkeypatch.setenv(k, v)
+    monkeypatch.delenv("AZURE_STORAGE_ACCOUNT_URL", raising=False)
+    fn = registered()["gallery"]
+
+    def call(path: str, headers: dict[str, str] | None = None) -> func.HttpResponse:
+        req = func.HttpRequest("GET", f"https://gallery.example{path}", headers=headers or {}, body=b"")
+        return asyncio.run(fn(req, None))
+
+    assert call("/api/timeline").status_code == 401
+    ok = call("/api/timeline", {"x-ms-client-principal-id": "a1", "x-ms-client-principal-name": "ana@example.org"})
+    assert ok.status_code == 200 and json.loads(ok.get_body())["total"] == 5
+    _, token = create_share(lib.table, KIND_PATH, "2023/*", timedelta(hours=1))
+    assert call(f"/s/{token}/api/items").status_code == 200
+    vid = lib.ids["2024/summer/clip.mp4"]
+    ranged = call(f"/media/{vid}/original", {"x-ms-client-principal-id": "a1",
+                                              "x-ms-client-principal-name": "ana@example.org", "range": "bytes=0-9"})
+    assert ranged.status_code == 206 and len(ranged.get_body()) == 10

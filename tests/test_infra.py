@@ -352,8 +352,27 @@ def test_verification_app_settings():
         "VERIFY_RUNS_TABLE": "archive.outputs.runsTableName",
         "THUMBNAILS_SCHEDULE": "thumbnailsSchedule",
         "AZURE_STORAGE_THUMBNAILS_CONTAINER": "archive.outputs.thumbnailsContainerName",
+        "GALLERY_ALLOWED_PRINCIPALS": "galleryAllowedPrincipals",
+        "GALLERY_PREFIX": "galleryPrefix",
     }
     assert {k: property_path(v) for k, v in params.items()} == expected
+
+
+def test_gallery_sign_in_is_entra_id_and_returns_401():
+    tree = parse(FUNCTION_APP)
+    auth = body(tree, "authSettings")
+    props = auth["properties"]
+    assert props["platform"]["enabled"] is True
+    assert props["globalValidation"]["requireAuthentication"] is True
+    assert props["globalValidation"]["unauthenticatedClientAction"] == "Return401"
+    assert props["globalValidation"]["excludedPaths"] == ["/s", "/static"]  # share links carry their own capability
+    aad = props["identityProviders"]["azureActiveDirectory"]
+    assert aad["enabled"] is True and property_path(aad["registration"]["clientId"]) == "galleryClientId"
+    assert props["httpSettings"]["requireHttps"] is True
+    assert "name: 'authsettingsV2'" in FUNCTION_APP.read_text()
+    main = parse(MAIN)
+    assert main["parameters"]["galleryAllowedPrincipals"]["default"] == ""  # nobody until named
+    assert property_path(main["modules"]["functionApp"]["config"]["params"]["galleryClientId"]) == "galleryClientId"
 
 
 def test_application_insights_local_auth_disabled():

@@ -1,0 +1,122 @@
+"""A small real library for the gallery tests: JPEGs with EXIF, a hostile file name, a short MP4, a photo
+whose rendition failed, one user album; backed up by the real `sync`, renditions and catalog made here."""
+
+from __future__ import annotations
+
+import io
+import os
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from azure.data.tables import TableClient, TableServiceClient
+from azure.storage.blob import BlobServiceClient, ContainerClient
+from PIL import Image
+
+from gallery import derived
+from gallery.catalog import item_id, refresh_catalog
+from sync_core.table_mirror import prefix_rows
+from tests.conftest import run_cli
+from tests.media_samples import exif_tiff
+
+HOSTILE = "<img src=x onerror=alert(1)>.jpg"
+PREFIX = "photos/gallerytest"
+ALBUM = "Summer <b>2024</b>"
+
+
+@dataclass
+class Library:
+    connection_string: str
+    data: ContainerClient
+    thumbnails: ContainerClient
+    table: TableClient
+    prefix: str
+    ids: dict[str, str]  # relpath -> item id
+    blobs: dict[str, str]  # relpath -> blob name
+
+
+def _jpeg(colour: tuple[int, int, int], size: tuple[int, int], taken: str, model: str) -> bytes:
+    buf = io.BytesIO()
+    exif = b"Exif\x00\x00" + exif_tiff(taken=taken, model=model)
+    Image.new("RGB", size, colour).save(buf, "JPEG", quality=80, exif=exif)
+    return buf.getvalue()
+
+
+def _mp4(path: Path, seconds: int = 4) -> None:
+    """A short H.264 (or MPEG-4) MP4 with a key frame every second, so seeking has somewhere to land."""
+    import av
+
+    with av.open(str(path), "w") as out:
+        try:
+            stream = out.add_stream("libx264", rate=10)
+            stream.options = {"g": "10", "preset": "ultrafast"}
+        except Exception:  # an FFmpeg build without x264
+            stream = out.add_stream("mpeg4", rate=10)
+        stream.width, stream.height, stream.pix_fmt = 160, 120, "yuv420p"
+        for i in range(seconds * 10):
+            img = Image.new("RGB", (160, 120), (i * 6 % 255, 80, 160))
+            for packet in stream.encode(av.VideoFrame.from_image(img)):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+
+
+def _webp(size: tuple[int, int], longer: int, colour: tuple[int, int, int]) -> bytes:
+    w, h = size
+    scale = min(1.0, longer / max(w, h))
+    buf = io.BytesIO()
+    Image.new("RGB", (max(1, round(w * scale)), max(1, round(h * scale))), colour).save(buf, "WEBP")
+    return buf.getvalue()
+
+
+def build_library(connection_string: str, root: Path) -> Library:
+    name = f"g{uuid.uuid4().hex[:20]}"
+    blobs = BlobServiceClient.from_connection_string(connection_string)
+    data = blobs.create_container(name)
+    thumbnails = blobs.create_container(f"{name}thumbs")
+    table = TableServiceClient.from_connection_string(connection_string).create_table(name)
+    src = root / "library"
+    files = {
+        "2024/summer/beach.jpg": ((30, 120, 200), (1200, 800), "2024:07:15 10:00:00", "Pixel 7"),
+        f"2024/summer/{HOSTILE}": ((200, 40, 40), (800, 800), "2024:07:16 11:00:00", "<script>x</script>"),
+        "2023/winter/snow.jpg": ((230, 230, 240), (800, 1200), "2023:01:05 09:00:00", "X100V"),
+        "2023/winter/broken.jpg": ((10, 10, 10), (640, 480), "2023:01:06 09:00:00", "X100V"),
+    }
+    for rel, (colour, size, taken, model) in files.items():
+        p = src / rel
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_bytes(_jpeg(colour, size, taken, model))
+    (src / "2024/summer").mkdir(parents=True, exist_ok=True)
+    _mp4(src / "2024/summer/clip.mp4")  # no creation time recorded: dated by its mtime (and shown as such)
+    when = int(datetime(2024, 7, 20, 18, 0, tzinfo=UTC).timestamp())
+    os.utime(src / "2024/summer/clip.mp4", (when, when))
+    r = run_cli("sync", "--source", str(src), "--connection-string", connection_string, "--container", name,
+                "--table", name, "--prefix", PREFIX, "--source-id", "gallerytest",
+                "--state-dir", str(root / "state"))  # fmt: skip
+    assert r.code == 0, r.err
+    ids: dict[str, str] = {}
+    names: dict[str, str] = {}
+    for row in prefix_rows(table, PREFIX):
+        rel, sha = row["RelPath"], row["Sha256"]
+        ids[rel], names[rel] = item_id(row["BlobName"]), row["BlobName"]
+        facts: dict[str, object] = {}
+        if rel.endswith(".mp4"):
+            size, colour = (160, 120), (0, 80, 160)
+            facts[derived.P_DURATION] = 4.0
+        else:
+            colour, size = files[rel][0], files[rel][1]
+        if rel.endswith("broken.jpg"):
+            facts.update({derived.P_RENDITION_STATE: derived.RENDITION_FAILED, derived.P_RENDITION_REASON: "truncated"})
+        else:
+            for longer in derived.RENDITION_SIZES:
+                thumbnails.upload_blob(derived.rendition_name(sha, longer), _webp(size, longer, colour))
+            facts.update({derived.P_WIDTH: size[0], derived.P_HEIGHT: size[1],
+                          derived.P_RENDITION_STATE: derived.RENDITION_MADE})  # fmt: skip
+        if rel.endswith("beach.jpg"):
+            facts.update({"VerifyStatus": "ok", "LastVerified": datetime(2026, 11, 30, 3, 0, tzinfo=UTC)})
+        table.update_entity({"PartitionKey": row["PartitionKey"], "RowKey": row["RowKey"], **facts})
+    derived.write_album(table, ALBUM, uuid.uuid4().hex, [(PREFIX, names[r].split("/")[3], r)
+                                                        for r in ("2024/summer/beach.jpg", "2024/summer/clip.mp4")])
+    refresh_catalog(table, thumbnails, PREFIX)
+    return Library(connection_string, data, thumbnails, table, PREFIX, ids, names)
