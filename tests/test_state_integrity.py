@@ -249,6 +249,8 @@ def test_a_damaged_index_is_reported_and_rebuilt(storage_env, container, tmp_pat
     src, state_dir = _first_library(tmp_path, monkeypatch)
     db = state_dir / "index.db"
     _damage(db, header=True)
+    for side in ("-wal", "-shm"):  # as a crashed writer leaves them (a clean close removes them)
+        db.with_name(db.name + side).touch()
 
     for cmd in (["sync", "--source", str(src)], ["status"]):
         r = run_cli(*cmd, "--state-dir", str(state_dir))
