@@ -15,7 +15,7 @@
         App Service authentication (Entra ID, infra/): the app itself answers 401 without a principal and
         403 for one not in GALLERY_ALLOWED_PRINCIPALS; share links (/s/...) are excluded from the sign-in.
 
-Bindings only: every step is a call into :mod:`sync_core.verify_run`, :mod:`sync_core.derived.thumbnail_run`
+Bindings only: every step is a call into :mod:`sync_core.verify.run`, :mod:`sync_core.derived.thumbnail_run`
 or the ``gallery`` app. Between functions travel ids and counts, never row lists (each partition's problems
 wait in staging blobs until the report step; failed renditions are in their rows).
 Orchestrators are deterministic: no I/O, clock or randomness outside the context.
@@ -35,8 +35,8 @@ import azure.functions as func
 from sync_core.derived.thumbnail_run import Thumbnailer, ThumbnailSettings
 from sync_core.derived.thumbnail_run import merge_summaries as merge_thumbnail_summaries
 from sync_core.errors import first_line
-from sync_core.verify import merge_summaries, partitions_for
-from sync_core.verify_run import Verifier, VerifySettings, outcome
+from sync_core.verify.partition import merge_summaries, partitions_for
+from sync_core.verify.run import Verifier, VerifySettings, outcome
 
 INSTANCE_ID = "azphotosync-verify"  # fixed: at most one verification runs at a time
 ORCHESTRATOR = "verify_orchestrator"
@@ -289,9 +289,9 @@ def _gallery(_settings_key: tuple[str, ...]) -> func.AsgiMiddleware:
     from gallery.app import create_app
     from gallery.auth import CloudAuth
     from gallery.derived import thumbnails_container_name
-    from sync_core.clients import blob_service, table_service
     from sync_core.config import ENV_PREFIX, resolve_storage_config
     from sync_core.errors import ConfigError
+    from sync_core.storage.clients import blob_service, table_service
 
     prefix = os.environ.get("GALLERY_PREFIX") or os.environ.get(ENV_PREFIX)
     if not prefix:  # the cloud has no source id of its own to default from

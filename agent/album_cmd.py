@@ -12,14 +12,14 @@ from azure.data.tables import TableClient
 from rich.console import Console
 from rich.markup import escape
 
-from sync_core.clients import table_service
 from sync_core.config import StorageConfig
 from sync_core.derived.albums import AlbumStore, Member, Resolved, resolve
 from sync_core.derived.folders import folders
 from sync_core.derived.timeline import Dated, Item, TakenRange, current_items, taken, timeline
 from sync_core.errors import ConfigError
-from sync_core.restore import path_selected
-from sync_core.table_mirror import open_table
+from sync_core.index.table_mirror import open_table
+from sync_core.restore.run import path_selected
+from sync_core.storage.clients import table_service
 
 from .options import remembered_state, storage_config
 

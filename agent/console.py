@@ -17,7 +17,7 @@ from rich.progress import (
 )
 
 from sync_core.errors import redact
-from sync_core.progress import FileOutcome, Kind, RunSummary
+from sync_core.sync.progress import FileOutcome, Kind, RunSummary
 
 PLAIN_INTERVAL = 10.0  # seconds between progress lines when not on a terminal
 
@@ -31,7 +31,7 @@ def human_bytes(n: float) -> str:
 
 
 class ConsoleProgress:
-    """A :class:`sync_core.progress.ProgressSink` that writes to stderr."""
+    """A :class:`sync_core.sync.progress.ProgressSink` that writes to stderr."""
 
     def __init__(self, console: Console, *, verbose: bool = False, label: str = "syncing"):
         self.console = console

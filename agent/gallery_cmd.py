@@ -15,11 +15,11 @@ from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
 from azure.data.tables import TableClient
 from azure.storage.blob import ContainerClient
 
-from sync_core.clients import table_service
 from sync_core.config import StorageConfig
 from sync_core.errors import ConfigError
-from sync_core.state import StateDB
-from sync_core.table_mirror import open_table
+from sync_core.index.table_mirror import open_table
+from sync_core.local.state import StateDB
+from sync_core.storage.clients import table_service
 
 from .options import open_storage, state_dir
 

@@ -10,11 +10,11 @@ from pathlib import Path
 from rich.console import Console
 from rich.markup import escape
 
-from sync_core.clients import table_service
 from sync_core.errors import ConfigError
-from sync_core.rebuild import rebuild_index
-from sync_core.state import DamagedIndexError, StateDB, set_aside_damaged
-from sync_core.table_mirror import TableMirror, open_table
+from sync_core.index.rebuild import rebuild_index
+from sync_core.index.table_mirror import TableMirror, open_table
+from sync_core.local.state import DamagedIndexError, StateDB, set_aside_damaged
+from sync_core.storage.clients import table_service
 
 from .lock import StateLock
 from .options import open_storage, state_dir

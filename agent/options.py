@@ -13,8 +13,6 @@ from typing import Any
 
 from azure.storage.blob import BlobServiceClient, ContainerClient
 
-from sync_core.bandwidth import parse_rate
-from sync_core.clients import blob_service, open_container
 from sync_core.config import (
     DEFAULT_CONTAINER,
     DEFAULT_PREFIX,
@@ -29,7 +27,9 @@ from sync_core.config import (
     write_source_id_file,
 )
 from sync_core.errors import ConfigError
-from sync_core.state import StateDB, damaged_error, is_damage
+from sync_core.local.state import StateDB, damaged_error, is_damage
+from sync_core.storage.bandwidth import parse_rate
+from sync_core.storage.clients import blob_service, open_container
 
 from .emulator import EmulatorError, ensure_emulator
 

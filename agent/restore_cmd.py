@@ -11,10 +11,17 @@ from azure.data.tables import TableClient
 from rich.console import Console
 from rich.markup import escape
 
-from sync_core.clients import table_service
 from sync_core.errors import ConfigError
-from sync_core.restore import PROBLEM_KINDS, RestoreEngine, RestoreKind, RestoreOptions, RestoreOutcome, RestoreSummary
-from sync_core.table_mirror import open_table
+from sync_core.index.table_mirror import open_table
+from sync_core.restore.run import (
+    PROBLEM_KINDS,
+    RestoreEngine,
+    RestoreKind,
+    RestoreOptions,
+    RestoreOutcome,
+    RestoreSummary,
+)
+from sync_core.storage.clients import table_service
 
 from .console import ConsoleProgress, human_bytes
 from .options import open_storage, rate_arg, remembered_state

@@ -16,16 +16,21 @@ from azure.core.exceptions import AzureError
 from rich.console import Console
 from rich.markup import escape
 
-from sync_core.clients import access_checked, blob_service, open_container, table_service
 from sync_core.config import StorageConfig
 from sync_core.errors import ConfigError, first_line, redact
-from sync_core.exclude import ExcludeRules
-from sync_core.pipeline import SyncEngine, SyncOptions
-from sync_core.progress import ALWAYS_CHANGING_RUNS, always_changing
-from sync_core.reports import DEFAULT_REPORTS_CONTAINER, ENV_REPORTS_CONTAINER, read_latest_report, report_is_clean
-from sync_core.state import StateDB
-from sync_core.table_index import P_BLOB_NAME, P_RELPATH, P_VERIFY_DETAIL, P_VERIFY_STATUS
-from sync_core.table_mirror import flagged_rows, open_table
+from sync_core.index.table_index import P_BLOB_NAME, P_RELPATH, P_VERIFY_DETAIL, P_VERIFY_STATUS
+from sync_core.index.table_mirror import flagged_rows, open_table
+from sync_core.local.exclude import ExcludeRules
+from sync_core.local.state import StateDB
+from sync_core.storage.clients import access_checked, blob_service, open_container, table_service
+from sync_core.sync.pipeline import SyncEngine, SyncOptions
+from sync_core.sync.progress import ALWAYS_CHANGING_RUNS, always_changing
+from sync_core.verify.reports import (
+    DEFAULT_REPORTS_CONTAINER,
+    ENV_REPORTS_CONTAINER,
+    read_latest_report,
+    report_is_clean,
+)
 
 from .console import describe_left_out, human_bytes
 from .lock import live_holder

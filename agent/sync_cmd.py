@@ -10,13 +10,13 @@ from pathlib import Path
 from rich.console import Console
 from rich.markup import escape
 
-from sync_core.clients import table_service
 from sync_core.errors import ConfigError
-from sync_core.exclude import ExcludeRules
-from sync_core.pipeline import SyncEngine, SyncOptions
-from sync_core.progress import ALWAYS_CHANGING_RUNS, RunSummary, always_changing
-from sync_core.state import DB_NAME, StateDB, damaged_error, is_damage, read_meta
-from sync_core.table_mirror import open_table_if_usable
+from sync_core.index.table_mirror import open_table_if_usable
+from sync_core.local.exclude import ExcludeRules
+from sync_core.local.state import DB_NAME, StateDB, damaged_error, is_damage, read_meta
+from sync_core.storage.clients import table_service
+from sync_core.sync.pipeline import SyncEngine, SyncOptions
+from sync_core.sync.progress import ALWAYS_CHANGING_RUNS, RunSummary, always_changing
 
 from .cli import EXIT_INTERNAL, exit_code_for
 from .console import ConsoleProgress, print_summary

@@ -10,7 +10,6 @@ import os
 from rich.console import Console
 from rich.markup import escape
 
-from sync_core.clients import open_container, table_service
 from sync_core.derived.thumbnail_run import (
     DEFAULT_THUMBNAILS_CONTAINER,
     ENV_THUMBNAILS_CONTAINER,
@@ -19,9 +18,10 @@ from sync_core.derived.thumbnail_run import (
     run_all,
 )
 from sync_core.errors import ConfigError
-from sync_core.state import StateDB
-from sync_core.table_mirror import open_table
-from sync_core.verify import partitions_for
+from sync_core.index.table_mirror import open_table
+from sync_core.local.state import StateDB
+from sync_core.storage.clients import open_container, table_service
+from sync_core.verify.partition import partitions_for
 
 from .options import state_dir, storage_config
 

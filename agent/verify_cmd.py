@@ -13,9 +13,13 @@ from azure.core.exceptions import AzureError, HttpResponseError
 from rich.console import Console
 from rich.markup import escape
 
-from sync_core.clients import open_container, table_service
 from sync_core.errors import ConfigError, first_line
-from sync_core.reports import (
+from sync_core.index.table_mirror import open_table
+from sync_core.local.state import StateDB
+from sync_core.sizes import format_size, parse_size
+from sync_core.storage.clients import open_container, table_service
+from sync_core.verify.partition import PROBLEM_VERDICTS, partitions_for, unit_digits, verify_all
+from sync_core.verify.reports import (
     DEFAULT_REPORTS_CONTAINER,
     DEFAULT_RUNS_TABLE,
     ENV_REPORTS_CONTAINER,
@@ -23,11 +27,7 @@ from sync_core.reports import (
     iso,
     report_is_clean,
 )
-from sync_core.sizes import format_size, parse_size
-from sync_core.state import StateDB
-from sync_core.table_mirror import open_table
-from sync_core.verify import PROBLEM_VERDICTS, partitions_for, unit_digits, verify_all
-from sync_core.verify_run import ENV_DEEP_BUDGET, Verifier, VerifySettings
+from sync_core.verify.run import ENV_DEEP_BUDGET, Verifier, VerifySettings
 
 from .console import human_bytes
 from .options import state_dir, storage_config
@@ -134,7 +134,7 @@ def run(args: argparse.Namespace) -> int:
             run_id=run_id, started_at=iso(started), summary=summary, problems=[p.to_dict() for p in problems]
         )
     except AzureError as exc:  # no rights on the reports container/runs table: still show the result
-        from sync_core.reports import build_report
+        from sync_core.verify.reports import build_report
 
         err.print(f"[yellow]report not stored[/yellow]: {escape(_not_stored_reason(exc, args))}")
         report = build_report(

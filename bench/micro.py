@@ -11,7 +11,7 @@
    with requests' per-request environment lookups (proxy variables, ``~/.netrc``, CA bundle) and without.
 5. Table writes: client and Azurite CPU per entity-group transaction and per entity, merge-upsert against
    insert without the entity echoed back, by batch size, sent by the SDK's ``submit_transaction`` and by
-   ``sync_core.table_batch`` (what the Table mirror sends; its cost per file).
+   ``sync_core.index.table_batch`` (what the Table mirror sends; its cost per file).
 """
 
 from __future__ import annotations
@@ -30,13 +30,13 @@ from azure.data.tables import UpdateMode
 from azure.storage.blob import BlobServiceClient
 
 from agent.emulator import Azurite, start_azurite
-from sync_core import table_batch
-from sync_core.blobmeta import BlobMeta
-from sync_core.clients import blob_service, make_transport, table_service
 from sync_core.config import StorageConfig
-from sync_core.state import BlobRow
-from sync_core.table_mirror import entity_for, open_table
-from sync_core.transfer import Transfer
+from sync_core.contracts.blobmeta import BlobMeta
+from sync_core.index import table_batch
+from sync_core.index.table_mirror import entity_for, open_table
+from sync_core.local.state import BlobRow
+from sync_core.storage.clients import blob_service, make_transport, table_service
+from sync_core.sync.transfer import Transfer
 
 MiB = 1 << 20
 

@@ -16,9 +16,9 @@ from typing import Any
 
 from azure.data.tables import TableClient
 
-from sync_core.state import BlobRow
-from sync_core.table_batch import MAX_OPERATIONS, submit
-from sync_core.table_mirror import entity_for
+from sync_core.index.table_batch import MAX_OPERATIONS, submit
+from sync_core.index.table_mirror import entity_for
+from sync_core.local.state import BlobRow
 
 from .corpora import FIXED_MTIME_NS
 

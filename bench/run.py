@@ -274,7 +274,7 @@ class Bench:
 
     def hash_case(self, path: Path) -> None:
         """SHA-256 throughput of the agent's hasher against raw hashlib, on a warm page cache."""
-        from sync_core.hasher import hash_file
+        from sync_core.local.hasher import hash_file
 
         size = path.stat().st_size
         buf = os.urandom(64 * 1024 * 1024)

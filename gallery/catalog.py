@@ -28,9 +28,9 @@ from azure.core.exceptions import ResourceNotFoundError
 from azure.data.tables import TableClient
 from azure.storage.blob import ContainerClient, ContentSettings
 
-from sync_core.blobname import normalize_prefix
-from sync_core.mediatypes import content_type
-from sync_core.table_index import (
+from sync_core.contracts.blobname import normalize_prefix
+from sync_core.contracts.mediatypes import content_type
+from sync_core.index.table_index import (
     P_BLOB_NAME,
     P_CAMERA_MODEL,
     P_CAPTURE_TIME,
@@ -43,7 +43,7 @@ from sync_core.table_index import (
     P_SIZE,
     P_VERIFY_STATUS,
 )
-from sync_core.table_mirror import prefix_rows
+from sync_core.index.table_mirror import prefix_rows
 
 from . import derived
 

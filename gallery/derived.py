@@ -17,8 +17,8 @@ from typing import Any
 from azure.core.exceptions import ResourceNotFoundError
 from azure.data.tables import TableClient
 
-from sync_core.blobname import normalize_prefix
-from sync_core.table_index import MAX_KEY_BYTES, encode_key, row_key
+from sync_core.contracts.blobname import normalize_prefix
+from sync_core.index.table_index import MAX_KEY_BYTES, encode_key, row_key
 
 DEFAULT_THUMBNAILS_CONTAINER = "thumbnails"
 ENV_THUMBNAILS_CONTAINER = "AZURE_STORAGE_THUMBNAILS_CONTAINER"

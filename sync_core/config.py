@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import ConfigError
+from sync_core.errors import ConfigError
 
 ENV_ACCOUNT_URL = "AZURE_STORAGE_ACCOUNT_URL"
 ENV_CONNECTION_STRING = "AZURE_STORAGE_CONNECTION_STRING"
@@ -209,8 +209,8 @@ def resolve_storage_config(
             f"invalid account URL {url!r}: expected https://<account>.blob.core.windows.net (a token is only sent "
             f"over https; for Azurite use {ENV_CONNECTION_STRING} or --emulator)"
         )
-    from .blobname import normalize_prefix
-    from .errors import UnstorableNameError
+    from sync_core.contracts.blobname import normalize_prefix
+    from sync_core.errors import UnstorableNameError
 
     sid = validate_source_id(source_id or env.get(ENV_SOURCE_ID) or stored_source_id or default_source_id())
     try:

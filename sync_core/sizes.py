@@ -10,7 +10,7 @@ import re
 
 import humanfriendly
 
-from .errors import ConfigError
+from sync_core.errors import ConfigError
 
 # humanfriendly reads "2 parsecs" as 2 bytes; accept only a number and a known unit.
 _SIZE_RE = re.compile(r"^\d+(\.\d+)?\s*([kmgtpe]i?b?|b|bytes?)?$", re.IGNORECASE)

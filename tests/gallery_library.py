@@ -16,7 +16,7 @@ from PIL import Image
 
 from gallery import derived
 from gallery.catalog import item_id, refresh_catalog
-from sync_core.table_mirror import prefix_rows
+from sync_core.index.table_mirror import prefix_rows
 from tests.conftest import run_cli
 from tests.media_samples import exif_tiff
 

@@ -16,8 +16,14 @@ from sync_core.derived.albums import AlbumStore, Member, album_name, resolve
 from sync_core.derived.folders import folders
 from sync_core.derived.timeline import Item, TakenRange, current_items, timeline
 from sync_core.errors import ConfigError
-from sync_core.table_index import ALBUMS_PARTITION, BINDING_PARTITION, encode_key, is_reserved_partition, partition_key
-from sync_core.verify import discover_prefixes
+from sync_core.index.table_index import (
+    ALBUMS_PARTITION,
+    BINDING_PARTITION,
+    encode_key,
+    is_reserved_partition,
+    partition_key,
+)
+from sync_core.verify.partition import discover_prefixes
 from tests.conftest import det_bytes, run_cli, write_file
 from tests.media_samples import jpeg_with_exif, mp4_with_creation
 

@@ -8,8 +8,8 @@ from azure.data.tables import TableServiceClient
 
 from agent.emulator import Azurite
 from bench.rows import seed_rows, synthetic_row, transactions
-from sync_core.table_index import keys_for_blob
-from sync_core.table_mirror import flagged_rows, prefix_rows
+from sync_core.index.table_index import keys_for_blob
+from sync_core.index.table_mirror import flagged_rows, prefix_rows
 
 
 def test_rows_are_keyed_like_the_mirrors_and_batched_by_partition() -> None:

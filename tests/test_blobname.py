@@ -10,11 +10,19 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sync_core.blobmeta import BlobMeta, build_metadata, parse_metadata
-from sync_core.blobname import QUOTE, blob_name, check_relpath, decode_path, encode_path, is_name_of, parse_blob_name
+from sync_core.contracts.blobmeta import BlobMeta, build_metadata, parse_metadata
+from sync_core.contracts.blobname import (
+    QUOTE,
+    blob_name,
+    check_relpath,
+    decode_path,
+    encode_path,
+    is_name_of,
+    parse_blob_name,
+)
+from sync_core.contracts.mediatypes import content_type, is_media
 from sync_core.errors import UnstorableNameError
-from sync_core.exclude import ExcludeRules
-from sync_core.mediatypes import content_type, is_media
+from sync_core.local.exclude import ExcludeRules
 
 
 def test_blob_name_matches_hashlib_reference() -> None:

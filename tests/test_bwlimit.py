@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from azure.storage.blob import ContainerClient
 
-from sync_core import bandwidth
-from sync_core.bandwidth import TokenBucket, parse_rate
 from sync_core.errors import ConfigError
+from sync_core.storage import bandwidth
+from sync_core.storage.bandwidth import TokenBucket, parse_rate
 from tests.conftest import det_bytes, run_cli, write_file
 
 

@@ -11,10 +11,10 @@ import pytest
 from azure.data.tables import TableServiceClient
 from azure.storage.blob import ContainerClient
 
-from sync_core.capture import Capture, mvhd_creation_time, read_capture
 from sync_core.config import StorageConfig
-from sync_core.pipeline import SyncEngine, SyncOptions
-from sync_core.state import StateDB
+from sync_core.local.capture import Capture, mvhd_creation_time, read_capture
+from sync_core.local.state import StateDB
+from sync_core.sync.pipeline import SyncEngine, SyncOptions
 from tests.conftest import det_bytes, run_cli, write_file
 from tests.media_samples import exif_tiff, jpeg_with_exif, mp4_with_creation
 

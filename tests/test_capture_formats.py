@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from sync_core.capture import Capture, quicktime_capture, read_capture
+from sync_core.local.capture import Capture, quicktime_capture, read_capture
 from tests.conftest import write_file
 from tests.media_corpus import cr3, exif, heif, raf, still, video, x3f
 

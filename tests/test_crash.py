@@ -21,8 +21,8 @@ from pathlib import Path
 from azure.data.tables import TableServiceClient
 
 from agent.emulator import Azurite
-from sync_core.table_index import P_BLOB_NAME, P_IS_CURRENT
-from sync_core.table_mirror import prefix_rows
+from sync_core.index.table_index import P_BLOB_NAME, P_IS_CURRENT
+from sync_core.index.table_mirror import prefix_rows
 
 from .conftest import det_bytes, run_cli, write_file
 
@@ -111,7 +111,7 @@ def test_sigkill_at_random_moments_loses_and_duplicates_nothing(azurite: Azurite
 
 def test_records_become_durable_within_seconds_not_only_every_500(tmp_path):
     """A crash loses at most a few seconds of records: a small pending batch is committed once it is old."""
-    from sync_core.state import StateDB
+    from sync_core.local.state import StateDB
 
     db = StateDB(tmp_path)
     try:

@@ -16,11 +16,11 @@ import pytest
 from azure.storage.blob import ContainerClient
 
 from agent.emulator import ACCOUNT_KEY, Azurite
-from sync_core.clients import blob_service, open_container
-from sync_core.concurrency import AdaptiveLimiter
 from sync_core.config import StorageConfig
-from sync_core.pipeline import SyncEngine, SyncOptions
-from sync_core.state import StateDB
+from sync_core.local.state import StateDB
+from sync_core.storage.clients import blob_service, open_container
+from sync_core.storage.concurrency import AdaptiveLimiter
+from sync_core.sync.pipeline import SyncEngine, SyncOptions
 
 from .conftest import det_bytes, run_cli, write_file
 from .faultproxy import FaultPlan, FaultProxy
@@ -84,7 +84,7 @@ def test_sync_completes_through_resets_busy_errors_and_delays(azurite, cfg, cont
 def test_backoff_costs_seconds_not_minutes():
     """The SDK default waits ~15 s before the first retry; ours stays within 1.5 s, 3 s, 6 s (jitter included)
     and is capped, so a transient fault costs seconds."""
-    from sync_core.clients import RETRY_MAX_BACKOFF, blob_retry_policy
+    from sync_core.storage.clients import RETRY_MAX_BACKOFF, blob_retry_policy
 
     policy = blob_retry_policy()
     for count, ceiling in ((1, 1.5), (2, 3.0), (3, 6.0), (20, RETRY_MAX_BACKOFF)):

@@ -17,11 +17,11 @@ import pytest
 
 from agent.emulator import ACCOUNT_KEY, Azurite
 from agent.lock import StateLock
-from sync_core import clients, concurrency
-from sync_core.clients import blob_service, open_container
-from sync_core.pipeline import SyncEngine, SyncOptions
-from sync_core.progress import NullProgress, RunSummary
-from sync_core.state import StateDB
+from sync_core.local.state import StateDB
+from sync_core.storage import clients, concurrency
+from sync_core.storage.clients import blob_service, open_container
+from sync_core.sync.pipeline import SyncEngine, SyncOptions
+from sync_core.sync.progress import NullProgress, RunSummary
 
 from .conftest import det_bytes, run_cli, write_file
 from .faultproxy import FaultPlan, FaultProxy, Request, SilentServer

@@ -23,11 +23,11 @@ import pytest
 from azure.storage.blob import ContainerClient
 
 from agent.emulator import Azurite
-from sync_core.blobname import blob_name
-from sync_core.clients import blob_service, open_container
-from sync_core.pipeline import SyncEngine, SyncOptions
-from sync_core.progress import FileOutcome, Kind, NullProgress
-from sync_core.state import StateDB
+from sync_core.contracts.blobname import blob_name
+from sync_core.local.state import StateDB
+from sync_core.storage.clients import blob_service, open_container
+from sync_core.sync.pipeline import SyncEngine, SyncOptions
+from sync_core.sync.progress import FileOutcome, Kind, NullProgress
 
 from .conftest import det_bytes, run_cli, write_file
 from .faultproxy import FaultPlan, FaultProxy, Request

@@ -1,4 +1,4 @@
-"""sync_core.lean_http: the same answers as a plain requests session, and requests' own path whenever a call
+"""sync_core.storage.lean_http: the same answers as a plain requests session, and requests' own path whenever a call
 uses something the lean path skips (cookies, proxies, environment)."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 import requests
 
-from sync_core.lean_http import LeanAdapter, LeanSession
+from sync_core.storage.lean_http import LeanAdapter, LeanSession
 
 
 class _Echo(BaseHTTPRequestHandler):
@@ -88,7 +88,7 @@ def test_cookies_and_redirects_take_requests_own_path(server):
 def test_a_request_without_a_timeout_still_times_out(monkeypatch: pytest.MonkeyPatch, allow_redirects: bool):
     import time
 
-    from sync_core import lean_http
+    from sync_core.storage import lean_http
 
     from .faultproxy import SilentServer
 

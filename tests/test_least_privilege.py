@@ -22,7 +22,7 @@ from azure.data.tables import TableServiceClient
 from azure.storage.blob import BlobServiceClient
 
 from agent.emulator import Azurite
-from sync_core.reports import build_report, iso, write_report
+from sync_core.verify.reports import build_report, iso, write_report
 
 from .conftest import det_bytes, run_cli, write_file
 from .rbac import Grant, archive_grants, permissions
@@ -256,7 +256,7 @@ def test_every_function_activity_works_with_the_function_roles(
     archive: Archive, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import function_app
-    from sync_core.verify import partitions_for
+    from sync_core.verify.partition import partitions_for
 
     src, state = tmp_path / "lib", tmp_path / "state"
     files = library(src)
@@ -292,7 +292,7 @@ def test_every_function_activity_works_with_the_function_roles(
             for p in partitions_for(plan["prefixes"])
             if p.rsplit("/", 1)[1] in shards
         ]
-        from sync_core.verify import merge_summaries
+        from sync_core.verify.partition import merge_summaries
 
         summary = merge_summaries(summaries)
         assert summary["counts"]["missing"] == 1 and summary["counts"]["orphan_repaired"] == 1, summary

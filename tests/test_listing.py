@@ -1,4 +1,4 @@
-"""sync_core.listing: the direct List Blobs reader gives exactly what the SDK's list_blobs gives (Azurite)."""
+"""sync_core.storage.listing: the direct List Blobs reader gives exactly what the SDK's list_blobs gives (Azurite)."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import pytest
 from azure.core.exceptions import ResourceNotFoundError
 from azure.storage.blob import ContainerClient
 
-from sync_core import listing
-from sync_core.listing import BlobEntry, list_pages, parse_page
+from sync_core.storage import listing
+from sync_core.storage.listing import BlobEntry, list_pages, parse_page
 
 NAMES = [
     "p/00/a b/c.jpg",

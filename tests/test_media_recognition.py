@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 from azure.storage.blob import ContainerClient
 
-from sync_core.blobmeta import parse_metadata
-from sync_core.exclude import ExcludeRules
-from sync_core.mediatypes import SNIFF_BYTES, content_type, is_media, sniff
-from sync_core.scanner import ScanResult, scan
+from sync_core.contracts.blobmeta import parse_metadata
+from sync_core.contracts.mediatypes import SNIFF_BYTES, content_type, is_media, sniff
+from sync_core.local.exclude import ExcludeRules
+from sync_core.local.scanner import ScanResult, scan
 from tests.conftest import det_bytes, run_cli, write_file
 from tests.media_corpus import VIDEO_CODECS, heif, still, video
 

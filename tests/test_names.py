@@ -9,8 +9,8 @@ import pytest
 from azure.data.tables import TableServiceClient
 from azure.storage.blob import ContainerClient
 
-from sync_core.blobmeta import parse_metadata
-from sync_core.blobname import QUOTE, blob_name, decode_path, parse_blob_name
+from sync_core.contracts.blobmeta import parse_metadata
+from sync_core.contracts.blobname import QUOTE, blob_name, decode_path, parse_blob_name
 from tests.conftest import det_bytes, run_cli, write_file
 from tests.test_restore import PREFIX, restore, sync, tree
 

@@ -27,7 +27,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from agent.emulator import Azurite, start_azurite
-from sync_core import clients
+from sync_core.storage import clients
 
 from .conftest import det_bytes, run_cli, write_file
 from .test_secrets import find_secrets, state_text

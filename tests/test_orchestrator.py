@@ -26,10 +26,10 @@ from azure.durable_functions.models.history.HistoryEventType import HistoryEvent
 from azure.storage.blob import BlobServiceClient
 
 import function_app
-from sync_core.blobmeta import BlobMeta, build_metadata
-from sync_core.reports import read_latest_report
-from sync_core.table_index import P_BLOB_ETAG, P_LAST_DEEP_VERIFIED, P_SIZE, P_VERIFY_STATUS, keys_for_blob
-from sync_core.verify import partitions_for, plain
+from sync_core.contracts.blobmeta import BlobMeta, build_metadata
+from sync_core.index.table_index import P_BLOB_ETAG, P_LAST_DEEP_VERIFIED, P_SIZE, P_VERIFY_STATUS, keys_for_blob
+from sync_core.verify.partition import partitions_for, plain
+from sync_core.verify.reports import read_latest_report
 from tests.conftest import det_bytes, run_cli, write_file
 
 CALL_ACTIVITY_WITH_RETRY, CALL_SUB_ORCHESTRATOR_WITH_RETRY, CREATE_TIMER = 1, 3, 5

@@ -1,4 +1,4 @@
-"""sync_core.put_blob: the direct Put Blob gives exactly what the SDK's upload_blob gives (real Azurite).
+"""sync_core.storage.put_blob: the direct Put Blob gives exactly what the SDK's upload_blob gives (real Azurite).
 
 Same URL for hostile names, same stored blob (properties, metadata, bytes), create-only, the same exception
 for a failed put, and the client's pipeline still in the way: retry policy and throttle hook."""
@@ -19,12 +19,12 @@ from azure.core.rest import HttpRequest
 from azure.storage.blob import ContainerClient, ContentSettings, generate_container_sas
 
 from agent.emulator import ACCOUNT, ACCOUNT_KEY, Azurite
-from sync_core import put_blob
-from sync_core.blobmeta import BlobMeta, build_metadata
-from sync_core.clients import blob_service, open_container
-from sync_core.concurrency import THROTTLE
 from sync_core.config import StorageConfig
-from sync_core.transfer import BlobConflictError, Transfer
+from sync_core.contracts.blobmeta import BlobMeta, build_metadata
+from sync_core.storage import put_blob
+from sync_core.storage.clients import blob_service, open_container
+from sync_core.storage.concurrency import THROTTLE
+from sync_core.sync.transfer import BlobConflictError, Transfer
 
 from .faultproxy import FaultPlan, FaultProxy
 

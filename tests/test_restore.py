@@ -14,9 +14,9 @@ import pytest
 from azure.data.tables import EdmType, EntityProperty, TableServiceClient
 from azure.storage.blob import ContainerClient
 
-from sync_core.blobmeta import BlobMeta, build_metadata
-from sync_core.restore import RestoreEngine, RestoreKind, RestoreOptions, RestoreOutcome, path_selected
-from sync_core.restore_target import temp_name, unsafe_reason
+from sync_core.contracts.blobmeta import BlobMeta, build_metadata
+from sync_core.restore.run import RestoreEngine, RestoreKind, RestoreOptions, RestoreOutcome, path_selected
+from sync_core.restore.target import temp_name, unsafe_reason
 from tests.conftest import det_bytes, run_cli, write_file
 from tests.media_samples import jpeg_with_exif, mp4_with_creation
 
@@ -295,7 +295,7 @@ def test_hostile_names_stay_inside_dir(
     )
     # The Table: rows pointing outside, with the real blob behind them so a naive restore would write them.
     tables = TableServiceClient.from_connection_string(azurite.connection_string).get_table_client(table_name)
-    from sync_core.table_index import partition_key, row_key
+    from sync_core.index.table_index import partition_key, row_key
 
     hostile_rows = [
         ("../../escape.jpg", base + "../../escape.jpg"),
@@ -394,7 +394,7 @@ def test_a_path_that_matches_nothing_says_so_and_reports_no_unrelated_row(
 ) -> None:
     """Rows and blobs that cannot be restored (here a row and a blob whose names escape the folder) are
     reported only when the path they claim is selected: ``--path`` matching nothing says "nothing matches"."""
-    from sync_core.table_index import partition_key, row_key
+    from sync_core.index.table_index import partition_key, row_key
 
     src = tmp_path / "src"
     write_file(src, "2021/a.jpg", b"a photo")

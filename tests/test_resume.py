@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 from agent.emulator import Azurite
-from sync_core.pipeline import SyncOptions
+from sync_core.sync.pipeline import SyncOptions
 
 from .conftest import det_bytes, run_cli, write_file
 from .faultproxy import FaultPlan, FaultProxy, Request

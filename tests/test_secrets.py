@@ -117,7 +117,7 @@ def test_sas_token_never_leaks_even_when_requests_fail(
 def quick_retries(monkeypatch: pytest.MonkeyPatch) -> None:
     """A refused connection is given up after two quick attempts instead of the production budget: these
     tests are about what the final message says, not how long the client insists."""
-    import sync_core.clients as clients
+    import sync_core.storage.clients as clients
 
     monkeypatch.setattr(clients, "RETRY_TOTAL", 1)
     monkeypatch.setattr(clients, "RETRY_FIRST_BACKOFF", 0.01)

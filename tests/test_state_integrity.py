@@ -19,11 +19,11 @@ from typing import Any
 from azure.data.tables import EdmType, EntityProperty, TableServiceClient, UpdateMode
 from azure.storage.blob import BlobServiceClient
 
-from sync_core import table_index as ti
-from sync_core.blobmeta import K_MTIME_NS
 from sync_core.config import StorageConfig
-from sync_core.state import StateDB
-from sync_core.table_mirror import plain
+from sync_core.contracts.blobmeta import K_MTIME_NS
+from sync_core.index import table_index as ti
+from sync_core.index.table_mirror import plain
+from sync_core.local.state import StateDB
 
 from .conftest import det_bytes, run_cli, write_file
 
@@ -122,7 +122,7 @@ def test_absurd_numbers_written_by_another_tool_are_that_rows_problem_only(stora
 
 # -- unreadable is not deleted --------------------------------------------------------------------------------
 def test_entries_that_cannot_be_read_stay_backed_up(storage_env, container, cfg, tmp_path, monkeypatch):
-    from sync_core import scanner
+    from sync_core.local import scanner
 
     src, state_dir = tmp_path / "lib", tmp_path / "s"
     names = [

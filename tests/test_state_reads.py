@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from sync_core.state import FileRow, StateDB
+from sync_core.local.state import FileRow, StateDB
 
 
 def _row(i: int) -> FileRow:

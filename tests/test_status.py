@@ -13,8 +13,8 @@ from azure.data.tables import TableServiceClient, UpdateMode
 from azure.storage.blob import BlobServiceClient, ContainerClient
 
 from sync_core.errors import ConfigError
-from sync_core.reports import build_report, write_report
-from sync_core.state import StateDB
+from sync_core.local.state import StateDB
+from sync_core.verify.reports import build_report, write_report
 from tests.conftest import det_bytes, run_cli, write_file
 
 

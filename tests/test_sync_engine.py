@@ -12,12 +12,12 @@ from pathlib import Path
 import pytest
 from azure.storage.blob import ContainerClient
 
-from sync_core.blobmeta import parse_metadata
-from sync_core.clients import blob_service, open_container
 from sync_core.config import StorageConfig
-from sync_core.pipeline import SyncEngine, SyncOptions
-from sync_core.progress import NullProgress, RunSummary
-from sync_core.state import StateDB
+from sync_core.contracts.blobmeta import parse_metadata
+from sync_core.local.state import StateDB
+from sync_core.storage.clients import blob_service, open_container
+from sync_core.sync.pipeline import SyncEngine, SyncOptions
+from sync_core.sync.progress import NullProgress, RunSummary
 
 from .conftest import det_bytes, write_file
 
@@ -91,7 +91,7 @@ def test_rerun_uploads_nothing_and_reads_nothing(cfg, container, tmp_path, monke
     first = do_sync(cfg, src, state)
     assert first.uploaded == 5
 
-    import sync_core.pipeline as pipeline
+    import sync_core.sync.pipeline as pipeline
 
     def no_reads(*a, **k):
         raise AssertionError("an unchanged file was read")

@@ -1,4 +1,4 @@
-"""Hand-built entity-group transactions (sync_core.table_batch) against Azurite's Table service: the rows they
+"""Hand-built entity-group transactions (sync_core.index.table_batch) against Azurite's Table service: the rows they
 write are the rows the SDK writes, all-or-nothing, errors carry the refused operation, retries apply."""
 
 from __future__ import annotations
@@ -12,10 +12,10 @@ from azure.core.exceptions import HttpResponseError
 from azure.data.tables import EdmType, EntityProperty, TableClient, UpdateMode
 
 from agent.emulator import ACCOUNT_KEY
-from sync_core import table_batch
-from sync_core.clients import table_service
 from sync_core.config import StorageConfig
-from sync_core.table_mirror import open_table
+from sync_core.index import table_batch
+from sync_core.index.table_mirror import open_table
+from sync_core.storage.clients import table_service
 
 from .faultproxy import FaultPlan, FaultProxy
 

@@ -9,12 +9,12 @@ from pathlib import Path
 import pytest
 from azure.data.tables import TableClient, UpdateMode
 
-from sync_core import table_index as ti
-from sync_core.clients import table_service
 from sync_core.config import StorageConfig
 from sync_core.errors import ConfigError
-from sync_core.state import BlobRow, StateDB
-from sync_core.table_mirror import TableMirror, blob_prefix, entity_for, flagged_rows, open_table, plain
+from sync_core.index import table_index as ti
+from sync_core.index.table_mirror import TableMirror, blob_prefix, entity_for, flagged_rows, open_table, plain
+from sync_core.local.state import BlobRow, StateDB
+from sync_core.storage.clients import table_service
 
 BIG = 5 * 2**31  # sizes and mtimes beyond Int32 must round-trip (Edm.Int64)
 
@@ -281,7 +281,7 @@ def test_every_partition_is_one_transaction_and_an_existing_fresh_row_is_merged(
 def test_live_mirror_sends_during_the_run_and_leaves_the_rest_pending(table, tmp_path: Path):
     """Rows go out as soon as a partition fills a transaction or ``flush_bytes`` more content was stored;
     what was sent is marked mirrored, what was not stays pending for the end-of-run pass."""
-    from sync_core.table_mirror import LiveMirror
+    from sync_core.index.table_mirror import LiveMirror
 
     state = StateDB(tmp_path / "state")
     live = LiveMirror(TableMirror(table, state, batch_size=3, fresh_since=1_600_000_000.0), flush_bytes=1000)
@@ -305,7 +305,7 @@ def test_live_mirror_sends_during_the_run_and_leaves_the_rest_pending(table, tmp
 
 
 def test_live_mirror_stops_at_a_service_error_and_rows_stay_pending(cfg, tmp_path: Path):
-    from sync_core.table_mirror import LiveMirror
+    from sync_core.index.table_mirror import LiveMirror
 
     missing = table_service(cfg).get_table_client("nosuchtable")  # every transaction fails (404)
     state = StateDB(tmp_path / "state")
@@ -319,7 +319,7 @@ def test_live_mirror_stops_at_a_service_error_and_rows_stay_pending(cfg, tmp_pat
 
 
 def test_live_mirror_sends_every_buffer_after_flush_rows_rows(table, tmp_path: Path):
-    from sync_core.table_mirror import LiveMirror
+    from sync_core.index.table_mirror import LiveMirror
 
     state = StateDB(tmp_path / "state")
     live = LiveMirror(TableMirror(table, state), flush_bytes=10**12, flush_rows=3)

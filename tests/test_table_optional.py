@@ -84,9 +84,9 @@ class Notes:
 
 def test_a_table_gone_after_start_up_fails_neither_the_flag_read_nor_the_run(cfg, tmp_path: Path) -> None:
     """The flagged-rows read and the mirror both find the table gone: the backup is whole, exit 0, one line."""
-    from sync_core.clients import blob_service, open_container, table_service
-    from sync_core.pipeline import SyncEngine, SyncOptions
-    from sync_core.state import StateDB
+    from sync_core.local.state import StateDB
+    from sync_core.storage.clients import blob_service, open_container, table_service
+    from sync_core.sync.pipeline import SyncEngine, SyncOptions
 
     BlobServiceClient.from_connection_string(cfg.connection_string or "").create_container(cfg.container)
     src = tmp_path / "lib"

@@ -1,4 +1,4 @@
-"""sync_core.table_query: the direct Query Entities reader gives exactly what the SDK's query_entities gives
+"""sync_core.index.table_query: the direct Query Entities reader gives exactly what the SDK's query_entities gives
 (Azurite), raises what it raises, and follows continuations to the end."""
 
 from __future__ import annotations
@@ -11,12 +11,12 @@ import pytest
 from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
 from azure.data.tables import EdmType, EntityProperty, TableClient
 
-from sync_core import table_query
-from sync_core.clients import table_service
 from sync_core.config import StorageConfig
-from sync_core.table_index import partition_key
-from sync_core.table_mirror import flagged_rows, open_table, prefix_rows
-from sync_core.table_query import ETAG, odata_string, plain_row, query_pages, sdk_row
+from sync_core.index import table_query
+from sync_core.index.table_index import partition_key
+from sync_core.index.table_mirror import flagged_rows, open_table, prefix_rows
+from sync_core.index.table_query import ETAG, odata_string, plain_row, query_pages, sdk_row
+from sync_core.storage.clients import table_service
 
 KEYS = ["p%2F00", "p%2F01", "p%2F0'2", "p%2F0ü", "q%2F00"]  # a quote and a non-ASCII key among them
 

@@ -9,11 +9,11 @@ from typing import Any
 
 from azure.data.tables import TableServiceClient
 
-from sync_core import table_index as ti
-from sync_core.blobmeta import BlobMeta, build_metadata
 from sync_core.config import StorageConfig
-from sync_core.state import StateDB
-from sync_core.table_mirror import plain
+from sync_core.contracts.blobmeta import BlobMeta, build_metadata
+from sync_core.index import table_index as ti
+from sync_core.index.table_mirror import plain
+from sync_core.local.state import StateDB
 
 from .conftest import det_bytes, run_cli, write_file
 

@@ -10,14 +10,14 @@ from typing import Any
 from azure.data.tables import TableClient, UpdateMode
 from azure.storage.blob import BlobServiceClient
 
-from sync_core import table_index as ti
-from sync_core.blobmeta import parse_metadata
-from sync_core.clients import blob_service, table_service
 from sync_core.config import StorageConfig
-from sync_core.repair import FAILED, LOST, RESTORED, REUPLOADED, Repairer
-from sync_core.state import StateDB
-from sync_core.table_mirror import open_table, plain
-from sync_core.transfer import normalize_etag
+from sync_core.contracts.blobmeta import parse_metadata
+from sync_core.index import table_index as ti
+from sync_core.index.table_mirror import open_table, plain
+from sync_core.local.state import StateDB
+from sync_core.storage.clients import blob_service, table_service
+from sync_core.sync.repair import FAILED, LOST, RESTORED, REUPLOADED, Repairer
+from sync_core.sync.transfer import normalize_etag
 
 from .conftest import det_bytes, run_cli, write_file
 

@@ -10,13 +10,13 @@ from typing import Any
 from azure.core.exceptions import ServiceRequestError
 from azure.data.tables import TableClient, TableServiceClient
 
-from sync_core import table_index as ti
-from sync_core.clients import blob_service, open_container, table_service
 from sync_core.config import StorageConfig
-from sync_core.pipeline import SyncEngine, SyncOptions
-from sync_core.progress import RunSummary
-from sync_core.state import StateDB
-from sync_core.table_mirror import open_table, plain
+from sync_core.index import table_index as ti
+from sync_core.index.table_mirror import open_table, plain
+from sync_core.local.state import StateDB
+from sync_core.storage.clients import blob_service, open_container, table_service
+from sync_core.sync.pipeline import SyncEngine, SyncOptions
+from sync_core.sync.progress import RunSummary
 
 from .conftest import det_bytes, run_cli, write_file
 
@@ -177,7 +177,7 @@ def test_missing_table_is_created_by_create_container(storage_env, container, tm
 def test_rows_are_mirrored_while_the_uploads_run(monkeypatch, container, cfg, tmp_path):
     """With the live mirror's byte threshold low, rows reach the Table during the uploads; the run's result
     is the same as an end-of-run mirror: one exact row per blob, nothing pending, every row counted once."""
-    from sync_core import table_mirror
+    from sync_core.index import table_mirror
 
     sent_live: list[int] = []
     real_close = table_mirror.LiveMirror.close

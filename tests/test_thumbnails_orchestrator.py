@@ -17,8 +17,8 @@ from PIL import Image
 import function_app
 from sync_core.derived.facts import read_facts
 from sync_core.derived.renditions import rendition_name
-from sync_core.table_index import keys_for_blob
-from sync_core.verify import partitions_for
+from sync_core.index.table_index import keys_for_blob
+from sync_core.verify.partition import partitions_for
 from tests.conftest import run_cli, write_file
 from tests.rendition_media import jpeg_oriented, mp4
 from tests.test_orchestrator import (

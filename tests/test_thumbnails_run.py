@@ -18,7 +18,7 @@ from sync_core.derived.blob_reader import BlobReader
 from sync_core.derived.decoders import KIND_VIDEO, decode
 from sync_core.derived.facts import fetch_facts, read_facts
 from sync_core.derived.renditions import rendition_name
-from sync_core.table_index import keys_for_blob
+from sync_core.index.table_index import keys_for_blob
 from tests.conftest import run_cli, write_file
 from tests.rendition_media import encoded, heic, jpeg_oriented, mp4, png_bomb, webp_chunks
 
@@ -165,7 +165,7 @@ def test_blob_reader_reads_and_seeks_like_a_file(container):
 def test_a_partition_stops_at_its_deadline_and_the_next_run_resumes(library, storage_env):
     from sync_core.config import resolve_storage_config
     from sync_core.derived.thumbnail_run import Thumbnailer, ThumbnailSettings, run_all
-    from sync_core.verify import partitions_for
+    from sync_core.verify.partition import partitions_for
 
     cfg = resolve_storage_config(env=storage_env)
     settings = ThumbnailSettings(cfg=cfg, container=library["thumbs"].container_name, prefixes=(PREFIX,),

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from sync_core.errors import ConfigError
-from sync_core.tiering import GB, PriceTable, estimate, is_online, normalize_tier, read_cost
+from sync_core.storage.tiering import GB, PriceTable, estimate, is_online, normalize_tier, read_cost
 
 
 def test_builtin_prices_say_when_and_where_they_are_from():

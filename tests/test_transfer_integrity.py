@@ -18,13 +18,13 @@ from pathlib import Path
 import pytest
 from azure.storage.blob import ContainerClient
 
-from sync_core import pipeline
-from sync_core.clients import blob_service, open_container
 from sync_core.config import StorageConfig
-from sync_core.pipeline import SyncEngine, SyncOptions
-from sync_core.progress import FileOutcome, Kind, NullProgress, RunSummary
-from sync_core.state import StateDB
-from sync_core.transfer import Transfer
+from sync_core.local.state import StateDB
+from sync_core.storage.clients import blob_service, open_container
+from sync_core.sync import pipeline
+from sync_core.sync.pipeline import SyncEngine, SyncOptions
+from sync_core.sync.progress import FileOutcome, Kind, NullProgress, RunSummary
+from sync_core.sync.transfer import Transfer
 
 from .conftest import det_bytes, write_file
 

@@ -1,10 +1,10 @@
-"""sync_core.clients.make_transport: the environment is read once, unless a proxy needs requests' rules."""
+"""sync_core.storage.clients.make_transport: the environment is read once, unless a proxy needs requests' rules."""
 
 from __future__ import annotations
 
 import pytest
 
-from sync_core.clients import make_transport
+from sync_core.storage.clients import make_transport
 
 PROXY_VARS = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy")
 

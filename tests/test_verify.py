@@ -1,4 +1,4 @@
-"""sync_core.verify against Azurite: cost per partition, write-back under etag conditions, the deep-verify
+"""sync_core.verify.partition against Azurite: cost per partition, write-back under etag conditions, the deep-verify
 rotation's coverage guarantee, prefix discovery; plus the pure verdict and allowance rules."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import pytest
 from azure.data.tables import TableClient, TableServiceClient, UpdateMode
 
 from sync_core.errors import ConfigError
-from sync_core.table_index import (
+from sync_core.index.table_index import (
     BINDING_PARTITION,
     P_DELETED_AT,
     P_IS_CURRENT,
@@ -22,7 +22,7 @@ from sync_core.table_index import (
     encode_key,
     keys_for_blob,
 )
-from sync_core.verify import (
+from sync_core.verify.partition import (
     UNIT_ROWS,
     BlobView,
     deep_allowance,
@@ -34,7 +34,7 @@ from sync_core.verify import (
     verify_all,
     verify_partition,
 )
-from sync_core.verify_run import VerifySettings
+from sync_core.verify.run import VerifySettings
 from tests.conftest import det_bytes, run_cli, write_file
 
 PREFIX = "photos/testhost"

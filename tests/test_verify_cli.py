@@ -8,7 +8,7 @@ import uuid
 import pytest
 from azure.storage.blob import BlobServiceClient
 
-from sync_core.reports import read_latest_report
+from sync_core.verify.reports import read_latest_report
 from tests.conftest import det_bytes, run_cli, write_file
 
 

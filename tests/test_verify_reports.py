@@ -10,7 +10,8 @@ from azure.data.tables import TableServiceClient
 from azure.storage.blob import BlobServiceClient
 
 from sync_core.errors import ConfigError
-from sync_core.reports import (
+from sync_core.sizes import parse_size
+from sync_core.verify.reports import (
     LATEST_NAME,
     build_report,
     clear_staged,
@@ -21,7 +22,6 @@ from sync_core.reports import (
     write_report,
     write_run_row,
 )
-from sync_core.sizes import parse_size
 
 
 def _report(run_id: str, started: str, **counts: int) -> dict:

@@ -1,7 +1,7 @@
 """User albums, kept in the index table so that every device of the same archive shares them.
 
 * **Where**: the definitions in one partition (``ALBUMS_PARTITION``, RowKey = the encoded name), each
-  album's members in a partition of its own (``album_partition(id)``); see :mod:`sync_core.table_index` for
+  album's members in a partition of its own (``album_partition(id)``); see :mod:`sync_core.index.table_index` for
   why no blob prefix can produce those keys. Blobs and index rows are never touched: deleting an album, or
   every album, loses no photo.
 * **Names** are user text: NFC-normalised, surrounding blanks dropped, control characters refused, up to
@@ -33,12 +33,12 @@ from typing import Any, Literal
 from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
 from azure.data.tables import TableClient, TableTransactionError
 
-from .. import table_batch
-from ..blobname import normalize_prefix
-from ..errors import ConfigError
-from ..table_index import ALBUMS_PARTITION, album_key, album_partition, member_key
-from ..table_query import odata_string, query_pages
-from .timeline import Item
+from sync_core.contracts.blobname import normalize_prefix
+from sync_core.derived.timeline import Item
+from sync_core.errors import ConfigError
+from sync_core.index import table_batch
+from sync_core.index.table_index import ALBUMS_PARTITION, album_key, album_partition, member_key
+from sync_core.index.table_query import odata_string, query_pages
 
 MAX_NAME = 200  # characters; far below the key limit even when every character is encoded
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
@@ -277,7 +277,7 @@ class AlbumPaths:
 
 def album_paths(store: AlbumStore, name: str, prefix: str, source_id: str | None = None) -> AlbumPaths:
     """The current paths under ``prefix`` that album ``name`` stands for."""
-    from .timeline import current_items
+    from sync_core.derived.timeline import current_items
 
     album = store.get(name)
     prefix = normalize_prefix(prefix)

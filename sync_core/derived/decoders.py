@@ -24,8 +24,8 @@ from typing import BinaryIO
 
 from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
 
-from ..errors import first_line
-from ..mediatypes import MEDIA_TYPES, extension
+from sync_core.contracts.mediatypes import MEDIA_TYPES, extension
+from sync_core.errors import first_line
 
 # Our own per-format limit (Limits) replaces Pillow's global one, which cannot tell a JPEG that is decoded
 # reduced from a PNG that must be decoded whole.

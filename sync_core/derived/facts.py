@@ -14,7 +14,7 @@ from typing import Any
 from azure.core.exceptions import ResourceNotFoundError
 from azure.data.tables import TableClient, UpdateMode
 
-from ..table_index import (
+from sync_core.index.table_index import (
     P_DURATION,
     P_PIXEL_HEIGHT,
     P_PIXEL_WIDTH,
@@ -25,7 +25,7 @@ from ..table_index import (
     RENDITION_MADE,
     keys_for_blob,
 )
-from ..verify import plain
+from sync_core.verify.partition import plain
 
 PROPERTIES = (P_PIXEL_WIDTH, P_PIXEL_HEIGHT, P_DURATION, P_RENDITION_STATE, P_RENDITION_DETAIL, P_RENDITIONS_AT)
 MAX_DETAIL = 300  # characters of a failure reason kept in the row

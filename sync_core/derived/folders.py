@@ -10,7 +10,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .timeline import Item
+from sync_core.derived.timeline import Item
 
 
 @dataclass

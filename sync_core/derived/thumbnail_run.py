@@ -30,10 +30,13 @@ from azure.core.exceptions import AzureError, HttpResponseError, ResourceExistsE
 from azure.data.tables import TableClient, TableServiceClient
 from azure.storage.blob import BlobServiceClient, ContainerClient
 
-from ..clients import blob_service, table_service
-from ..config import StorageConfig, resolve_storage_config
-from ..errors import ConfigError, first_line
-from ..table_index import (
+from sync_core.config import StorageConfig, resolve_storage_config
+from sync_core.derived.blob_reader import BlobReader
+from sync_core.derived.decoders import DecodeError, Limits, decode, kind_of
+from sync_core.derived.facts import MediaFacts, write_facts
+from sync_core.derived.renditions import LARGEST, render, rendition_name
+from sync_core.errors import ConfigError, first_line
+from sync_core.index.table_index import (
     DAMAGE_VERDICTS,
     P_BLOB_NAME,
     P_RENDITION_STATE,
@@ -44,13 +47,10 @@ from ..table_index import (
     RENDITION_MADE,
     encode_key,
 )
-from ..table_query import odata_string, query_pages
-from ..verify import discover_prefixes, partition_id, plain, split_partition
-from ..verify_run import ENV_PREFIXES, parse_prefixes
-from .blob_reader import BlobReader
-from .decoders import DecodeError, Limits, decode, kind_of
-from .facts import MediaFacts, write_facts
-from .renditions import LARGEST, render, rendition_name
+from sync_core.index.table_query import odata_string, query_pages
+from sync_core.storage.clients import blob_service, table_service
+from sync_core.verify.partition import discover_prefixes, partition_id, plain, split_partition
+from sync_core.verify.run import ENV_PREFIXES, parse_prefixes
 
 ENV_THUMBNAILS_CONTAINER = "AZURE_STORAGE_THUMBNAILS_CONTAINER"
 DEFAULT_THUMBNAILS_CONTAINER = "thumbnails"

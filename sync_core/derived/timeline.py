@@ -17,8 +17,16 @@ from typing import Any, Literal
 
 from azure.data.tables import TableClient
 
-from ..blobname import normalize_prefix
-from ..table_index import P_BLOB_NAME, P_CAMERA_MODEL, P_CAPTURE_TIME, P_MTIME_NS, P_RELPATH, P_SHA256, P_SIZE
+from sync_core.contracts.blobname import normalize_prefix
+from sync_core.index.table_index import (
+    P_BLOB_NAME,
+    P_CAMERA_MODEL,
+    P_CAPTURE_TIME,
+    P_MTIME_NS,
+    P_RELPATH,
+    P_SHA256,
+    P_SIZE,
+)
 
 DateSource = Literal["capture", "mtime"]
 
@@ -64,7 +72,7 @@ def item_from_row(prefix: str, row: dict[str, Any]) -> Item | None:
 
 def current_items(table: TableClient, prefix: str, source_id: str | None = None) -> Iterator[Item]:
     """Every current item under ``prefix`` (of ``source_id`` when given), from the index table."""
-    from ..table_mirror import prefix_rows
+    from sync_core.index.table_mirror import prefix_rows
 
     prefix = normalize_prefix(prefix)
     for row in prefix_rows(table, prefix, source_id, extra="IsCurrent eq true"):

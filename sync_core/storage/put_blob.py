@@ -5,7 +5,7 @@ request itself needs: a ``BlobClient`` built per name, the upload option helpers
 operation's serializer and its response deserializer (``docs/benchmarks.md``: 1.2 ms of CPU per put,
 about half of what the agent spends per tiny file, and on 2 cores taken from the service). We send the
 same request — same URL quoting, same headers, ``If-None-Match: *`` — as an ``HttpRequest`` through the
-container client's pipeline, as :mod:`sync_core.listing` does for List Blobs: its credential, retry
+container client's pipeline, as :mod:`sync_core.storage.listing` does for List Blobs: its credential, retry
 policy, throttle hook (``raw_response_hook``) and connection pool all apply. A failed put raises the
 exception the SDK would (same class, message and ``error_code``), by handing the response to the SDK's
 own error mapping. If the client lacks the internals we rely on (another SDK version), :func:`put_sender`

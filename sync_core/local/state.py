@@ -23,8 +23,8 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import ConfigError, redact
-from .timestamps import index_int
+from sync_core.errors import ConfigError, redact
+from sync_core.timestamps import index_int
 
 DB_NAME = "index.db"
 META_SOURCE_PATH = "source_path"  # the library this state dir indexes (see StateDB.bind_source)

@@ -26,7 +26,7 @@ import functools
 import hashlib
 import re
 
-from .errors import UnstorableNameError
+from sync_core.errors import UnstorableNameError
 
 MAX_BLOB_NAME = 1024  # UTF-16 code units, the service limit
 QUOTE = "\u201b"

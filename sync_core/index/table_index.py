@@ -26,7 +26,7 @@ import functools
 import hashlib
 import re
 
-from .blobname import normalize_prefix, parse_blob_name
+from sync_core.contracts.blobname import normalize_prefix, parse_blob_name
 
 # The binding entity: which account and container this table indexes. Its PartitionKey holds no encoded
 # "/" (every row's key ends "%2F<xx>"), so no prefix can produce it, and prefix discovery steps over it.

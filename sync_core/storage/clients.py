@@ -5,7 +5,7 @@ our own. The HTTP connection pool is sized for the worker count so parallel uplo
 
 Nothing waits for ever: every request has a connect and a read timeout, every retry sequence ends within
 :data:`RETRY_SEQUENCE_SECONDS` (plus the attempt under way), and once the run has found the service
-unreachable (:class:`~sync_core.concurrency.OutageWatch`) requests are not retried at all.
+unreachable (:class:`~sync_core.storage.concurrency.OutageWatch`) requests are not retried at all.
 """
 
 from __future__ import annotations
@@ -33,10 +33,10 @@ from azure.core.pipeline.transport import RequestsTransport
 from azure.data.tables import TableServiceClient
 from azure.storage.blob import BlobServiceClient, ContainerClient, ExponentialRetry
 
-from .concurrency import THROTTLE
-from .config import StorageConfig, credential_refused, table_endpoint_from_blob_url
-from .errors import ConfigError, first_line
-from .lean_http import CONNECT_TIMEOUT, READ_TIMEOUT, LeanAdapter, LeanSession
+from sync_core.config import StorageConfig, credential_refused, table_endpoint_from_blob_url
+from sync_core.errors import ConfigError, first_line
+from sync_core.storage.concurrency import THROTTLE
+from sync_core.storage.lean_http import CONNECT_TIMEOUT, READ_TIMEOUT, LeanAdapter, LeanSession
 
 # Short first backoff with jitter: a transient fault should cost seconds, not the SDK default's ~15 s.
 RETRY_TOTAL = 8
@@ -146,7 +146,7 @@ def blob_retry_policy() -> ExponentialRetry:
 
 def make_transport(pool_size: int) -> RequestsTransport:
     """A requests transport whose connection pool fits ``pool_size`` concurrent requests (a
-    :class:`~sync_core.lean_http.LeanSession`: requests' objects without its per-request bookkeeping)."""
+    :class:`~sync_core.storage.lean_http.LeanSession`: requests' objects without its per-request bookkeeping)."""
     session = LeanSession()
     verify: dict[str, Any] = {}
     if not urllib.request.getproxies():

@@ -12,8 +12,8 @@ import threading
 import time
 from collections.abc import Callable
 
-from .errors import ConfigError
-from .sizes import parse_size
+from sync_core.errors import ConfigError
+from sync_core.sizes import parse_size
 
 
 def parse_rate(text: str) -> int:

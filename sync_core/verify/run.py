@@ -18,14 +18,14 @@ from azure.core.exceptions import ResourceNotFoundError
 from azure.data.tables import TableClient, TableServiceClient
 from azure.storage.blob import BlobServiceClient, ContainerClient
 
-from . import reports
-from .blobname import normalize_prefix
-from .clients import blob_service, table_service
-from .config import StorageConfig, resolve_storage_config
-from .errors import ConfigError, UnstorableNameError
-from .sizes import parse_size
-from .table_mirror import check_binding
-from .verify import Problem, discover_prefixes, merge_summaries, verify_partition
+from sync_core.config import StorageConfig, resolve_storage_config
+from sync_core.contracts.blobname import normalize_prefix
+from sync_core.errors import ConfigError, UnstorableNameError
+from sync_core.index.table_mirror import check_binding
+from sync_core.sizes import parse_size
+from sync_core.storage.clients import blob_service, table_service
+from sync_core.verify import reports
+from sync_core.verify.partition import Problem, discover_prefixes, merge_summaries, verify_partition
 
 ENV_DEEP_BUDGET = "VERIFY_DEEP_BUDGET"
 ENV_PREFIXES = "VERIFY_PREFIXES"

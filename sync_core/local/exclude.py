@@ -2,7 +2,7 @@
 
 Every skip has a reason (one of the ``R_*`` names), so a run can count what it left out instead of
 silently dropping it. A name whose extension says nothing about its type gets :data:`CHECK_CONTENT`: the
-scanner reads its first bytes (:func:`sync_core.mediatypes.sniff`) once it knows it is a regular file.
+scanner reads its first bytes (:func:`sync_core.contracts.mediatypes.sniff`) once it knows it is a regular file.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import os
 import re
 from dataclasses import dataclass, field
 
-from .mediatypes import CONFIRM_BY_CONTENT, MEDIA_TYPES, NOT_MEDIA_EXTS
+from sync_core.contracts.mediatypes import CONFIRM_BY_CONTENT, MEDIA_TYPES, NOT_MEDIA_EXTS
 
 # Folders that hold OS/NAS bookkeeping or generated thumbnails, never the user's originals.
 JUNK_DIRS = frozenset(
@@ -100,7 +100,7 @@ class ExcludeRules:
 
 
 def _extension(name: str) -> str:
-    """Lower-cased extension with its dot, as :func:`sync_core.mediatypes.extension` (for names not starting
+    """Lower-cased extension with its dot, as :func:`sync_core.contracts.mediatypes.extension` (for names not starting
     with a dot), without ``os.path.splitext``'s overhead."""
     i = name.rfind(".")
     return name[i:].lower() if i > 0 else ""

@@ -16,7 +16,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from .errors import ConfigError
+from sync_core.errors import ConfigError
 
 TIERS = ("Hot", "Cool", "Cold", "Archive")
 ONLINE_TIERS = frozenset({"Hot", "Cool", "Cold"})

@@ -1,7 +1,7 @@
 """Adaptive parallelism: back off when the service pushes back, grow again when it is calm (AIMD); and
 stop altogether when it does not answer at all.
 
-The SDK pipeline already retries each throttled request (see :mod:`sync_core.clients`). Retrying alone
+The SDK pipeline already retries each throttled request (see :mod:`sync_core.storage.clients`). Retrying alone
 keeps the pressure on, though: eight workers that are each told "503 ServerBusy" come back eight at a time.
 So every HTTP response is also reported to a :class:`ThrottleSignal` (the clients install it as the
 pipeline's ``raw_response_hook``), and the sync pipeline's :class:`AdaptiveLimiter` listens: a throttling
@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Protocol
 
-from .errors import first_line
+from sync_core.errors import first_line
 
 UNREACHABLE_AFTER = 8  # failures in a row, across all requests, with no answer in between...
 UNREACHABLE_SECONDS = 120.0  # ...or at least three of them spread over this long (one slow worker)

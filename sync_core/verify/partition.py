@@ -44,11 +44,10 @@ from azure.core.exceptions import (
 from azure.data.tables import EdmType, EntityProperty, TableClient, TableTransactionError, UpdateMode
 from azure.storage.blob import ContainerClient
 
-from .blobmeta import K_SHA256, parse_metadata
-from .blobname import is_name_of, normalize_prefix, parse_blob_name
-from .errors import first_line
-from .listing import LISTING_PAGE, BlobEntry, list_pages
-from .table_index import (
+from sync_core.contracts.blobmeta import K_SHA256, parse_metadata
+from sync_core.contracts.blobname import is_name_of, normalize_prefix, parse_blob_name
+from sync_core.errors import first_line
+from sync_core.index.table_index import (
     DAMAGE_VERDICTS,
     P_BLOB_ETAG,
     P_BLOB_NAME,
@@ -77,7 +76,8 @@ from .table_index import (
     keys_for_blob,
     listing_prefix,
 )
-from .table_query import ETAG, odata_string, query_pages
+from sync_core.index.table_query import ETAG, odata_string, query_pages
+from sync_core.storage.listing import LISTING_PAGE, BlobEntry, list_pages
 
 V_ORPHAN = "orphan"  # a blob with no row that cannot be re-indexed from its metadata (report only)
 ALL_VERDICTS = (

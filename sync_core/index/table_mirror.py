@@ -11,7 +11,7 @@ Rows first recorded in this run are inserted instead (``create``, answered witho
 for Azurite an 8-row insert transaction takes a third less server time than a merge (12% at 100 rows;
 bench.micro), and if such a row exists after all (a lost state dir, a re-uploaded lost blob) the service
 refuses the insert and the batch is sent again as merges. Transactions are written by
-:mod:`~sync_core.table_batch` (a twelfth of the SDK's client CPU), so even a partition with one pending row
+:mod:`~sync_core.index.table_batch` (a twelfth of the SDK's client CPU), so even a partition with one pending row
 goes as a transaction: it costs what a single-entity write costs.
 """
 
@@ -27,13 +27,10 @@ from typing import Any
 from azure.core.exceptions import AzureError, HttpResponseError, ResourceExistsError, ResourceNotFoundError
 from azure.data.tables import EdmType, EntityProperty, TableClient, TableServiceClient, UpdateMode
 
-from . import table_batch
-from .clients import access_checked
-from .config import ENV_TABLE, StorageConfig
-from .errors import ConfigError, first_line
-from .progress import RunSummary
-from .state import BlobRow, StateDB
-from .table_index import (
+from sync_core.config import ENV_TABLE, StorageConfig
+from sync_core.errors import ConfigError, first_line
+from sync_core.index import table_batch
+from sync_core.index.table_index import (
     BINDING_PARTITION,
     BINDING_ROW,
     DAMAGE_VERDICTS,
@@ -56,7 +53,10 @@ from .table_index import (
     keys_for_blob,
     partition_key,
 )
-from .table_query import odata_string, query_pages
+from sync_core.index.table_query import odata_string, query_pages
+from sync_core.local.state import BlobRow, StateDB
+from sync_core.storage.clients import access_checked
+from sync_core.sync.progress import RunSummary
 
 MAX_BATCH = table_batch.MAX_OPERATIONS  # the service's limit for one entity-group transaction
 _INT64_PROPS = (P_SIZE, P_MTIME_NS)
@@ -140,7 +140,7 @@ def prefix_rows(
     table_client: TableClient, prefix: str, source_id: str | None = None, *, extra: str = "", **params: str
 ) -> Iterator[dict[str, Any]]:
     """Every row under ``prefix`` (of ``source_id`` when given), as plain dicts
-    (:func:`~sync_core.table_query.query_pages`: a restore or rebuild reads the whole index)."""
+    (:func:`~sync_core.index.table_query.query_pages`: a restore or rebuild reads the whole index)."""
     flt, parameters, pks = _prefix_filter(prefix)
     if source_id is not None:
         flt += " and SourceId eq @sid"
@@ -156,7 +156,7 @@ def prefix_rows(
 
 def flagged_rows(table_client: TableClient, prefix: str, source_id: str) -> list[dict[str, Any]]:
     """Rows of ``source_id`` under ``prefix`` that the cloud flagged as damaged (``VerifyStatus`` in
-    :data:`~sync_core.table_index.DAMAGE_VERDICTS`). One filtered range query over the prefix's partitions."""
+    :data:`~sync_core.index.table_index.DAMAGE_VERDICTS`). One filtered range query over the prefix's partitions."""
     verdicts = sorted(DAMAGE_VERDICTS)
     extra = " or ".join(f"{P_VERIFY_STATUS} eq @v{i}" for i in range(len(verdicts)))
     params = {f"v{i}": v for i, v in enumerate(verdicts)}

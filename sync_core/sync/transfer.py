@@ -31,9 +31,9 @@ from azure.core import MatchConditions
 from azure.core.exceptions import HttpResponseError, ResourceExistsError, ResourceNotFoundError
 from azure.storage.blob import BlobBlock, BlobClient, ContainerClient, ContentSettings
 
-from .blobmeta import K_SHA256, BlobMeta, build_metadata
-from .hasher import FileChangedError, Hashed, open_scanned
-from .put_blob import put_sender
+from sync_core.contracts.blobmeta import K_SHA256, BlobMeta, build_metadata
+from sync_core.local.hasher import FileChangedError, Hashed, open_scanned
+from sync_core.storage.put_blob import put_sender
 
 Action = Literal["uploaded", "copied", "present"]
 

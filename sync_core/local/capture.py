@@ -15,7 +15,7 @@ reads for large ones:
   offset) else the ``mvhd`` creation time (UTC), and the model from ``com.apple.quicktime.model`` or the
   ``udta/©mod`` user data, found by walking box headers (a handful of seeks, whatever the size).
 
-A file whose extension says nothing is read by what its first bytes are (:func:`sync_core.mediatypes.sniff`).
+A file whose extension says nothing is read by what its first bytes are (:func:`sync_core.contracts.mediatypes.sniff`).
 
 Capture time is an ISO 8601 string: EXIF local time as written by the camera (``2023-05-01T12:34:56``, with
 ``.641`` sub-seconds and ``+02:00`` or ``Z`` when the camera recorded them); MP4 ``mvhd`` times are UTC
@@ -36,7 +36,7 @@ from typing import BinaryIO
 
 import exifread
 
-from .mediatypes import NOT_MEDIA_EXTS, SNIFF_BYTES, extension, read_head, sniff
+from sync_core.contracts.mediatypes import NOT_MEDIA_EXTS, SNIFF_BYTES, extension, read_head, sniff
 
 log = logging.getLogger(__name__)
 # exifread warns about every file without EXIF; that is normal for our purposes.

@@ -25,7 +25,7 @@ from azure.core.exceptions import HttpResponseError, ResourceExistsError, Resour
 from azure.data.tables import EdmType, EntityProperty, TableServiceClient
 from azure.storage.blob import BlobServiceClient, ContainerClient, ContentSettings
 
-from .errors import redact
+from sync_core.errors import redact
 
 REPORT_SCHEMA = 1
 ENV_REPORTS_CONTAINER = "VERIFY_REPORTS_CONTAINER"
@@ -231,7 +231,7 @@ def build_report(
     errors: Iterable[str] = (),
 ) -> dict[str, Any]:
     """The report document (docs/CONTRACTS.md) from a merged run summary and the problem list."""
-    from .verify import ALL_VERDICTS
+    from sync_core.verify.partition import ALL_VERDICTS
 
     counts = {v: int(summary.get("counts", {}).get(v, 0)) for v in ALL_VERDICTS}
     return {
@@ -263,7 +263,7 @@ def build_report(
 
 def report_is_clean(report: Mapping[str, Any]) -> bool:
     """No damage, no unrepaired orphan, no partition left unverified (a repaired orphan is fine)."""
-    from .verify import PROBLEM_VERDICTS
+    from sync_core.verify.partition import PROBLEM_VERDICTS
 
     counts = report.get("counts", {})
     if report.get("errors") or int(report.get("partitions_failed") or 0):

@@ -24,11 +24,10 @@ from typing import Any
 from azure.data.tables import TableClient
 from azure.storage.blob import ContainerClient
 
-from .blobmeta import parse_metadata
-from .blobname import is_name_of, parse_blob_name
-from .config import StorageConfig
-from .state import BlobRow, FileRow, StateDB
-from .table_index import (
+from sync_core.config import StorageConfig
+from sync_core.contracts.blobmeta import parse_metadata
+from sync_core.contracts.blobname import is_name_of, parse_blob_name
+from sync_core.index.table_index import (
     P_BLOB_ETAG,
     P_BLOB_NAME,
     P_CAMERA_MODEL,
@@ -42,9 +41,10 @@ from .table_index import (
     P_SOURCE_ID,
     P_UPLOADED_AT,
 )
-from .table_mirror import MirrorResult, TableMirror, blob_prefix, prefix_rows
-from .timestamps import row_mtime_ns, row_size
-from .transfer import normalize_etag
+from sync_core.index.table_mirror import MirrorResult, TableMirror, blob_prefix, prefix_rows
+from sync_core.local.state import BlobRow, FileRow, StateDB
+from sync_core.sync.transfer import normalize_etag
+from sync_core.timestamps import row_mtime_ns, row_size
 
 
 @dataclass

@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 from operator import attrgetter
 from typing import NamedTuple
 
-from .exclude import CHECK_CONTENT, FOLDER, R_NOT_MEDIA, ExcludeRules
-from .mediatypes import extension, read_head, sniff
+from sync_core.contracts.mediatypes import extension, read_head, sniff
+from sync_core.local.exclude import CHECK_CONTENT, FOLDER, R_NOT_MEDIA, ExcludeRules
 
 
 class ScanEntry(NamedTuple):

@@ -37,11 +37,11 @@ from azure.core.exceptions import AzureError, HttpResponseError
 from azure.data.tables import TableClient
 from azure.storage.blob import ContainerClient
 
-from .bandwidth import limiter
-from .blobmeta import parse_metadata
-from .blobname import blob_name, decode_path, is_name_of, normalize_prefix, parse_blob_name
-from .errors import ConfigError, first_line
-from .restore_target import (
+from sync_core.contracts.blobmeta import parse_metadata
+from sync_core.contracts.blobname import blob_name, decode_path, is_name_of, normalize_prefix, parse_blob_name
+from sync_core.errors import ConfigError, first_line
+from sync_core.index.table_index import P_BLOB_NAME, P_MTIME_NS, P_RELPATH, P_SHA256, P_SIZE, P_SOURCE_ID, P_UPLOADED_AT
+from sync_core.restore.target import (
     DestDir,
     UnsafePathError,
     hash_at,
@@ -51,8 +51,8 @@ from .restore_target import (
     unlink_quietly,
     unsafe_reason,
 )
-from .table_index import P_BLOB_NAME, P_MTIME_NS, P_RELPATH, P_SHA256, P_SIZE, P_SOURCE_ID, P_UPLOADED_AT
-from .timestamps import row_mtime_ns, row_size
+from sync_core.storage.bandwidth import limiter
+from sync_core.timestamps import row_mtime_ns, row_size
 
 IndexSource = Literal["auto", "table", "listing"]
 
@@ -223,7 +223,7 @@ def _check(prefix: str, relpath: str, sha: str, blob: str, size: Any, mtime: Any
 
 def table_catalog(table: TableClient, prefix: str, source_id: str | None) -> Iterator[RestoreEntry | Rejected]:
     """Current rows under ``prefix`` (of ``source_id`` when given), read with the Table contract."""
-    from .table_mirror import prefix_rows
+    from sync_core.index.table_mirror import prefix_rows
 
     for row in prefix_rows(table, prefix, source_id, extra="IsCurrent eq true"):
         rel, sha, blob = row.get(P_RELPATH), row.get(P_SHA256), row.get(P_BLOB_NAME)

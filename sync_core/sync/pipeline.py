@@ -4,7 +4,7 @@ The main thread scans and plans (cheap: one stat per file, compared with the ind
 then feeds new and changed files to a bounded pool of workers. Each worker hashes a file and stores it
 (upload, server-side copy or adopt); the main thread alone writes the results to SQLite, in batches, and
 only for blobs the service confirmed. Memory stays bounded: at most ``2 * max_workers`` files are queued
-and the bytes held for uploads are capped by a :class:`~sync_core.transfer.BufferBudget`.
+and the bytes held for uploads are capped by a :class:`~sync_core.sync.transfer.BufferBudget`.
 """
 
 from __future__ import annotations
@@ -22,22 +22,23 @@ from azure.core.exceptions import AzureError
 from azure.data.tables import TableClient
 from azure.storage.blob import ContainerClient
 
-from . import repair, table_mirror
-from .bandwidth import limiter
-from .blobmeta import BlobMeta
-from .blobname import blob_name
-from .capture import NOTHING, Capture, read_capture
-from .concurrency import THROTTLE, AdaptiveLimiter, OutageWatch, abandoning_pool
-from .config import StorageConfig
-from .errors import ConfigError, UnstorableNameError, first_line
-from .exclude import ExcludeRules
-from .hasher import FileChangedError, Hashed, NotScannedFileError, file_unchanged, hash_file
-from .mediatypes import content_type
-from .progress import FileOutcome, Kind, NullProgress, ProgressSink, RunSummary
-from .scanner import ScanEntry, ScanProblem, ScanResult, scan
-from .state import FileRow, StateDB, StatRow
-from .timestamps import index_int
-from .transfer import BLOCK_SIZE, BLOCKS_IN_FLIGHT, BlobConflictError, BufferBudget, StoreResult, Transfer
+from sync_core.config import StorageConfig
+from sync_core.contracts.blobmeta import BlobMeta
+from sync_core.contracts.blobname import blob_name
+from sync_core.contracts.mediatypes import content_type
+from sync_core.errors import ConfigError, UnstorableNameError, first_line
+from sync_core.index import table_mirror
+from sync_core.local.capture import NOTHING, Capture, read_capture
+from sync_core.local.exclude import ExcludeRules
+from sync_core.local.hasher import FileChangedError, Hashed, NotScannedFileError, file_unchanged, hash_file
+from sync_core.local.scanner import ScanEntry, ScanProblem, ScanResult, scan
+from sync_core.local.state import FileRow, StateDB, StatRow
+from sync_core.storage.bandwidth import limiter
+from sync_core.storage.concurrency import THROTTLE, AdaptiveLimiter, OutageWatch, abandoning_pool
+from sync_core.sync import repair
+from sync_core.sync.progress import FileOutcome, Kind, NullProgress, ProgressSink, RunSummary
+from sync_core.sync.transfer import BLOCK_SIZE, BLOCKS_IN_FLIGHT, BlobConflictError, BufferBudget, StoreResult, Transfer
+from sync_core.timestamps import index_int
 
 MiB = 1024 * 1024
 

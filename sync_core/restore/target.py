@@ -18,7 +18,7 @@ import stat
 from collections.abc import Sequence
 from pathlib import Path
 
-from .errors import ConfigError
+from sync_core.errors import ConfigError
 
 READ_CHUNK = 1024 * 1024
 TEMP_PREFIX = ".azps-restore-"

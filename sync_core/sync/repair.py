@@ -1,7 +1,7 @@
 """The agent's half of the closed loop: re-upload what the cloud verifier flagged as damaged.
 
 At the start of a run the agent reads the rows of its source id whose ``VerifyStatus`` is a damage verdict
-(:data:`~sync_core.table_index.DAMAGE_VERDICTS`). For each one it looks for a local file that still has the
+(:data:`~sync_core.index.table_index.DAMAGE_VERDICTS`). For each one it looks for a local file that still has the
 row's SHA-256 (found through SQLite, then re-hashed — the bytes are proven, not assumed), and puts those
 bytes back under the same blob name, conditionally:
 
@@ -29,14 +29,12 @@ from azure.core.exceptions import AzureError, HttpResponseError, ResourceExistsE
 from azure.data.tables import TableClient, UpdateMode
 from azure.storage.blob import BlobBlock, BlobClient, BlobProperties, ContainerClient, ContentSettings
 
-from .blobmeta import K_SHA256, BlobMeta, build_metadata
-from .blobname import blob_name as contract_name
-from .config import StorageConfig
-from .errors import first_line
-from .mediatypes import content_type
-from .progress import RunSummary
-from .state import BlobRow, StateDB
-from .table_index import (
+from sync_core.config import StorageConfig
+from sync_core.contracts.blobmeta import K_SHA256, BlobMeta, build_metadata
+from sync_core.contracts.blobname import blob_name as contract_name
+from sync_core.contracts.mediatypes import content_type
+from sync_core.errors import first_line
+from sync_core.index.table_index import (
     P_BLOB_ETAG,
     P_BLOB_NAME,
     P_IS_CURRENT,
@@ -51,9 +49,11 @@ from .table_index import (
     V_MISSING,
     V_REUPLOADED,
 )
-from .table_mirror import blob_prefix, flagged_rows, unavailable_reason
-from .timestamps import row_size
-from .transfer import block_id, normalize_etag
+from sync_core.index.table_mirror import blob_prefix, flagged_rows, unavailable_reason
+from sync_core.local.state import BlobRow, StateDB
+from sync_core.sync.progress import RunSummary
+from sync_core.sync.transfer import block_id, normalize_etag
+from sync_core.timestamps import row_size
 
 MiB = 1024 * 1024
 

@@ -6,7 +6,7 @@ service's. The SDK's ``query_entities`` turns each row into a ``TableEntity`` th
 ``strptime``), which verification then unwraps again: about 34 µs of CPU per row here, against 7–8 µs for
 ``json.loads`` and one pass over the typed properties (``docs/benchmarks.md``), and it holds the GIL. We
 send the same Query Entities request through the table client's own pipeline — its credential, retry
-policy, throttle hook and connection pool all apply — as :mod:`sync_core.listing` does for List Blobs. A
+policy, throttle hook and connection pool all apply — as :mod:`sync_core.storage.listing` does for List Blobs. A
 failed page raises what the SDK would (same class and ``error_code``), through the SDK's own error
 mapping. If the client lacks the internals we rely on (another SDK version), the public
 ``query_entities`` is used instead; tests check both give the same rows.
@@ -34,7 +34,7 @@ from azure.core.exceptions import (
 from azure.core.rest import HttpRequest
 from azure.data.tables import EntityProperty, TableClient
 
-from .listing import read_page
+from sync_core.storage.listing import read_page
 
 try:  # the SDK's own error mapping, so a failed page raises exactly what query_entities raises
     from azure.data.tables._error import _process_table_error

@@ -1,0 +1,1 @@
+"""The contracts both sides share: the blob name, the blob metadata, which files are media."""

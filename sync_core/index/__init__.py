@@ -1,0 +1,1 @@
+"""The Azure Table index: keys and entities, paged reads, the mirror from SQLite, rebuilds."""

@@ -1,0 +1,1 @@
+"""Storage access: SDK clients, timeouts and retries, bandwidth, adaptive concurrency, fast paths."""

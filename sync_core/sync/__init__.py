@@ -1,0 +1,1 @@
+"""The sync pipeline: scan -> plan -> hash -> transfer -> record -> mirror, and the repair loop."""

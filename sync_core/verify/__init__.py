@@ -1,0 +1,1 @@
+"""Verification: plan the units, verify one unit, publish the report (the cloud and the CLI alike)."""
