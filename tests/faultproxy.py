@@ -338,7 +338,7 @@ class FaultProxy:
                             canned = _canned(500, "Internal Server Error", "InternalError", "injected", None)
                         else:
                             canned = self._denial(req)
-                        ex.status = {"busy": 503, "error": 500, "deny": 403}[ex.fault]
+                        ex.status = int(canned.split(b" ", 2)[1])  # a subclass's denial may be another refusal
                         self._record(ex)  # before answering: a test may look as soon as the client has it
                         writer.write(canned)
                         await writer.drain()

@@ -123,3 +123,114 @@ def test_deep_verification_never_reads_an_archived_blob_and_reports_it(
     assert report["deep_archived"] == 1 and report["tier_bytes"] == {PREFIX: res.tier_bytes}
     assert report["deep_read_cost"]["amount"] == round(read_cost(res.deep_bytes_by_tier, prices), 4)
     assert report["deep_read_cost"]["currency"] == "USD"
+
+
+# -- the agent never undoes tiering ------------------------------------------------------------------------
+def _sync_via(monkeypatch, azurite, proxy: FaultProxy, src, state_dir) -> dict:
+    monkeypatch.setenv("AZURE_STORAGE_CONNECTION_STRING", proxied(azurite, proxy))
+    r = run_cli("sync", "--source", str(src), "--state-dir", str(state_dir), "--json")
+    monkeypatch.setenv("AZURE_STORAGE_CONNECTION_STRING", azurite.connection_string)
+    assert r.code == 0, r.err
+    return r.json()
+
+
+def _copies(proxy: FaultProxy, name: str) -> list[int | None]:
+    return [
+        ex.status
+        for ex in proxy.exchanges()
+        if ex.request.method == "PUT"
+        and ex.request.path.endswith("/" + name)
+        and "x-ms-copy-source" in ex.request.headers
+    ]
+
+
+def _uploads(proxy: FaultProxy, name: str) -> list[int]:
+    return [
+        ex.body_bytes
+        for ex in proxy.exchanges()
+        if ex.request.method == "PUT" and ex.request.path.endswith("/" + name) and ex.body_bytes
+    ]
+
+
+def test_duplicates_copy_from_a_cool_source_and_upload_when_the_source_is_archived(
+    azurite, monkeypatch, container, archive_proxy, tmp_path
+):
+    src, state_dir = tmp_path / "lib", tmp_path / "state"
+    data = det_bytes(21, 5000)
+    sha = _sha(data)
+    write_file(src, "a.jpg", data)
+    _sync(src, tmp_path)
+    first = f"{PREFIX}/{sha[:2]}/{sha}/a.jpg"
+    container.get_blob_client(first).set_standard_blob_tier("Cool")
+
+    write_file(src, "b.jpg", data)  # a duplicate: a server-side copy of the Cool blob
+    _sync_via(monkeypatch, azurite, archive_proxy, src, state_dir)
+    second = f"{PREFIX}/{sha[:2]}/{sha}/b.jpg"
+    assert _copies(archive_proxy, second) == [202] and _uploads(archive_proxy, second) == []
+    assert container.get_blob_client(second).download_blob().readall() == data
+
+    for name in (first, second):  # both copies age into Archive
+        container.get_blob_client(name).set_standard_blob_tier("Archive")
+        archive_proxy.archived.add(name)
+    write_file(src, "c.jpg", data)
+    _sync_via(monkeypatch, azurite, archive_proxy, src, state_dir)
+    third = f"{PREFIX}/{sha[:2]}/{sha}/c.jpg"
+    assert _copies(archive_proxy, third) == [409]  # refused, as the service refuses an archived source
+    assert _uploads(archive_proxy, third) == [len(data)]  # and uploaded from the local file instead
+    on_third = [ex.request.method for ex in archive_proxy.exchanges() if ex.request.path.endswith("/" + third)]
+    assert on_third == ["PUT", "PUT"]  # the refusal is not mistaken for "the name exists already" (no probe)
+    assert container.get_blob_client(third).download_blob().readall() == data
+    assert container.get_blob_client(first).get_blob_properties().blob_tier == "Archive"  # left where it was
+
+
+def test_an_adoption_takes_cool_and_archived_blobs_as_they_are(
+    azurite, monkeypatch, container, archive_proxy, tmp_path
+):
+    src = tmp_path / "lib"
+    files = {"cool.jpg": det_bytes(31, 4000), "archived.jpg": det_bytes(32, 6000)}
+    for rel, data in files.items():
+        write_file(src, rel, data)
+    _sync(src, tmp_path)
+    names = {rel: f"{PREFIX}/{_sha(d)[:2]}/{_sha(d)}/{rel}" for rel, d in files.items()}
+    container.get_blob_client(names["cool.jpg"]).set_standard_blob_tier("Cool")
+    container.get_blob_client(names["archived.jpg"]).set_standard_blob_tier("Archive")
+    archive_proxy.archived.add(names["archived.jpg"])
+
+    out = _sync_via(monkeypatch, azurite, archive_proxy, src, tmp_path / "fresh-state")  # a lost local index
+
+    touched = [
+        (ex.request.method, ex.request.query.get("comp", ""))
+        for ex in archive_proxy.exchanges()
+        if ex.request.path.endswith(tuple("/" + n for n in names.values()))
+    ]
+    assert touched and all(m == "HEAD" for m, _ in touched), touched  # properties only: no read, no write
+    assert (out["uploaded"], out["already_present"], out["bytes_uploaded"]) == (0, 2, 0)
+    props = {rel: container.get_blob_client(n).get_blob_properties() for rel, n in names.items()}
+    assert props["cool.jpg"].blob_tier == "Cool" and props["archived.jpg"].blob_tier == "Archive"
+
+
+def test_a_repair_never_rewrites_an_intact_tiered_blob(azurite, monkeypatch, container, table, archive_proxy, tmp_path):
+    src, state_dir = tmp_path / "lib", tmp_path / "state"
+    files = {"cool.jpg": det_bytes(41, 4000), "archived.jpg": det_bytes(42, 6000)}
+    for rel, data in files.items():
+        write_file(src, rel, data)
+    r = run_cli("sync", "--source", str(src), "--state-dir", str(state_dir))
+    assert r.code == 0, r.err
+    names = {rel: f"{PREFIX}/{_sha(d)[:2]}/{_sha(d)}/{rel}" for rel, d in files.items()}
+    etags = {rel: container.get_blob_client(n).get_blob_properties().etag for rel, n in names.items()}
+    container.get_blob_client(names["cool.jpg"]).set_standard_blob_tier("Cool")
+    container.get_blob_client(names["archived.jpg"]).set_standard_blob_tier("Archive")
+    archive_proxy.archived.add(names["archived.jpg"])
+    # Stale flags, as a verifier run racing the tier change might leave them.
+    for rel, verdict in (("cool.jpg", "missing"), ("archived.jpg", "etag_mismatch")):
+        pk, rk = keys_for_blob(PREFIX, names[rel])
+        table.update_entity({"PartitionKey": pk, "RowKey": rk, "VerifyStatus": verdict})
+
+    out = _sync_via(monkeypatch, azurite, archive_proxy, src, state_dir)
+
+    assert (out["repaired"], out["repair_lost"], out["bytes_uploaded"]) == (2, 0, 0)
+    methods = [ex.request.method for ex in archive_proxy.exchanges() if ex.request.path.endswith(tuple(names.values()))]
+    assert methods and set(methods) == {"HEAD"}, methods  # inspected, never read nor rewritten
+    for rel, n in names.items():
+        props = container.get_blob_client(n).get_blob_properties()
+        assert props.etag == etags[rel] and props.blob_tier == {"cool.jpg": "Cool", "archived.jpg": "Archive"}[rel]

@@ -36,6 +36,21 @@ def is_online(tier: object) -> bool:
     return normalize_tier(tier) in ONLINE_TIERS
 
 
+ARCHIVED_ERROR = "BlobArchived"  # the service's refusal to read or copy a blob in the Archive tier
+REHYDRATE_PENDING = "rehydrate-pending-to-"  # archive status of a blob on its way back online
+
+
+def is_archived_error(exc: BaseException) -> bool:
+    """Whether a storage error is the refusal of a blob that sits in the Archive tier (409 BlobArchived); the
+    SDK may raise it as any HttpResponseError subclass, so the code decides, not the type."""
+    return str(getattr(exc, "error_code", "") or "") == ARCHIVED_ERROR
+
+
+def is_rehydrating(archive_status: object) -> bool:
+    """Whether an archived blob's rehydration was already asked for and is under way."""
+    return str(archive_status or "").lower().startswith(REHYDRATE_PENDING)
+
+
 def add_tier_bytes(into: dict[str, int], blobs: Iterable[Any]) -> dict[str, int]:
     """Add the sizes of listed blobs (anything with ``size`` and ``tier``) to ``into``, by tier."""
     for blob in blobs:
