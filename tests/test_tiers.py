@@ -24,11 +24,28 @@ T0 = datetime(2026, 11, 1, 3, 0, 0, tzinfo=UTC)
 
 class ArchiveProxy(FaultProxy):
     """Azurite behind the refusals of a real account: reads (and copies) of the blobs in ``archived`` answer
-    409 BlobArchived, as the service does for a blob in the Archive tier."""
+    409 BlobArchived, as the service does for a blob in the Archive tier. A Set Blob Tier on one of them
+    starts a "rehydration" that never ends by itself: its properties say Archive and
+    ``rehydrate-pending-to-hot`` until the test calls :meth:`finish_rehydration`."""
 
     def __init__(self, upstream_port: int):
         super().__init__(upstream_port)
         self.archived: set[str] = set()  # blob names, as in the request path after the container
+        self.rehydrating: set[str] = set()
+        self.tier_requests: list[tuple[str, str, str]] = []  # (blob, x-ms-access-tier, x-ms-rehydrate-priority)
+
+    def finish_rehydration(self) -> None:
+        self.archived.clear()
+        self.rehydrating.clear()
+
+    def _response_head(self, req: Request, head: bytes) -> bytes:
+        if req.method != "HEAD" or self.blob_of(req) not in self.rehydrating:
+            return head
+        lines = [
+            ln for ln in head.decode("latin-1").split("\r\n") if ln and not ln.lower().startswith("x-ms-access-tier")
+        ]
+        lines += ["x-ms-access-tier: Archive", "x-ms-archive-status: rehydrate-pending-to-hot"]
+        return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
 
     def blob_of(self, req: Request) -> str:
         parts = req.path.split("/", 3)  # "", account, container, blob
@@ -41,6 +58,11 @@ class ArchiveProxy(FaultProxy):
         return req.method == "PUT" and any(source.endswith("/" + name) for name in self.archived)
 
     def _choose(self, req: Request) -> str | None:
+        name = self.blob_of(req)
+        if req.method == "PUT" and req.comp == "tier" and name in self.archived:
+            h = req.headers
+            self.tier_requests.append((name, h.get("x-ms-access-tier", ""), h.get("x-ms-rehydrate-priority", "")))
+            self.rehydrating.add(name)
         return "deny" if self.refused(req) else super()._choose(req)
 
     def _denial(self, req: Request) -> bytes:
@@ -234,3 +256,51 @@ def test_a_repair_never_rewrites_an_intact_tiered_blob(azurite, monkeypatch, con
     for rel, n in names.items():
         props = container.get_blob_client(n).get_blob_properties()
         assert props.etag == etags[rel] and props.blob_tier == {"cool.jpg": "Cool", "archived.jpg": "Archive"}[rel]
+
+
+# -- restore ------------------------------------------------------------------------------------------------
+def _restore_via(monkeypatch, azurite, proxy: FaultProxy, dest, *extra: str):
+    monkeypatch.setenv("AZURE_STORAGE_CONNECTION_STRING", proxied(azurite, proxy))
+    try:
+        return run_cli("restore", "--to", str(dest), "--state-dir", str(dest.parent / "no-state"), *extra)
+    finally:
+        monkeypatch.setenv("AZURE_STORAGE_CONNECTION_STRING", azurite.connection_string)
+
+
+def test_a_restore_meeting_archived_blobs_restores_the_rest_and_finishes_once_they_are_online(
+    azurite, monkeypatch, container, archive_proxy, tmp_path
+):
+    src, dest = tmp_path / "lib", tmp_path / "out"
+    files = {"hot.jpg": det_bytes(51, 3000), "cool.jpg": det_bytes(52, 4000), "old/archived.jpg": det_bytes(53, 5000)}
+    for rel, data in files.items():
+        write_file(src, rel, data)
+    _sync(src, tmp_path)
+    names = {rel: f"{PREFIX}/{_sha(d)[:2]}/{_sha(d)}/{rel}" for rel, d in files.items()}
+    container.get_blob_client(names["cool.jpg"]).set_standard_blob_tier("Cool")
+    container.get_blob_client(names["old/archived.jpg"]).set_standard_blob_tier("Archive")
+    archive_proxy.archived.add(names["old/archived.jpg"])
+
+    first = _restore_via(monkeypatch, azurite, archive_proxy, dest, "--rehydrate", "high")
+    assert first.code == 1, first.err
+    assert "1 file(s) pending rehydration" in first.out and "run the same restore again later" in first.out
+    assert "old/archived.jpg: archived; rehydration requested (high priority), expected about 1 hour" in first.err
+    assert (dest / "hot.jpg").read_bytes() == files["hot.jpg"] and (dest / "cool.jpg").read_bytes() == files["cool.jpg"]
+    assert sorted(p.name for p in (dest / "old").iterdir()) == []  # no half-written file, no temp left behind
+    assert archive_proxy.tier_requests == [(names["old/archived.jpg"], "Hot", "High")]
+
+    second = _restore_via(monkeypatch, azurite, archive_proxy, dest, "--json")  # still rehydrating
+    assert second.code == 1, second.err
+    doc = second.json()
+    assert (doc["present"], doc["pending"], doc["restored"]) == (2, 1, 0)
+    [pending] = doc["problems"]
+    assert pending["path"] == "old/archived.jpg" and pending["kind"] == "pending"
+    assert "rehydration under way (rehydrate-pending-to-hot)" in pending["detail"]
+    assert len(archive_proxy.tier_requests) == 1  # asked for once, not again
+
+    archive_proxy.finish_rehydration()
+    third = _restore_via(monkeypatch, azurite, archive_proxy, dest, "--json")
+    assert third.code == 0, third.err
+    doc = third.json()
+    assert (doc["present"], doc["pending"], doc["restored"]) == (2, 0, 1)
+    assert (dest / "old" / "archived.jpg").read_bytes() == files["old/archived.jpg"]
+    assert sorted(p.name for p in (dest / "old").iterdir()) == ["archived.jpg"]
