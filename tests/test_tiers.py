@@ -11,6 +11,7 @@ import pytest
 from azure.data.tables import TableClient, TableServiceClient
 from azure.storage.blob import BlobServiceClient
 
+from agent.console import human_bytes
 from sync_core.index.table_index import P_LAST_DEEP_VERIFIED, keys_for_blob
 from sync_core.storage.tiering import PriceTable, read_cost
 from sync_core.verify.partition import merge_summaries, verify_partition
@@ -304,3 +305,51 @@ def test_a_restore_meeting_archived_blobs_restores_the_rest_and_finishes_once_th
     assert (doc["present"], doc["pending"], doc["restored"]) == (2, 0, 1)
     assert (dest / "old" / "archived.jpg").read_bytes() == files["old/archived.jpg"]
     assert sorted(p.name for p in (dest / "old").iterdir()) == ["archived.jpg"]
+
+
+# -- status -------------------------------------------------------------------------------------------------
+def test_status_shows_bytes_per_tier_and_the_monthly_estimate(azurite, monkeypatch, container, tmp_path):
+    src, state = tmp_path / "lib", tmp_path / "state"
+    files = {"hot.jpg": det_bytes(61, 3000), "cool.jpg": det_bytes(62, 4000), "archived.jpg": det_bytes(63, 5000)}
+    for rel, data in files.items():
+        write_file(src, rel, data)
+    r = run_cli("sync", "--source", str(src), "--state-dir", str(state))
+    assert r.code == 0, r.err
+    for rel, tier in (("cool.jpg", "Cool"), ("archived.jpg", "Archive")):
+        sha = _sha(files[rel])
+        container.get_blob_client(f"{PREFIX}/{sha[:2]}/{sha}/{rel}").set_standard_blob_tier(tier)
+    reports = f"r{container.container_name[1:]}"
+    monkeypatch.setenv("VERIFY_REPORTS_CONTAINER", reports)
+    expected = {"Hot": 3000, "Cool": 4000, "Archive": 5000}
+    prices = tmp_path / "prices.json"
+    prices.write_text(
+        '{"as_of": "2030-01", "region": "testland", "redundancy": "LRS", "currency": "EUR",'
+        ' "storage_per_gb_month": {"Hot": 2, "Cool": 1, "Cold": 0.5, "Archive": 0.25},'
+        ' "read_per_gb": {"Hot": 0, "Cool": 1, "Cold": 2, "Archive": 3}}'
+    )
+
+    r = run_cli("status", "--state-dir", str(state), "--json", "--prices", str(prices))
+    assert r.code == 0, r.err
+    assert r.json()["tiers"]["estimate"] is None  # no verification yet, and no listing unless asked
+
+    v = run_cli("verify", "--state-dir", str(state), "--deep-budget", "1GiB", "--json")
+    assert v.code == 0, v.err
+    r = run_cli("status", "--state-dir", str(state), "--json", "--prices", str(prices))
+    assert r.code == 0, r.err
+    doc = r.json()
+    t = doc["tiers"]
+    assert (t["source"], t["bytes_by_tier"]) == ("verification", expected)
+    gib = 1024**3
+    assert t["estimate"]["monthly_total"] == round((3000 * 2 + 4000 * 1 + 5000 * 0.25) / gib, 4)
+    assert t["estimate"]["monthly_if_all_hot"] == round(12000 * 2 / gib, 4) and t["estimate"]["currency"] == "EUR"
+    assert doc["verification"]["deep_archived"] == 1
+    listed = run_cli("status", "--state-dir", str(state), "--json", "--prices", str(prices), "--tiers").json()
+    assert listed["tiers"]["source"] == "listing" and listed["tiers"]["estimate"] == t["estimate"]
+
+    monkeypatch.setenv("AZPHOTOSYNC_PRICES", str(prices))  # the environment names the same file
+    text = run_cli("status", "--state-dir", str(state), "--tiers")
+    assert text.code == 0, text.err
+    line = next(ln for ln in text.out.splitlines() if ln.strip().startswith("tiers"))
+    assert line.split("(")[0].split()[1:] == [w for t, n in expected.items() for w in (t, *human_bytes(n).split())]
+    assert "from a listing now" in text.out and "EUR" in text.out and "testland" in text.out
+    assert "1 blob(s) not deep-verifiable while archived" in text.out
