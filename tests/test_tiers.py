@@ -3,13 +3,12 @@ blob) the fault proxy does, so every path that meets a cool or archived blob is 
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import pytest
 from azure.data.tables import TableClient, TableServiceClient
-from azure.storage.blob import BlobServiceClient
+from azure.storage.blob import BlobServiceClient, ContainerClient
 
 from agent.console import human_bytes
 from sync_core.index.table_index import P_LAST_DEEP_VERIFIED, keys_for_blob
@@ -18,6 +17,7 @@ from sync_core.verify.partition import merge_summaries, verify_partition
 from sync_core.verify.reports import build_report
 from tests.conftest import det_bytes, run_cli, write_file
 from tests.faultproxy import FaultProxy, Request, _canned
+from tests.test_verify import _in_shard, _sha, _sync
 
 PREFIX = "photos/testhost"
 T0 = datetime(2026, 11, 1, 3, 0, 0, tzinfo=UTC)
@@ -85,23 +85,25 @@ def proxied(azurite, proxy: FaultProxy) -> str:
 @pytest.fixture
 def table(azurite, storage_env, container) -> TableClient:
     return TableServiceClient.from_connection_string(azurite.connection_string).get_table_client(
-        storage_env["AZURE_STORAGE_TABLE"]
+        container.container_name
     )
 
 
-def _sha(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
-def _in_shard(shard: str, seed: int, size: int) -> bytes:
-    while not _sha(data := det_bytes(seed, size)).startswith(shard):
-        seed += 1
-    return data
-
-
-def _sync(src, tmp_path) -> None:
-    r = run_cli("sync", "--source", str(src), "--state-dir", str(tmp_path / "state"))
-    assert r.code == 0, r.err
+def _library(
+    tmp_path, container: ContainerClient, proxy: ArchiveProxy, files: dict[str, bytes], tiers: dict[str, str]
+) -> dict[str, str]:
+    """Back ``files`` up (state in ``tmp_path/state``), move some to other tiers, and let the proxy refuse
+    reads of the archived ones; returns the blob name of each file."""
+    src = tmp_path / "lib"
+    for rel, data in files.items():
+        write_file(src, rel, data)
+    _sync(src, tmp_path)
+    names = {rel: f"{PREFIX}/{_sha(d)[:2]}/{_sha(d)}/{rel}" for rel, d in files.items()}
+    for rel, tier in tiers.items():
+        container.get_blob_client(names[rel]).set_standard_blob_tier(tier)
+        if tier == "Archive":
+            proxy.archived.add(names[rel])
+    return names
 
 
 # -- verification -------------------------------------------------------------------------------------------
@@ -211,13 +213,7 @@ def test_an_adoption_takes_cool_and_archived_blobs_as_they_are(
 ):
     src = tmp_path / "lib"
     files = {"cool.jpg": det_bytes(31, 4000), "archived.jpg": det_bytes(32, 6000)}
-    for rel, data in files.items():
-        write_file(src, rel, data)
-    _sync(src, tmp_path)
-    names = {rel: f"{PREFIX}/{_sha(d)[:2]}/{_sha(d)}/{rel}" for rel, d in files.items()}
-    container.get_blob_client(names["cool.jpg"]).set_standard_blob_tier("Cool")
-    container.get_blob_client(names["archived.jpg"]).set_standard_blob_tier("Archive")
-    archive_proxy.archived.add(names["archived.jpg"])
+    names = _library(tmp_path, container, archive_proxy, files, {"cool.jpg": "Cool", "archived.jpg": "Archive"})
 
     out = _sync_via(monkeypatch, azurite, archive_proxy, src, tmp_path / "fresh-state")  # a lost local index
 
@@ -235,15 +231,8 @@ def test_an_adoption_takes_cool_and_archived_blobs_as_they_are(
 def test_a_repair_never_rewrites_an_intact_tiered_blob(azurite, monkeypatch, container, table, archive_proxy, tmp_path):
     src, state_dir = tmp_path / "lib", tmp_path / "state"
     files = {"cool.jpg": det_bytes(41, 4000), "archived.jpg": det_bytes(42, 6000)}
-    for rel, data in files.items():
-        write_file(src, rel, data)
-    r = run_cli("sync", "--source", str(src), "--state-dir", str(state_dir))
-    assert r.code == 0, r.err
-    names = {rel: f"{PREFIX}/{_sha(d)[:2]}/{_sha(d)}/{rel}" for rel, d in files.items()}
+    names = _library(tmp_path, container, archive_proxy, files, {"cool.jpg": "Cool", "archived.jpg": "Archive"})
     etags = {rel: container.get_blob_client(n).get_blob_properties().etag for rel, n in names.items()}
-    container.get_blob_client(names["cool.jpg"]).set_standard_blob_tier("Cool")
-    container.get_blob_client(names["archived.jpg"]).set_standard_blob_tier("Archive")
-    archive_proxy.archived.add(names["archived.jpg"])
     # Stale flags, as a verifier run racing the tier change might leave them.
     for rel, verdict in (("cool.jpg", "missing"), ("archived.jpg", "etag_mismatch")):
         pk, rk = keys_for_blob(PREFIX, names[rel])
@@ -271,15 +260,10 @@ def _restore_via(monkeypatch, azurite, proxy: FaultProxy, dest, *extra: str):
 def test_a_restore_meeting_archived_blobs_restores_the_rest_and_finishes_once_they_are_online(
     azurite, monkeypatch, container, archive_proxy, tmp_path
 ):
-    src, dest = tmp_path / "lib", tmp_path / "out"
+    dest = tmp_path / "out"
     files = {"hot.jpg": det_bytes(51, 3000), "cool.jpg": det_bytes(52, 4000), "old/archived.jpg": det_bytes(53, 5000)}
-    for rel, data in files.items():
-        write_file(src, rel, data)
-    _sync(src, tmp_path)
-    names = {rel: f"{PREFIX}/{_sha(d)[:2]}/{_sha(d)}/{rel}" for rel, d in files.items()}
-    container.get_blob_client(names["cool.jpg"]).set_standard_blob_tier("Cool")
-    container.get_blob_client(names["old/archived.jpg"]).set_standard_blob_tier("Archive")
-    archive_proxy.archived.add(names["old/archived.jpg"])
+    tiers = {"cool.jpg": "Cool", "old/archived.jpg": "Archive"}
+    names = _library(tmp_path, container, archive_proxy, files, tiers)
 
     first = _restore_via(monkeypatch, azurite, archive_proxy, dest, "--rehydrate", "high")
     assert first.code == 1, first.err
@@ -308,16 +292,10 @@ def test_a_restore_meeting_archived_blobs_restores_the_rest_and_finishes_once_th
 
 
 # -- status -------------------------------------------------------------------------------------------------
-def test_status_shows_bytes_per_tier_and_the_monthly_estimate(azurite, monkeypatch, container, tmp_path):
-    src, state = tmp_path / "lib", tmp_path / "state"
+def test_status_shows_bytes_per_tier_and_the_monthly_estimate(azurite, monkeypatch, container, archive_proxy, tmp_path):
+    state = tmp_path / "state"
     files = {"hot.jpg": det_bytes(61, 3000), "cool.jpg": det_bytes(62, 4000), "archived.jpg": det_bytes(63, 5000)}
-    for rel, data in files.items():
-        write_file(src, rel, data)
-    r = run_cli("sync", "--source", str(src), "--state-dir", str(state))
-    assert r.code == 0, r.err
-    for rel, tier in (("cool.jpg", "Cool"), ("archived.jpg", "Archive")):
-        sha = _sha(files[rel])
-        container.get_blob_client(f"{PREFIX}/{sha[:2]}/{sha}/{rel}").set_standard_blob_tier(tier)
+    _library(tmp_path, container, archive_proxy, files, {"cool.jpg": "Cool", "archived.jpg": "Archive"})
     reports = f"r{container.container_name[1:]}"
     monkeypatch.setenv("VERIFY_REPORTS_CONTAINER", reports)
     expected = {"Hot": 3000, "Cool": 4000, "Archive": 5000}
