@@ -5,7 +5,7 @@ much as the service's. The SDK's ``list_blobs`` turns each List Blobs page into 
 into ``BlobProperties`` with a generic, reflective deserializer: about 0.2 ms of CPU per blob here
 (``docs/benchmarks.md``), more than the service spends producing it, and it holds the GIL. We send the
 same List Blobs request through the container client's own pipeline — its credential, retry policy,
-throttle hook and connection pool all apply — and read the five fields we use straight from the XML with
+throttle hook and connection pool all apply — and read the fields we use straight from the XML with
 ElementTree (about 25× cheaper). If the client lacks the pipeline we rely on (another SDK version), the
 public ``list_blobs`` is used instead; tests check both give the same entries.
 """
@@ -38,10 +38,20 @@ class BlobEntry:
     metadata: Mapping[str, str] = field(default_factory=dict)
     created_text: str = ""  # RFC 1123, parsed only when needed (orphans are rare)
     created_at: datetime | None = None
+    tier: str = ""  # the access tier as listed (empty: the account default, Hot)
+    archive_status: str = ""  # e.g. ``rehydrate-pending-to-hot`` while an archived blob is coming back
 
     @classmethod
     def of(cls, props: BlobProperties) -> BlobEntry:
-        return cls(props.name, int(props.size), props.etag, props.metadata or {}, created_at=props.creation_time)
+        return cls(
+            props.name,
+            int(props.size),
+            props.etag,
+            props.metadata or {},
+            created_at=props.creation_time,
+            tier=str(getattr(props.blob_tier, "value", props.blob_tier) or ""),
+            archive_status=str(props.archive_status or ""),
+        )
 
     @property
     def created(self) -> datetime | None:
@@ -143,6 +153,8 @@ def _entry(blob: ET.Element) -> BlobEntry | None:
         etag=props.findtext("Etag") or "",
         metadata={child.tag: child.text or "" for child in md_el} if md_el is not None and len(md_el) else {},
         created_text=props.findtext("Creation-Time") or "",
+        tier=props.findtext("AccessTier") or "",
+        archive_status=props.findtext("ArchiveStatus") or "",
     )
 
 
