@@ -1,4 +1,4 @@
-"""sync_core.verify.partition against Azurite: cost per partition, write-back under etag conditions, the deep-verify
+"""sync_core.verify's unit step against Azurite: cost per partition, write-back under etag conditions, the deep-verify
 rotation's coverage guarantee, prefix discovery; plus the pure verdict and allowance rules."""
 
 from __future__ import annotations
@@ -25,16 +25,17 @@ from sync_core.index.table_index import (
 from sync_core.verify.partition import (
     UNIT_ROWS,
     BlobView,
+    Problem,
     deep_allowance,
     discover_prefixes,
-    merge_summaries,
     partitions_for,
     quick_verdict,
     unit_digits,
-    verify_all,
     verify_partition,
 )
-from sync_core.verify.run import VerifySettings
+from sync_core.verify.reports import iso
+from sync_core.verify.run import Verifier, VerifySettings
+from sync_core.verify.summary import Plan, Summary, merge_summaries
 from tests.conftest import det_bytes, run_cli, write_file
 
 PREFIX = "photos/testhost"
@@ -62,6 +63,30 @@ def table(azurite, storage_env, container) -> TableClient:
     return TableServiceClient.from_connection_string(azurite.connection_string).get_table_client(
         storage_env["AZURE_STORAGE_TABLE"]
     )
+
+
+@pytest.fixture
+def verifier(storage_env, container) -> Verifier:
+    return Verifier(VerifySettings.from_env(storage_env))
+
+
+def verify_all(
+    verifier: Verifier,
+    partitions: list[str],
+    *,
+    now: datetime,
+    deep_budget: int = 0,
+    deep_reference: int | None = None,
+    workers: int = 8,
+) -> tuple[Summary, list[Problem]]:
+    """The verify step over ``partitions`` as ``azphotosync verify`` runs it (a thread pool of units)."""
+    plan: Plan = {
+        "prefixes": [PREFIX],
+        "deep_budget": deep_budget,
+        "deep_reference": deep_reference,
+        "previous_rows": None,
+    }
+    return verifier.run_units(plan, partitions, run_id="test", started_at=iso(now), workers=workers)
 
 
 # -- pure rules ---------------------------------------------------------------------------------------------
@@ -123,18 +148,20 @@ def test_settings_from_the_app_settings():
 
 
 # -- against Azurite -------------------------------------------------------------------------------------------
-def test_cost_is_one_listing_and_one_query_per_unit_and_a_healthy_archive_writes_nothing(container, table, tmp_path):
+def test_cost_is_one_listing_and_one_query_per_unit_and_a_healthy_archive_writes_nothing(
+    container, table, verifier, tmp_path
+):
     src = tmp_path / "lib"
     for i in range(12):
         write_file(src, f"a/{i}.jpg", det_bytes(i, 500 + i))
     _sync(src, tmp_path)
-    first, problems = verify_all(container, table, partitions_for([PREFIX]), now=T0, workers=16)
+    first, problems = verify_all(verifier, partitions_for([PREFIX]), now=T0, workers=16)
     assert problems == [] and first["counts"] == {"ok": 12} and first["rows"] == 12
     assert first["requests"] == {"listing_pages": 256, "query_pages": 256, "property_calls": 0, "writes": 0}
     # sixteen units of sixteen partitions: the same verdicts from 16 listings and 16 key-range queries
     units = partitions_for([PREFIX], digits=1)
     assert len(units) == 16 and units[10] == f"{PREFIX}/a"
-    second, _ = verify_all(container, table, units, now=T0 + timedelta(days=1), workers=4)
+    second, _ = verify_all(verifier, units, now=T0 + timedelta(days=1), workers=4)
     assert second["requests"] == {"listing_pages": 16, "query_pages": 16, "property_calls": 0, "writes": 0}
     assert second["counts"] == {"ok": 12} and second["rows"] == 12 and second["blobs"] == 12
     # never judged and now judged ok: nothing to record per row
@@ -145,7 +172,7 @@ def test_cost_is_one_listing_and_one_query_per_unit_and_a_healthy_archive_writes
     name = rows[0]["BlobName"]
     blob = container.get_blob_client(name)
     blob.set_blob_metadata({**blob.get_blob_properties().metadata, "sha256": "0" * 64})
-    third, problems = verify_all(container, table, units, now=T0 + timedelta(days=2), workers=4)
+    third, problems = verify_all(verifier, units, now=T0 + timedelta(days=2), workers=4)
     assert third["counts"] == {"ok": 11, "sha_mismatch": 1} and [p.blob_name for p in problems] == [name]
     assert third["requests"]["property_calls"] == 1 and third["requests"]["writes"] == 1
     row = table.get_entity(rows[0]["PartitionKey"], rows[0]["RowKey"])
@@ -215,7 +242,7 @@ def test_a_concurrent_agent_write_is_never_lost(azurite, storage_env, container,
         assert table.get_entity(*keys_for_blob(PREFIX, n))[P_VERIFY_STATUS] == "ok"
 
 
-def test_deep_rotation_covers_every_blob_within_ceil_total_over_budget_runs(container, table, tmp_path):
+def test_deep_rotation_covers_every_blob_within_ceil_total_over_budget_runs(container, table, verifier, tmp_path):
     src = tmp_path / "lib"
     sizes = [1000 + 731 * i for i in range(16)]  # uneven sizes, two partitions
     datas = [_in_shard("0a" if i % 2 else "0b", 1000 * i, s) for i, s in enumerate(sizes)]
@@ -230,7 +257,7 @@ def test_deep_rotation_covers_every_blob_within_ceil_total_over_budget_runs(cont
     verified_in: list[set[str]] = []
     for run in range(1 + 3 * window):
         now = LATER + timedelta(days=run)
-        summary, problems = verify_all(container, table, parts, now=now, deep_budget=budget, deep_reference=reference)
+        summary, problems = verify_all(verifier, parts, now=now, deep_budget=budget, deep_reference=reference)
         assert problems == []
         reference = summary["prefix_bytes"][PREFIX]
         assert reference == total
