@@ -4,6 +4,7 @@ rotation's coverage guarantee, prefix discovery; plus the pure verdict and allow
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -11,7 +12,7 @@ from typing import Any
 import pytest
 from azure.data.tables import TableClient, TableServiceClient, UpdateMode
 
-from sync_core.errors import ConfigError
+from sync_core.errors import ConfigError, UnstorableNameError
 from sync_core.index.table_index import (
     BINDING_PARTITION,
     P_DELETED_AT,
@@ -34,8 +35,9 @@ from sync_core.verify.partition import (
     verify_partition,
 )
 from sync_core.verify.reports import iso
-from sync_core.verify.run import Verifier, VerifySettings
-from sync_core.verify.summary import Plan, Summary, merge_summaries
+from sync_core.verify.run import Verifier, VerifySettings, parse_prefixes
+from sync_core.verify.summary import Job, Plan, Summary, empty_summary, failed_summary, merge_summaries, run_summary
+from sync_core.verify.verdicts import ALL_VERDICTS, DAMAGE_VERDICTS, PROBLEM_VERDICTS, Verdict
 from tests.conftest import det_bytes, run_cli, write_file
 
 PREFIX = "photos/testhost"
@@ -126,6 +128,55 @@ def test_merge_is_order_independent():
     m = merge_summaries([a, b])
     assert m["partitions"] == 2 and m["rows"] == 3 and m["counts"] == {"missing": 1, "ok": 2}
     assert m["prefix_bytes"] == {"p": 6}
+
+
+def test_verdicts_are_the_strings_rows_and_reports_store():
+    assert [str(v) for v in ALL_VERDICTS] == [
+        "ok", "missing", "size_mismatch", "etag_mismatch", "sha_mismatch", "sha_missing", "orphan_repaired", "orphan"
+    ]  # fmt: skip
+    assert json.dumps({Verdict.SHA_MISMATCH: 1, "v": Verdict.OK}) == '{"sha_mismatch": 1, "v": "ok"}'
+    assert DAMAGE_VERDICTS < PROBLEM_VERDICTS and Verdict.ORPHAN_REPAIRED not in PROBLEM_VERDICTS
+    assert Verdict.REUPLOADED not in ALL_VERDICTS  # the agent's, never a verifier's count
+
+
+def test_units_not_verified_enter_the_sum_as_failed_never_as_verified():
+    ok = {"partition": "p/00", "rows": 2, "counts": {"ok": 2}}
+    total = run_summary(
+        {"prefixes": ["p"], "deep_budget": 7, "deep_reference": None, "previous_rows": None},
+        [ok, failed_summary("partitions p/01 … p/20", "service unavailable", 32)],
+    )
+    assert (total["partitions"], total["partitions_failed"], total["rows"]) == (1, 32, 2)
+    assert total["errors"] == ["partitions p/01 … p/20: service unavailable"]
+    assert (total["prefixes"], total["deep_budget"]) == (["p"], 7)
+
+
+def test_a_bad_prefix_setting_keeps_its_cause():
+    with pytest.raises(ConfigError, match="VERIFY_PREFIXES") as info:
+        parse_prefixes("photos/../x")
+    assert isinstance(info.value.__cause__, UnstorableNameError)
+
+
+class RecordingVerifier(Verifier):
+    """Records the jobs the verify step gets, and verifies nothing."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self.jobs: list[tuple[Job, bool]] = []
+
+    def verify_unit(self, job: Job, *, stage: bool) -> tuple[Summary, list[Problem]]:
+        self.jobs.append((job, stage))
+        return {**empty_summary(), "partition": job["partition"], "partitions": 1, "rows": 1}, []
+
+
+def test_the_cli_runs_every_unit_through_the_cloud_s_verify_step(storage_env):
+    v = RecordingVerifier(VerifySettings.from_env(storage_env))
+    plan: Plan = {"prefixes": [PREFIX], "deep_budget": 5, "deep_reference": 40, "previous_rows": None}
+    units = partitions_for([PREFIX], digits=1)
+    summary, problems = v.run_units(plan, units, run_id="r1", started_at="2026-11-01T03:00:00Z", workers=4)
+    assert (summary["partitions"], summary["rows"], problems) == (16, 16, [])
+    want = {"run_id": "r1", "started_at": "2026-11-01T03:00:00Z", "deep_budget": 5, "deep_reference": 40,
+            "partitions_total": 16}  # fmt: skip
+    assert sorted(v.jobs, key=lambda js: js[0]["partition"]) == [({**want, "partition": u}, False) for u in units]
 
 
 def test_unit_size_follows_the_library_size():
