@@ -233,7 +233,7 @@ def verifier() -> Verifier:
 
 
 @app.activity_trigger(input_name="job", activity="plan_verification")
-def plan_verification(job: dict[str, Any]) -> dict[str, Any]:
+def plan_verification(job: dict[str, Any]) -> Plan:
     return verifier().plan()
 
 

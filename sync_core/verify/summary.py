@@ -42,13 +42,6 @@ class Job(RunJob):
     partition: str  # ``<prefix>/<xx>`` or ``<prefix>/<x>``
 
 
-class Requests(TypedDict, total=False):
-    listing_pages: int
-    query_pages: int
-    property_calls: int
-    writes: int
-
-
 class Summary(TypedDict):
     """Ids and counts of a unit, a batch, a prefix or the run (the report's figures)."""
 
@@ -64,7 +57,7 @@ class Summary(TypedDict):
     candidate_bytes: int  # bytes of rows that passed quick verify: the deep-verify pool
     skipped_changed: int  # rows or blobs that changed during the run: checked again next run
     prefix_bytes: dict[str, int]  # candidate bytes per prefix: the next run's deep-verify reference
-    requests: Requests
+    requests: dict[str, int]  # listing_pages, query_pages, property_calls (one blob each), writes
     errors: list[str]
     prefixes: list[str]  # set by run_summary
     deep_budget: int  # set by run_summary
@@ -128,7 +121,7 @@ def merge_summaries(summaries: Iterable[Mapping[str, Any]]) -> Summary:
         for k, v in s.get("prefix_bytes", {}).items():
             out["prefix_bytes"][k] = out["prefix_bytes"].get(k, 0) + int(v)
     out["counts"] = {k: counts[k] for k in sorted(counts)}
-    out["requests"] = requests  # type: ignore[typeddict-item]
+    out["requests"] = requests
     return out
 
 
