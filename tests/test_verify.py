@@ -72,7 +72,7 @@ def verifier(storage_env, container) -> Verifier:
     return Verifier(VerifySettings.from_env(storage_env))
 
 
-def verify_all(
+def verify_units(
     verifier: Verifier,
     partitions: list[str],
     *,
@@ -206,13 +206,13 @@ def test_cost_is_one_listing_and_one_query_per_unit_and_a_healthy_archive_writes
     for i in range(12):
         write_file(src, f"a/{i}.jpg", det_bytes(i, 500 + i))
     _sync(src, tmp_path)
-    first, problems = verify_all(verifier, partitions_for([PREFIX]), now=T0, workers=16)
+    first, problems = verify_units(verifier, partitions_for([PREFIX]), now=T0, workers=16)
     assert problems == [] and first["counts"] == {"ok": 12} and first["rows"] == 12
     assert first["requests"] == {"listing_pages": 256, "query_pages": 256, "property_calls": 0, "writes": 0}
     # sixteen units of sixteen partitions: the same verdicts from 16 listings and 16 key-range queries
     units = partitions_for([PREFIX], digits=1)
     assert len(units) == 16 and units[10] == f"{PREFIX}/a"
-    second, _ = verify_all(verifier, units, now=T0 + timedelta(days=1), workers=4)
+    second, _ = verify_units(verifier, units, now=T0 + timedelta(days=1), workers=4)
     assert second["requests"] == {"listing_pages": 16, "query_pages": 16, "property_calls": 0, "writes": 0}
     assert second["counts"] == {"ok": 12} and second["rows"] == 12 and second["blobs"] == 12
     # never judged and now judged ok: nothing to record per row
@@ -223,7 +223,7 @@ def test_cost_is_one_listing_and_one_query_per_unit_and_a_healthy_archive_writes
     name = rows[0]["BlobName"]
     blob = container.get_blob_client(name)
     blob.set_blob_metadata({**blob.get_blob_properties().metadata, "sha256": "0" * 64})
-    third, problems = verify_all(verifier, units, now=T0 + timedelta(days=2), workers=4)
+    third, problems = verify_units(verifier, units, now=T0 + timedelta(days=2), workers=4)
     assert third["counts"] == {"ok": 11, "sha_mismatch": 1} and [p.blob_name for p in problems] == [name]
     assert third["requests"]["property_calls"] == 1 and third["requests"]["writes"] == 1
     row = table.get_entity(rows[0]["PartitionKey"], rows[0]["RowKey"])
@@ -308,7 +308,7 @@ def test_deep_rotation_covers_every_blob_within_ceil_total_over_budget_runs(cont
     verified_in: list[set[str]] = []
     for run in range(1 + 3 * window):
         now = LATER + timedelta(days=run)
-        summary, problems = verify_all(verifier, parts, now=now, deep_budget=budget, deep_reference=reference)
+        summary, problems = verify_units(verifier, parts, now=now, deep_budget=budget, deep_reference=reference)
         assert problems == []
         reference = summary["prefix_bytes"][PREFIX]
         assert reference == total
