@@ -33,6 +33,7 @@ from sync_core.verify.reports import (
     read_latest_report,
     report_is_clean,
 )
+from sync_core.verify.verdicts import Verdict
 
 from .console import describe_left_out, human_bytes
 from .lock import live_holder
@@ -296,7 +297,7 @@ def _verification(
         "clean": clean,
     }
     info["partitions_failed"] = int(report.get("partitions_failed") or 0)
-    bad = {k: v for k, v in counts.items() if v and k not in ("ok", "orphan_repaired")}
+    bad = {k: v for k, v in counts.items() if v and k not in (Verdict.OK, Verdict.ORPHAN_REPAIRED)}
     if bad:
         detail = ", ".join(f"{k} {v}" for k, v in sorted(bad.items()))
         attention.append(f"the latest cloud verification ({info['finished_at']}) found problems: {detail}")

@@ -292,7 +292,7 @@ def test_every_function_activity_works_with_the_function_roles(
             for p in partitions_for(plan["prefixes"])
             if p.rsplit("/", 1)[1] in shards
         ]
-        from sync_core.verify.partition import merge_summaries
+        from sync_core.verify.summary import merge_summaries
 
         summary = merge_summaries(summaries)
         assert summary["counts"]["missing"] == 1 and summary["counts"]["orphan_repaired"] == 1, summary

@@ -13,8 +13,9 @@ from azure.storage.blob import BlobServiceClient, ContainerClient
 from agent.console import human_bytes
 from sync_core.index.table_index import P_LAST_DEEP_VERIFIED, keys_for_blob
 from sync_core.storage.tiering import PriceTable, read_cost
-from sync_core.verify.partition import merge_summaries, verify_partition
+from sync_core.verify.partition import verify_partition
 from sync_core.verify.reports import build_report
+from sync_core.verify.summary import merge_summaries
 from tests.conftest import det_bytes, run_cli, write_file
 from tests.faultproxy import FaultProxy, Request, _canned
 from tests.test_verify import _in_shard, _sha, _sync

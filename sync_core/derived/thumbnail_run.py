@@ -37,7 +37,6 @@ from sync_core.derived.facts import MediaFacts, write_facts
 from sync_core.derived.renditions import LARGEST, render, rendition_name
 from sync_core.errors import ConfigError, first_line
 from sync_core.index.table_index import (
-    DAMAGE_VERDICTS,
     P_BLOB_NAME,
     P_RENDITION_STATE,
     P_SHA256,
@@ -51,6 +50,7 @@ from sync_core.index.table_query import odata_string, query_pages
 from sync_core.storage.clients import blob_service, table_service
 from sync_core.verify.partition import discover_prefixes, partition_id, plain, split_partition
 from sync_core.verify.run import ENV_PREFIXES, parse_prefixes
+from sync_core.verify.verdicts import DAMAGE_VERDICTS
 
 ENV_THUMBNAILS_CONTAINER = "AZURE_STORAGE_THUMBNAILS_CONTAINER"
 DEFAULT_THUMBNAILS_CONTAINER = "thumbnails"

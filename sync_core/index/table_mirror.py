@@ -33,7 +33,6 @@ from sync_core.index import table_batch
 from sync_core.index.table_index import (
     BINDING_PARTITION,
     BINDING_ROW,
-    DAMAGE_VERDICTS,
     P_BLOB_ETAG,
     P_BLOB_NAME,
     P_BOUND_ACCOUNT,
@@ -57,6 +56,7 @@ from sync_core.index.table_query import odata_string, query_pages
 from sync_core.local.state import BlobRow, StateDB
 from sync_core.storage.clients import access_checked
 from sync_core.sync.progress import RunSummary
+from sync_core.verify.verdicts import DAMAGE_VERDICTS
 
 MAX_BATCH = table_batch.MAX_OPERATIONS  # the service's limit for one entity-group transaction
 _INT64_PROPS = (P_SIZE, P_MTIME_NS)
@@ -156,7 +156,7 @@ def prefix_rows(
 
 def flagged_rows(table_client: TableClient, prefix: str, source_id: str) -> list[dict[str, Any]]:
     """Rows of ``source_id`` under ``prefix`` that the cloud flagged as damaged (``VerifyStatus`` in
-    :data:`~sync_core.index.table_index.DAMAGE_VERDICTS`). One filtered range query over the prefix's partitions."""
+    :data:`~sync_core.verify.verdicts.DAMAGE_VERDICTS`). One filtered range query over the prefix's partitions."""
     verdicts = sorted(DAMAGE_VERDICTS)
     extra = " or ".join(f"{P_VERIFY_STATUS} eq @v{i}" for i in range(len(verdicts)))
     params = {f"v{i}": v for i, v in enumerate(verdicts)}
