@@ -32,7 +32,7 @@ from typing import Any
 import azure.durable_functions as df
 import azure.functions as func
 
-from sync_core.derived.thumbnail_run import Thumbnailer, ThumbnailSettings
+from sync_core.derived.thumbnail_run import Thumbnailer, ThumbnailSettings, thumbnails_container_name
 from sync_core.derived.thumbnail_run import merge_summaries as merge_thumbnail_summaries
 from sync_core.errors import first_line
 from sync_core.verify.partition import merge_summaries, partitions_for
@@ -288,7 +288,6 @@ def thumbnail_partition(job: dict[str, Any]) -> dict[str, Any]:
 def _gallery(_settings_key: tuple[str, ...]) -> func.AsgiMiddleware:
     from gallery.app import create_app
     from gallery.auth import CloudAuth
-    from gallery.derived import thumbnails_container_name
     from sync_core.config import ENV_PREFIX, resolve_storage_config
     from sync_core.errors import ConfigError
     from sync_core.storage.clients import blob_service, table_service

@@ -16,6 +16,7 @@ from azure.data.tables import TableClient
 from azure.storage.blob import ContainerClient
 
 from sync_core.config import StorageConfig
+from sync_core.derived.thumbnail_run import DEFAULT_THUMBNAILS_CONTAINER, ENV_THUMBNAILS_CONTAINER
 from sync_core.errors import ConfigError
 from sync_core.index.table_mirror import open_table
 from sync_core.local.state import StateDB
@@ -36,8 +37,6 @@ class Archive:
 
 
 def thumbnails_option(p: argparse.ArgumentParser) -> None:
-    from gallery.derived import DEFAULT_THUMBNAILS_CONTAINER, ENV_THUMBNAILS_CONTAINER
-
     p.add_argument(
         "--thumbnails-container",
         default=os.environ.get(ENV_THUMBNAILS_CONTAINER, DEFAULT_THUMBNAILS_CONTAINER),
@@ -99,7 +98,7 @@ def prepare(args: argparse.Namespace) -> tuple[Any, str]:
     """The app and the URL to print (with the sign-in key when remote); usage errors before any I/O."""
     from gallery.app import create_app
     from gallery.auth import LocalAuth
-    from gallery.catalog import catalog_blob_name, refresh_catalog
+    from sync_core.derived.catalog import catalog_blob_name, refresh_catalog
 
     if not 0 <= args.port <= 65535:
         raise ConfigError("--port must be between 0 and 65535")

@@ -14,8 +14,19 @@ from azure.data.tables import TableClient, TableServiceClient
 from azure.storage.blob import BlobServiceClient, ContainerClient
 from PIL import Image
 
-from gallery import derived
-from gallery.catalog import item_id, refresh_catalog
+from sync_core.derived.albums import AlbumStore
+from sync_core.derived.catalog import item_id, refresh_catalog
+from sync_core.derived.renditions import SIZES, rendition_name
+from sync_core.derived.timeline import current_items
+from sync_core.index.table_index import (
+    P_DURATION,
+    P_PIXEL_HEIGHT,
+    P_PIXEL_WIDTH,
+    P_RENDITION_DETAIL,
+    P_RENDITION_STATE,
+    RENDITION_FAILED,
+    RENDITION_MADE,
+)
 from sync_core.index.table_mirror import prefix_rows
 from tests.conftest import run_cli
 from tests.media_samples import exif_tiff
@@ -103,20 +114,20 @@ def build_library(connection_string: str, root: Path) -> Library:
         facts: dict[str, object] = {}
         if rel.endswith(".mp4"):
             size, colour = (160, 120), (0, 80, 160)
-            facts[derived.P_DURATION] = 4.0
+            facts[P_DURATION] = 4.0
         else:
             colour, size = files[rel][0], files[rel][1]
         if rel.endswith("broken.jpg"):
-            facts.update({derived.P_RENDITION_STATE: derived.RENDITION_FAILED, derived.P_RENDITION_REASON: "truncated"})
+            facts.update({P_RENDITION_STATE: RENDITION_FAILED, P_RENDITION_DETAIL: "truncated"})
         else:
-            for longer in derived.RENDITION_SIZES:
-                thumbnails.upload_blob(derived.rendition_name(sha, longer), _webp(size, longer, colour))
-            facts.update({derived.P_WIDTH: size[0], derived.P_HEIGHT: size[1],
-                          derived.P_RENDITION_STATE: derived.RENDITION_MADE})  # fmt: skip
+            for longer in SIZES:
+                thumbnails.upload_blob(rendition_name(sha, longer), _webp(size, longer, colour))
+            facts.update({P_PIXEL_WIDTH: size[0], P_PIXEL_HEIGHT: size[1], P_RENDITION_STATE: RENDITION_MADE})
         if rel.endswith("beach.jpg"):
             facts.update({"VerifyStatus": "ok", "LastVerified": datetime(2026, 11, 30, 3, 0, tzinfo=UTC)})
         table.update_entity({"PartitionKey": row["PartitionKey"], "RowKey": row["RowKey"], **facts})
-    derived.write_album(table, ALBUM, uuid.uuid4().hex, [(PREFIX, names[r].split("/")[3], r)
-                                                        for r in ("2024/summer/beach.jpg", "2024/summer/clip.mp4")])
+    albums = AlbumStore(table, "gallerytest")
+    members = ("2024/summer/beach.jpg", "2024/summer/clip.mp4")
+    albums.add(albums.create(ALBUM)[0], [i for i in current_items(table, PREFIX) if i.relpath in members])
     refresh_catalog(table, thumbnails, PREFIX)
     return Library(connection_string, data, thumbnails, table, PREFIX, ids, names)

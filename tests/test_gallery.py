@@ -16,8 +16,9 @@ from gallery.app import STATIC_DIR, create_app
 from gallery.auth import CloudAuth, LocalAuth
 from gallery.catalog import CatalogStore
 from gallery.media import RangeNotSatisfiable, parse_range
-from gallery.shares import SHARES_PARTITION, ShareGone, list_shares, parse_expiry, resolve
+from gallery.shares import ShareGone, list_shares, parse_expiry, resolve
 from sync_core.errors import ConfigError
+from sync_core.index.table_index import SHARES_PARTITION
 from tests.conftest import run_cli
 from tests.gallery_library import ALBUM, HOSTILE, Library, build_library
 
@@ -189,7 +190,7 @@ def test_page_views_read_the_catalog_not_the_table(library: Library, azurite):
 
 
 def test_catalog_is_reloaded_when_its_blob_changes(library: Library):
-    from gallery.catalog import refresh_catalog
+    from sync_core.derived.catalog import refresh_catalog
 
     store = CatalogStore(library.thumbnails, library.prefix, recheck_s=0)
     first = store.get()
