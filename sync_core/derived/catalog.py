@@ -13,6 +13,7 @@ Items are addressed by an opaque id (a hash of the blob name): no request ever c
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import hashlib
 import json
@@ -20,6 +21,7 @@ from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
 from azure.data.tables import TableClient
 from azure.storage.blob import ContainerClient, ContentSettings
 
@@ -142,3 +144,19 @@ def refresh_catalog(table: TableClient, thumbnails: ContainerClient, prefix: str
     doc = build_catalog(table, prefix)
     write_catalog(thumbnails, doc)
     return len(doc["items"])
+
+
+def refresh_if_set_up(
+    table: TableClient, thumbnails: ContainerClient, prefix: str, *, create: bool = False
+) -> int | None:
+    """:func:`refresh_catalog`, unless the thumbnails container does not exist: then no gallery is set up for
+    this archive and there is nothing to keep current (``None``). ``create``: make the container instead
+    (the emulator, ``--create-container``)."""
+    try:
+        thumbnails.get_container_properties()
+    except ResourceNotFoundError:
+        if not create:
+            return None
+        with contextlib.suppress(ResourceExistsError):
+            thumbnails.create_container()
+    return refresh_catalog(table, thumbnails, prefix)
