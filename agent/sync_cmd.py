@@ -7,13 +7,12 @@ import json
 import sqlite3
 from pathlib import Path
 
-from azure.core.exceptions import AzureError
 from azure.data.tables import TableClient
 from azure.storage.blob import BlobServiceClient
 from rich.console import Console
 from rich.markup import escape
 
-from sync_core.errors import ConfigError, first_line
+from sync_core.errors import ConfigError
 from sync_core.index.table_mirror import open_table_if_usable
 from sync_core.local.exclude import ExcludeRules
 from sync_core.local.state import DB_NAME, StateDB, damaged_error, is_damage, read_meta
@@ -122,17 +121,12 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _refresh_catalog(table: TableClient, blobs: BlobServiceClient, prefix: str, *, create: bool) -> None:
-    """Keep the gallery's catalog current after the mirror. It is derived data: a failure is one note on
-    stderr, never a failed backup (the next sync or thumbnails run rebuilds it)."""
+    """Keep the gallery's catalog current after the mirror (``create``: the thumbnails container too)."""
     from sync_core.derived.catalog import refresh_if_set_up  # imported only by a real run with a table
-    from sync_core.derived.thumbnail_run import thumbnails_container_name
 
-    try:
-        refresh_if_set_up(table, blobs.get_container_client(thumbnails_container_name()), prefix, create=create)
-    except AzureError as exc:
-        Console(stderr=True, highlight=False, soft_wrap=True).print(
-            f"note: gallery catalog not refreshed: {escape(first_line(exc))}"
-        )
+    from .gallery_cmd import keep_catalog_current
+
+    keep_catalog_current(blobs, lambda thumbs: refresh_if_set_up(table, thumbs, prefix, create=create))
 
 
 def _sync(args: argparse.Namespace, state: StateDB, engine: SyncEngine, where: str) -> int:

@@ -96,3 +96,20 @@ def test_thumbnails_command_refreshes_the_catalog_with_the_renditions_state(cont
     )  # fmt: skip
     assert items["2024/clip.mp4"]["rs"] == "made" and items["2024/clip.mp4"]["dur"] == pytest.approx(1.0, abs=0.2)
     assert items["2024/broken.jpg"]["rs"] == "failed" and items["2024/broken.jpg"]["rr"]
+
+
+def test_album_commands_update_the_catalogs_albums_without_a_scan(container, thumbs, tmp_path):
+    thumbs.create_container()
+    src = _library(tmp_path)
+    state = str(tmp_path / "state")
+    assert run_cli("--source", str(src), "--state-dir", state).code == 0
+    ids = {it["n"]: it["id"] for it in _catalog(thumbs)["items"]}
+    assert run_cli("album", "create", "Trip", "--state-dir", state).code == 0
+    assert _catalog(thumbs)["albums"] == {"Trip": []}
+    assert run_cli("album", "add", "Trip", "--path", "2024/p*", "--state-dir", state).code == 0
+    assert _catalog(thumbs)["albums"] == {"Trip": [ids["2024/portrait.jpg"]]}
+    assert run_cli("album", "remove", "Trip", "--path", "2024/portrait.jpg", "--state-dir", state).code == 0
+    assert _catalog(thumbs)["albums"] == {"Trip": []}
+    r = run_cli("album", "delete", "Trip", "--state-dir", state)
+    assert r.code == 0 and "catalog" not in (r.out + r.err).lower()
+    assert _catalog(thumbs)["albums"] == {}

@@ -146,6 +146,21 @@ def refresh_catalog(table: TableClient, thumbnails: ContainerClient, prefix: str
     return len(doc["items"])
 
 
+def refresh_albums(table: TableClient, thumbnails: ContainerClient, prefix: str) -> bool:
+    """Store the catalog of ``prefix`` again with the albums as they are now (after an album edit: no scan
+    of the index); ``False`` when there is no catalog yet (the next sync or thumbnails run builds it)."""
+    try:
+        raw = thumbnails.download_blob(catalog_blob_name(prefix), decompress=False).readall()
+    except ResourceNotFoundError:
+        return False
+    doc = json.loads(gzip.decompress(raw))
+    if doc.get("schema") != SCHEMA:
+        return False
+    doc["albums"] = album_ids(AlbumStore(table, "catalog"), prefix, doc["items"])
+    write_catalog(thumbnails, doc)
+    return True
+
+
 def refresh_if_set_up(
     table: TableClient, thumbnails: ContainerClient, prefix: str, *, create: bool = False
 ) -> int | None:
