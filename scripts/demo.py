@@ -30,7 +30,7 @@ CLI = str(Path(sys.executable).with_name("azphotosync"))
 RGB = tuple[int, int, int]
 
 
-def _scene(size: tuple[int, int], sky: RGB, ground: RGB, sun: bool = True) -> Image.Image:
+def scene(size: tuple[int, int], sky: RGB, ground: RGB, sun: bool = True) -> Image.Image:
     """A small landscape-like picture (sky, sun, hills): real pixels, so the thumbnails show something."""
     w, h = size
     im = Image.new("RGB", size, sky)
@@ -64,7 +64,7 @@ def _video(path: Path, created: str, colour: RGB, seconds: int = 2) -> None:
             stream = out.add_stream("mpeg4", rate=10)
         stream.width, stream.height, stream.pix_fmt = 320, 240, "yuv420p"
         for i in range(seconds * 10):
-            frame = _scene((320, 240), colour, (40 + i * 4, 110, 60), sun=i % 10 < 5)
+            frame = scene((320, 240), colour, (40 + i * 4, 110, 60), sun=i % 10 < 5)
             for packet in stream.encode(av.VideoFrame.from_image(frame)):
                 out.mux(packet)
         for packet in stream.encode():
@@ -79,18 +79,18 @@ def make_library() -> None:
     lib = LIBRARY
     for d in ("2024/01 Winter", "2024/07 Été à la plage", "2025/Family #1 & friends", "2025/Screenshots"):
         (lib / d).mkdir(parents=True, exist_ok=True)
-    winter = _scene((1600, 1200), (120, 150, 190), (235, 238, 245))
+    winter = scene((1600, 1200), (120, 150, 190), (235, 238, 245))
     winter.save(lib / "2024/01 Winter/IMG_0001.JPG", quality=85, exif=_exif("2024:01:14 10:32:00", "Pixel 7"))
-    snow = _scene((1200, 900), (90, 110, 160), (220, 225, 235), sun=False)
+    snow = scene((1200, 900), (90, 110, 160), (220, 225, 235), sun=False)
     snow.save(lib / "2024/01 Winter/IMG_0002.HEIC", quality=80, exif=_exif("2024:01:15 16:05:00", "iPhone 15"))
     _video(lib / "2024/01 Winter/Clip 0003.MOV", "2024-01-15T16:10:00Z", (100, 130, 180))
     (lib / "2024/07 Été à la plage/DSC_0101.NEF").write_bytes(random.Random(2026).randbytes(300_000))
     # Stored sideways as a camera held upright does, with orientation 6: the thumbnail comes out portrait.
-    beach = _scene((1067, 1600), (40, 150, 230), (230, 200, 140)).rotate(90, expand=True)
+    beach = scene((1067, 1600), (40, 150, 230), (230, 200, 140)).rotate(90, expand=True)
     beach.save(lib / "2024/07 Été à la plage/DSC_0102.jpg", quality=85,
                exif=_exif("2024:07:21 11:15:00", "NIKON Z 6", orientation=6))  # fmt: skip
     _video(lib / "2025/Family #1 & friends/PXL_2025.mp4", "2025-05-03T14:00:00Z", (230, 160, 90))
-    scan = _scene((1000, 1400), (245, 240, 225), (200, 190, 170), sun=False)
+    scan = scene((1000, 1400), (245, 240, 225), (200, 190, 170), sun=False)
     scan.save(lib / "2025/Family #1 & friends/scan 50%.tif", compression="tiff_deflate")
     shot = Image.new("RGB", (1280, 800), (250, 250, 252))
     ImageDraw.Draw(shot).rectangle([40, 40, 1240, 120], fill=(40, 90, 200))
