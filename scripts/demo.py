@@ -53,18 +53,20 @@ def _exif(taken: str, model: str, orientation: int = 1) -> Image.Exif:
     return exif
 
 
-def _video(path: Path, created: str, colour: RGB, seconds: int = 2) -> None:
-    """A short H.264 (else MPEG-4) clip with a creation time, written by PyAV (its wheels carry FFmpeg)."""
+def video(path: Path, colour: RGB, *, seconds: int = 2, size: tuple[int, int] = (320, 240), created: str = "") -> None:
+    """A short H.264 (else MPEG-4) clip with a key frame every second (so seeking has somewhere to land) and,
+    when given, a creation time; written by PyAV (its wheels carry FFmpeg)."""
     with av.open(str(path), "w", format="mov" if path.suffix.lower() == ".mov" else "mp4") as out:
-        out.metadata["creation_time"] = created
+        if created:
+            out.metadata["creation_time"] = created
         try:
             stream = out.add_stream("libx264", rate=10)
             stream.options = {"g": "10", "preset": "ultrafast"}
         except Exception:  # an FFmpeg build without x264
             stream = out.add_stream("mpeg4", rate=10)
-        stream.width, stream.height, stream.pix_fmt = 320, 240, "yuv420p"
+        stream.width, stream.height, stream.pix_fmt = *size, "yuv420p"
         for i in range(seconds * 10):
-            frame = scene((320, 240), colour, (40 + i * 4, 110, 60), sun=i % 10 < 5)
+            frame = scene(size, colour, (40 + i * 4, 110, 60), sun=i % 10 < 5)
             for packet in stream.encode(av.VideoFrame.from_image(frame)):
                 out.mux(packet)
         for packet in stream.encode():
@@ -83,13 +85,13 @@ def make_library() -> None:
     winter.save(lib / "2024/01 Winter/IMG_0001.JPG", quality=85, exif=_exif("2024:01:14 10:32:00", "Pixel 7"))
     snow = scene((1200, 900), (90, 110, 160), (220, 225, 235), sun=False)
     snow.save(lib / "2024/01 Winter/IMG_0002.HEIC", quality=80, exif=_exif("2024:01:15 16:05:00", "iPhone 15"))
-    _video(lib / "2024/01 Winter/Clip 0003.MOV", "2024-01-15T16:10:00Z", (100, 130, 180))
+    video(lib / "2024/01 Winter/Clip 0003.MOV", (100, 130, 180), created="2024-01-15T16:10:00Z")
     (lib / "2024/07 Été à la plage/DSC_0101.NEF").write_bytes(random.Random(2026).randbytes(300_000))
     # Stored sideways as a camera held upright does, with orientation 6: the thumbnail comes out portrait.
     beach = scene((1067, 1600), (40, 150, 230), (230, 200, 140)).rotate(90, expand=True)
     beach.save(lib / "2024/07 Été à la plage/DSC_0102.jpg", quality=85,
                exif=_exif("2024:07:21 11:15:00", "NIKON Z 6", orientation=6))  # fmt: skip
-    _video(lib / "2025/Family #1 & friends/PXL_2025.mp4", "2025-05-03T14:00:00Z", (230, 160, 90))
+    video(lib / "2025/Family #1 & friends/PXL_2025.mp4", (230, 160, 90), created="2025-05-03T14:00:00Z")
     scan = scene((1000, 1400), (245, 240, 225), (200, 190, 170), sun=False)
     scan.save(lib / "2025/Family #1 & friends/scan 50%.tif", compression="tiff_deflate")
     shot = Image.new("RGB", (1280, 800), (250, 250, 252))

@@ -14,7 +14,7 @@ from pathlib import Path
 from azure.data.tables import TableClient, TableServiceClient
 from azure.storage.blob import BlobServiceClient, ContainerClient
 
-from scripts.demo import scene
+from scripts.demo import scene, video
 from sync_core.derived.albums import AlbumStore
 from sync_core.derived.catalog import item_id
 from sync_core.derived.timeline import current_items
@@ -46,25 +46,6 @@ def _jpeg(colour: tuple[int, int, int], size: tuple[int, int], taken: str, model
     return buf.getvalue()
 
 
-def _mp4(path: Path, seconds: int = 4) -> None:
-    """A short H.264 (or MPEG-4) MP4 with a key frame every second, so seeking has somewhere to land."""
-    import av
-
-    with av.open(str(path), "w") as out:
-        try:
-            stream = out.add_stream("libx264", rate=10)
-            stream.options = {"g": "10", "preset": "ultrafast"}
-        except Exception:  # an FFmpeg build without x264
-            stream = out.add_stream("mpeg4", rate=10)
-        stream.width, stream.height, stream.pix_fmt = 160, 120, "yuv420p"
-        for i in range(seconds * 10):
-            img = scene((160, 120), (i * 6 % 255, 80, 160), (60, 130, 70), sun=i % 10 < 5)
-            for packet in stream.encode(av.VideoFrame.from_image(img)):
-                out.mux(packet)
-        for packet in stream.encode():
-            out.mux(packet)
-
-
 def build_library(connection_string: str, root: Path) -> Library:
     name = f"g{uuid.uuid4().hex[:20]}"
     blobs = BlobServiceClient.from_connection_string(connection_string)
@@ -83,7 +64,8 @@ def build_library(connection_string: str, root: Path) -> Library:
         p.parent.mkdir(parents=True, exist_ok=True)
         p.write_bytes(_jpeg(colour, size, taken, model))
     (src / "2024/summer").mkdir(parents=True, exist_ok=True)
-    _mp4(src / "2024/summer/clip.mp4")  # no creation time recorded: dated by its mtime (and shown as such)
+    video(src / "2024/summer/clip.mp4", (0, 80, 160), seconds=4, size=(160, 120))  # no creation time: dated by
+    # its mtime (and shown as such)
     when = int(datetime(2024, 7, 20, 18, 0, tzinfo=UTC).timestamp())
     os.utime(src / "2024/summer/clip.mp4", (when, when))
     storage = ("--connection-string", connection_string, "--container", name, "--table", name, "--prefix", PREFIX,
