@@ -290,6 +290,8 @@ def thumbnail_partition(job: dict[str, Any]) -> dict[str, Any]:
     summary, _ = thumbnailer().partition(job["partition"])
     summary.pop("failures", None)
     return summary
+
+
 @app.activity_trigger(input_name="job", activity="refresh_catalog")
 def refresh_catalog(job: dict[str, Any]) -> dict[str, Any]:
     return thumbnailer().refresh_catalog(job["prefix"])

@@ -26,9 +26,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from sync_core.derived.albums import AlbumStore
 from sync_core.derived.albums import resolve as resolve_members
-from sync_core.derived.catalog import album_ids
+from sync_core.derived.catalog import album_ids, catalog_item
 from sync_core.derived.renditions import SIZES, rendition_name
-from sync_core.derived.timeline import Item
 from sync_core.errors import ConfigError
 
 from . import media
@@ -126,10 +125,6 @@ def _error(status: int, message: str) -> JSONResponse:
     return _json({"error": message}, status)
 
 
-def _item(prefix: str, it: dict[str, Any]) -> Item:
-    return Item(prefix, it["n"], it["s"], it["b"], int(it["z"]), 0)
-
-
 def _edit_album(
     albums: AlbumStore, prefix: str, name: str, add: list[dict[str, Any]], remove: list[dict[str, Any]]
 ) -> str:
@@ -139,10 +134,10 @@ def _edit_album(
     if album is None:
         return name
     if add:
-        albums.add(album, [_item(prefix, it) for it in add])
+        albums.add(album, [catalog_item(prefix, it) for it in add])
     if remove:
         gone = {it["b"] for it in remove}
-        resolved = resolve_members(albums.members(album), [_item(prefix, it) for it in remove])
+        resolved = resolve_members(albums.members(album), [catalog_item(prefix, it) for it in remove])
         albums.remove(album, [r.member for r in resolved if r.item is not None and r.item.blob_name in gone])
     return album.name
 

@@ -276,3 +276,18 @@ def test_album_edit_needs_csrf_and_updates_the_catalog_without_a_scan(client: Te
     assert r.json()["count"] == 1
     ids = [it["id"] for it in client.get("/api/album", params={"name": "Picks <i>"}).json()["items"]]
     assert ids == [snow]
+
+
+def test_album_edits_in_the_gallery_are_the_cli_albums(client: TestClient, library: Library):
+    """One album store: what the gallery edits, `azphotosync album` sees (and a bad name is a 400)."""
+    from sync_core.derived.albums import AlbumStore
+
+    csrf = client.get("/api/session").json()["csrf"]
+    snow = library.ids["2023/winter/snow.jpg"]
+    bad = client.post("/api/album/edit", json={"name": "a\tb", "add": [snow]}, headers={"x-csrf-token": csrf})
+    assert bad.status_code == 400 and "control characters" in bad.json()["error"]
+    r = client.post("/api/album/edit", json={"name": " Winter ", "add": [snow]}, headers={"x-csrf-token": csrf})
+    assert r.json() == {"name": "Winter", "count": 1}
+    album = AlbumStore(library.table, "test").get("Winter")
+    assert album.created_by == "gallery"
+    assert [m.relpath for m in AlbumStore(library.table, "test").members(album)] == ["2023/winter/snow.jpg"]

@@ -97,16 +97,19 @@ def item_from_row(row: Mapping[str, Any]) -> dict[str, Any] | None:
     }
 
 
+def catalog_item(prefix: str, it: Mapping[str, Any]) -> Item:
+    """The timeline item a catalog entry stands for (what album members resolve against)."""
+    return Item(normalize_prefix(prefix), it["n"], it["s"], it["b"], int(it["z"]), 0)
+
+
 def album_ids(store: AlbumStore, prefix: str, items: Iterable[Mapping[str, Any]]) -> dict[str, list[str]]:
     """Every user album as the ids of the catalog items its members under ``prefix`` stand for, resolved as
     everywhere else (:func:`sync_core.derived.albums.resolve`: same file, else moved, else edited); members
     that stand for nothing here (gone, or another prefix's) are left out."""
     prefix = normalize_prefix(prefix)
-    by_name: dict[str, str] = {}
-    current: list[Item] = []
-    for it in items:
-        by_name[it["b"]] = it["id"]
-        current.append(Item(prefix, it["n"], it["s"], it["b"], int(it["z"]), 0))
+    items = list(items)
+    by_name = {it["b"]: it["id"] for it in items}
+    current = [catalog_item(prefix, it) for it in items]
     out: dict[str, list[str]] = {}
     for album in store.albums():
         mine = [m for m in store.members(album) if normalize_prefix(m.prefix) == prefix]
