@@ -10,6 +10,7 @@
         plan_thumbnails                   prefixes to cover (creates the thumbnails container if missing)
         thumbnails_prefix (one per prefix) sub-orchestration: 256 partitions in batches of BATCH
             thumbnail_partition           the missing renditions of one partition, facts into its rows
+            refresh_catalog               then the gallery's catalog of the prefix (sync_core.derived.catalog)
 
     gallery (HTTP, every path)  ──> the same ASGI app as `azphotosync gallery` (package ``gallery``), behind
         App Service authentication (Entra ID, infra/): the app itself answers 401 without a principal and
@@ -32,7 +33,7 @@ from typing import Any
 import azure.durable_functions as df
 import azure.functions as func
 
-from sync_core.derived.thumbnail_run import Thumbnailer, ThumbnailSettings
+from sync_core.derived.thumbnail_run import Thumbnailer, ThumbnailSettings, thumbnails_container_name
 from sync_core.derived.thumbnail_run import merge_summaries as merge_thumbnail_summaries
 from sync_core.errors import first_line
 from sync_core.verify.partition import partitions_for
@@ -189,6 +190,12 @@ def thumbnails_prefix(context: df.DurableOrchestrationContext) -> Generator[Any,
     summaries, errors = yield from _in_groups(
         context, partitions_for([job["prefix"]]), BATCH, partition_task, lambda b: f"partitions {b[0]} … {b[-1]}"
     )
+    try:  # last: the gallery's catalog of this prefix with what the partitions recorded
+        yield context.call_activity_with_retry(
+            "refresh_catalog", ACTIVITY_RETRY, {"run_id": job["run_id"], "prefix": job["prefix"]}
+        )
+    except Exception as exc:
+        errors.append(f"catalog of {job['prefix']}: {_first_line(exc)}")
     summary = merge_thumbnail_summaries(summaries)
     summary["errors"] = summary["errors"] + errors
     return summary
@@ -273,12 +280,18 @@ def thumbnail_partition(job: dict[str, Any]) -> dict[str, Any]:
     summary, _ = thumbnailer().partition(job["partition"])
     summary.pop("failures", None)
     return summary
+
+
+@app.activity_trigger(input_name="job", activity="refresh_catalog")
+def refresh_catalog(job: dict[str, Any]) -> dict[str, Any]:
+    return thumbnailer().refresh_catalog(job["prefix"])
+
+
 # -- gallery (HTTP) ------------------------------------------------------------------------------------------
 @functools.cache
 def _gallery(_settings_key: tuple[str, ...]) -> func.AsgiMiddleware:
     from gallery.app import create_app
     from gallery.auth import CloudAuth
-    from gallery.derived import thumbnails_container_name
     from sync_core.config import ENV_PREFIX, resolve_storage_config
     from sync_core.errors import ConfigError
     from sync_core.storage.clients import blob_service, table_service

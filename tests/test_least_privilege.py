@@ -163,6 +163,8 @@ def test_every_agent_command_works_with_the_agent_roles(
         assert r.code == 0, r.err
         assert (r.json()["uploaded"] + r.json()["copied"], r.json()["mirrored"]) == (4, 4)
         assert agent.denied == []
+        thumbs = archive.blobs.get_container_client(archive.names["thumbnailsContainerName"])
+        assert [b.name for b in thumbs.list_blobs()] == ["catalog/photos/testhost.json.gz"]  # the gallery's
 
         r = run_cli("status", "--state-dir", str(state), "--json")
         assert r.code == 0, r.json()["attention"]

@@ -32,6 +32,7 @@ from azure.storage.blob import BlobServiceClient, ContainerClient
 
 from sync_core.config import StorageConfig, resolve_storage_config
 from sync_core.derived.blob_reader import BlobReader
+from sync_core.derived.catalog import refresh_catalog
 from sync_core.derived.decoders import DecodeError, Limits, decode, kind_of
 from sync_core.derived.facts import MediaFacts, write_facts
 from sync_core.derived.renditions import LARGEST, render, rendition_name
@@ -156,6 +157,11 @@ class Thumbnailer:
             with contextlib.suppress(ResourceExistsError):
                 self.thumbs.create_container()
         return {"prefixes": sorted(set(found) | set(self.settings.prefixes))}
+
+    # -- last step --------------------------------------------------------------------------------------
+    def refresh_catalog(self, prefix: str) -> dict[str, Any]:
+        """The gallery's catalog of ``prefix`` rebuilt with the rendition facts this run recorded."""
+        return {"prefix": prefix, "items": refresh_catalog(self.table, self.thumbs, prefix)}
 
     # -- step 2 -----------------------------------------------------------------------------------------
     def partition(self, partition: str) -> tuple[dict[str, Any], list[dict[str, str]]]:

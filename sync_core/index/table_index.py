@@ -130,6 +130,7 @@ def keys_for_blob(prefix: str, name: str) -> tuple[str, str]:
 RESERVED_MARK = "%~"
 RESERVED_END = "%~~"  # above every reserved partition key: they continue with [0-9a-z-] only
 ALBUMS_PARTITION = "%~albums"  # one row per user album, RowKey = album_key(name)
+SHARES_PARTITION = "%~shares"  # one row per gallery share link, RowKey = the SHA-256 of its token
 _ALBUM_ID = re.compile(r"^[0-9a-f]{32}$")
 
 
