@@ -337,8 +337,11 @@ def test_every_thumbnail_activity_works_with_the_function_roles(
             for p in partitions_for(plan["prefixes"])
             if p.rsplit("/", 1)[1] in shards
         ]
+        function_app.refresh_catalog({"run_id": "t1", "prefix": "photos/testhost"})
         assert fn.denied == []
     made = sum(s["counts"].get("made", 0) for s in summaries)
     assert made == 1, summaries
     thumbs = archive.blobs.get_container_client(archive.names["thumbnailsContainerName"])
-    assert {b.name.rsplit("/", 1)[1] for b in thumbs.list_blobs()} == {"320.webp", "1600.webp"}
+    names = [b.name for b in thumbs.list_blobs()]
+    assert {n.rsplit("/", 1)[1] for n in names if not n.startswith("catalog/")} == {"320.webp", "1600.webp"}
+    assert "catalog/photos/testhost.json.gz" in names
