@@ -216,7 +216,7 @@ def resolve_storage_config(
     try:
         pfx = normalize_prefix(prefix or env.get(ENV_PREFIX) or default_prefix(sid))
     except UnstorableNameError as exc:
-        raise ConfigError(str(exc)) from None
+        raise ConfigError(str(exc)) from exc
     return StorageConfig(
         container=validate_container_name(container or env.get(ENV_CONTAINER) or DEFAULT_CONTAINER),
         table=validate_table_name(table or env.get(ENV_TABLE) or DEFAULT_TABLE),

@@ -68,8 +68,8 @@ def check_relpath(relpath: str) -> None:
     yields one) or its bytes are not UTF-8, which neither the metadata nor the index can carry."""
     try:
         relpath.encode("utf-8")
-    except UnicodeEncodeError:
-        raise UnstorableNameError("name is not valid UTF-8; rename the file to back it up") from None
+    except UnicodeEncodeError as exc:
+        raise UnstorableNameError("name is not valid UTF-8; rename the file to back it up") from exc
     for seg in relpath.split("/"):
         if seg in ("", ".", ".."):
             raise UnstorableNameError("path has an empty, '.' or '..' segment")

@@ -206,12 +206,12 @@ class StateDB:
             if getattr(self, "_w", None) is not None:
                 self._w.close()
             if isinstance(exc, sqlite3.DatabaseError) and is_damage(exc):
-                raise damaged_error(self.path, exc) from None
+                raise damaged_error(self.path, exc) from exc
             if isinstance(exc, OSError | sqlite3.DatabaseError):
                 raise ConfigError(
                     f"state dir {str(self.state_dir)!r} is not usable ({exc}); fix its permissions or choose "
                     "another with --state-dir"
-                ) from None
+                ) from exc
             raise
 
     def _open_readonly(self) -> sqlite3.Connection:
@@ -267,7 +267,7 @@ class StateDB:
                 self._pending_writes += 1
                 return self._w.execute(sql, tuple(params))
             except sqlite3.OperationalError as exc:
-                raise self._write_failed(exc) from None
+                raise self._write_failed(exc) from exc
 
     def commit(self) -> None:
         """Make recorded rows durable. Called in batches by the pipeline and at the end of a run."""
@@ -276,7 +276,7 @@ class StateDB:
                 try:
                     self._w.execute("COMMIT")
                 except sqlite3.OperationalError as exc:
-                    raise self._write_failed(exc) from None
+                    raise self._write_failed(exc) from exc
                 self._in_tx = False
                 self._pending_writes = 0
 

@@ -212,7 +212,7 @@ def client_config_checked() -> Iterator[None]:
     try:
         yield
     except ValueError as exc:
-        raise ConfigError(f"storage configuration not usable: {first_line(exc)}") from None
+        raise ConfigError(f"storage configuration not usable: {first_line(exc)}") from exc
 
 
 def error_code(exc: HttpResponseError) -> str | None:
@@ -235,8 +235,8 @@ def access_checked(
     (:attr:`StorageConfig.credential_kind`): a refused key or SAS is named, not a role to grant."""
     try:
         yield
-    except ResourceNotFoundError:
-        raise ConfigError(missing) from None
+    except ResourceNotFoundError as exc:
+        raise ConfigError(missing) from exc
     except ClientAuthenticationError as exc:
         raise ConfigError(
             credential_refused(
@@ -245,15 +245,15 @@ def access_checked(
                 f"authentication failed ({first_line(exc)}): sign in again (`az login`) or check the managed "
                 "identity",
             )
-        ) from None
+        ) from exc
     except HttpResponseError as exc:
         if exc.status_code == 403:
             if error_code(exc) == "AuthorizationPermissionMismatch" and credential == "account key":
-                raise ConfigError(denied) from None  # a key may do everything: this is a role refusing
-            raise ConfigError(credential_refused(credential, first_line(exc), denied)) from None
-        raise ConfigError(f"cannot use {what}: {first_line(exc)}") from None
+                raise ConfigError(denied) from exc  # a key may do everything: this is a role refusing
+            raise ConfigError(credential_refused(credential, first_line(exc), denied)) from exc
+        raise ConfigError(f"cannot use {what}: {first_line(exc)}") from exc
     except AzureError as exc:  # connection refused, DNS, TLS: config problems at start-up
-        raise ConfigError(f"cannot reach storage at {url}: {first_line(exc)}") from None
+        raise ConfigError(f"cannot reach storage at {url}: {first_line(exc)}") from exc
 
 
 def open_container(service: BlobServiceClient, cfg: StorageConfig, *, create: bool = False) -> ContainerClient:

@@ -78,8 +78,8 @@ def read_latest_report(blob_service: BlobServiceClient, reports_container: str) 
         return None
     try:
         doc = json.loads(data)
-    except ValueError:
-        raise ValueError(f"{reports_container}/{LATEST_NAME} is not valid JSON") from None
+    except ValueError as exc:
+        raise ValueError(f"{reports_container}/{LATEST_NAME} is not valid JSON") from exc
     if not isinstance(doc, dict) or "schema" not in doc:
         raise ValueError(f"{reports_container}/{LATEST_NAME} is not a verification report")
     return doc

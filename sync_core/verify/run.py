@@ -60,7 +60,7 @@ def parse_prefixes(text: str | Iterable[str]) -> tuple[str, ...]:
     try:
         return tuple(sorted({normalize_prefix(p.strip()) for p in items if p.strip()}))
     except UnstorableNameError as exc:
-        raise ConfigError(f"{ENV_PREFIXES}: {exc}") from None
+        raise ConfigError(f"{ENV_PREFIXES}: {exc}") from exc
 
 
 @dataclass
@@ -93,11 +93,11 @@ class Verifier:
         if self.settings.discover:
             try:
                 found = discover_prefixes(self.table)
-            except ResourceNotFoundError:
+            except ResourceNotFoundError as exc:
                 raise ConfigError(
                     f"index table {self.settings.cfg.table!r} does not exist: run a sync first or check "
                     "AZURE_STORAGE_TABLE"
-                ) from None
+                ) from exc
         previous = None
         try:
             previous = reports.read_latest_report(self.blobs, self.settings.reports_container)
