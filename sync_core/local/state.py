@@ -72,7 +72,7 @@ MIGRATIONS: list[str] = [
         summary     TEXT
     );
     """,
-    # Table mirror and closed-loop repair (issue 3): find local copies by content; log repair outcomes.
+    # Table mirror and closed-loop repair: find local copies by content; log repair outcomes.
     """
     CREATE INDEX IF NOT EXISTS files_by_sha ON files(sha256);
     CREATE TABLE IF NOT EXISTS repair_log (
@@ -183,7 +183,7 @@ class StateDB:
         """Open (creating and migrating) ``<state_dir>/index.db``. ``readonly`` never creates or changes
         anything on disk: a missing database reads as empty (for dry runs). A file that is not a database
         raises :class:`DamagedIndexError`; ``check`` also reads every page first (``PRAGMA quick_check``,
-        ~0.2 s per 100,000 files: for the recovery commands, not for every sync)."""
+        which reads the whole file: for the recovery commands, not for every sync)."""
         self.state_dir = Path(state_dir).expanduser().absolute()
         self.path = self.state_dir / DB_NAME
         self.readonly = readonly
@@ -458,7 +458,7 @@ class StateDB:
             n += 1
         return n
 
-    # -- Table mirror, closed-loop repair, rebuild (issue 3) ------------------------------------------
+    # -- Table mirror, closed-loop repair, rebuild ------------------------------------------
     _BLOB_COLS = (
         "blob_name, relpath, sha256, size, mtime_ns, etag, source_id, uploaded_at, is_current,"
         " deleted_at, capture_time, camera_model"

@@ -151,9 +151,10 @@ def make_transport(pool_size: int) -> RequestsTransport:
     verify: dict[str, Any] = {}
     if not urllib.request.getproxies():
         # With trust_env, requests re-reads the proxy variables, ~/.netrc and the CA-bundle variables on
-        # every request (0.2 ms of CPU per Put Blob, 15% of it). Without a proxy only the CA bundle can
-        # matter: read it once. (A ~/.netrc entry for the storage host would even replace the SDK's own
-        # Authorization header.) With a proxy configured, requests keeps applying it and NO_PROXY per request.
+        # every request (a sizeable share of a Put Blob's CPU: docs/benchmarks.md). Without a proxy only
+        # the CA bundle can matter: read it once. (A ~/.netrc entry for the storage host would even replace
+        # the SDK's own Authorization header.) With a proxy configured, requests keeps applying it and NO_PROXY
+        # per request.
         session.trust_env = False
         bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
         if bundle:
