@@ -16,8 +16,6 @@ from sync_core.errors import ConfigError, first_line, redact
 
 from .lock import LockHeldError
 
-EXIT_OK = 0
-EXIT_FILES_FAILED = 1
 EXIT_USAGE = 2
 EXIT_LOCKED = 3
 EXIT_INTERNAL = 4

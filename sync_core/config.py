@@ -146,10 +146,6 @@ class StorageConfig:
     table_endpoint: str | None = None
 
     @property
-    def uses_credential(self) -> bool:
-        return self.connection_string is None
-
-    @property
     def credential_kind(self) -> str:
         """What the service checks: "account key", "SAS" or "identity" (a token): an error that refuses it
         must name that, not the role an identity would need."""

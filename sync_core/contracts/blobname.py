@@ -160,11 +160,6 @@ def is_name_of(prefix: str, name: str, sha256: str, relpath: str) -> bool:
         return False
 
 
-def shard_prefix(prefix: str, sha256_or_shard: str) -> str:
-    """The listing prefix ``<prefix>/<xx>/`` that holds every blob whose SHA-256 starts with ``xx``."""
-    return f"{normalize_prefix(prefix)}/{sha256_or_shard[:2]}/"
-
-
 def parse_blob_name(prefix: str, name: str) -> tuple[str, str]:
     """Split a contract blob name into ``(sha256, name path)`` — the stored form; :func:`decode_path` gives
     the true path when the name holds it. ``ValueError`` when the name does not fit the contract."""

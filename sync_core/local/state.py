@@ -330,9 +330,6 @@ class StateDB:
             out.update((r[0], FileRow(*r)) for r in cur)
         return out
 
-    def file_count(self) -> int:
-        return self._w.execute("SELECT count(*) FROM files").fetchone()[0]
-
     def totals(self) -> tuple[int, int, int]:
         """``(files, bytes, blobs)``: files backed up now, their bytes, and blobs ever written (history)."""
         files, size = self._w.execute("SELECT count(*), coalesce(sum(size), 0) FROM files").fetchone()
