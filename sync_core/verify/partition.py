@@ -86,7 +86,6 @@ ALL_VERDICTS = (
 PROBLEM_VERDICTS = DAMAGE_VERDICTS | {V_ORPHAN}
 QUERY_PAGE = 1000  # the service maximum
 TRANSACTION_SIZE = 100  # entity-group transaction limit
-HASH_CHUNK = 4 * 1024 * 1024
 _SHARD_RE = re.compile(r"^[0-9a-f]{1,2}$")  # a unit of work: one partition (xx) or sixteen (x)
 _PK_SHARD_RE = re.compile(r"^[0-9a-f]{2}$")
 UNIT_ROWS = 10_000  # rows a one-digit unit may hold (memory per worker) before runs use 256 units
