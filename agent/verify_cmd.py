@@ -7,7 +7,9 @@ import argparse
 import json
 import os
 import uuid
+from collections.abc import Mapping
 from datetime import UTC, datetime
+from typing import Any
 
 from azure.core.exceptions import AzureError, HttpResponseError
 from rich.console import Console
@@ -162,6 +164,20 @@ def _not_stored_reason(exc: AzureError, args: argparse.Namespace) -> str:
     return first_line(exc)
 
 
+def tier_lines(report: Mapping[str, Any]) -> list[str]:
+    """What tiering meant for the deep re-hash: rows it could not read, and what its reads cost."""
+    lines = []
+    if int(report.get("deep_archived") or 0):
+        lines.append(f"{report['deep_archived']} blob(s) not deep-verifiable while archived (quick-verified)")
+    cost = report.get("deep_read_cost") or {}
+    if cost.get("amount"):
+        amount = f"{cost['amount']:.2f} {cost.get('currency', '')}".strip()
+        lines.append(f"deep re-hash read charges about {amount} ({cost['prices']})")
+    elif cost.get("error"):
+        lines.append(f"deep re-hash read charges unknown: {cost['error']}")
+    return lines
+
+
 def print_report(out: Console, report: dict) -> None:
     """A verification report for people (``status`` shows the latest one the same way)."""
     c = report["counts"]
@@ -171,6 +187,8 @@ def print_report(out: Console, report: dict) -> None:
         f"{human_bytes(report['deep_bytes'])}"
     )
     out.print("  " + "  ".join(f"{k.replace('_', ' ')} {v}" for k, v in c.items()))
+    for line in tier_lines(report):
+        out.print("  " + escape(line))
     for p in report["problems"]:
         style = "green" if p["verdict"] == "orphan_repaired" else "red"
         out.print(f"[{style}]{p['verdict']:<15}[/{style}] {escape(p['blob_name'])}: {escape(p['detail'])}")

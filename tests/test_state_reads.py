@@ -28,3 +28,30 @@ def test_load_stats_and_file_rows_agree_with_load_files(tmp_path: Path) -> None:
     assert got == {k: v for k, v in state.load_files().items() if k in set(wanted)}
     assert state.file_rows([]) == {}
     state.close()
+
+
+def test_close_closes_the_reader_of_every_thread(tmp_path: Path) -> None:
+    """A worker thread's reader left open would be closed by the garbage collector at an arbitrary later
+    moment, checkpointing and removing the WAL then (a damaged index's WAL is evidence to keep)."""
+    import gc
+    import sqlite3
+    import threading
+
+    state = StateDB(tmp_path / "state")
+    workers = [threading.Thread(target=state.blob_for_sha, args=("0" * 64,)) for _ in range(3)]
+    for t in workers:
+        t.start()
+    for t in workers:
+        t.join()
+    state.close()
+    db = str(state.path)
+    still_open = []
+    for obj in gc.get_objects():
+        if isinstance(obj, sqlite3.Connection):
+            try:
+                files = [row[2] for row in obj.execute("PRAGMA database_list")]
+            except sqlite3.ProgrammingError:  # closed
+                continue
+            if db in files:
+                still_open.append(obj)
+    assert still_open == []

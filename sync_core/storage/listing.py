@@ -5,7 +5,7 @@ much as the service's. The SDK's ``list_blobs`` turns each List Blobs page into 
 into ``BlobProperties`` with a generic, reflective deserializer, which costs more CPU than the service spends
 producing the page, and holds the GIL (figures in ``docs/benchmarks.md``). We send the same List Blobs request
 through the container client's own pipeline (reached through :mod:`~sync_core.storage.sdk_internals`) — its
-credential, retry policy, throttle hook and connection pool all apply — and read the five fields we use
+credential, retry policy, throttle hook and connection pool all apply — and read the fields we use
 straight from the XML with ElementTree. If this SDK version keeps the pipeline elsewhere, the public
 ``list_blobs`` is used instead; tests check both give the same entries.
 """
@@ -40,10 +40,20 @@ class BlobEntry:
     metadata: Mapping[str, str] = field(default_factory=dict)
     created_text: str = ""  # RFC 1123, parsed only when needed (orphans are rare)
     created_at: datetime | None = None
+    tier: str = ""  # the access tier as listed (empty: the account default, Hot)
+    archive_status: str = ""  # e.g. ``rehydrate-pending-to-hot`` while an archived blob is coming back
 
     @classmethod
     def of(cls, props: BlobProperties) -> BlobEntry:
-        return cls(props.name, int(props.size), props.etag, props.metadata or {}, created_at=props.creation_time)
+        return cls(
+            props.name,
+            int(props.size),
+            props.etag,
+            props.metadata or {},
+            created_at=props.creation_time,
+            tier=str(getattr(props.blob_tier, "value", props.blob_tier) or ""),
+            archive_status=str(props.archive_status or ""),
+        )
 
     @property
     def created(self) -> datetime | None:
@@ -145,6 +155,8 @@ def _entry(blob: ET.Element) -> BlobEntry | None:
         etag=props.findtext("Etag") or "",
         metadata={child.tag: child.text or "" for child in md_el} if md_el is not None and len(md_el) else {},
         created_text=props.findtext("Creation-Time") or "",
+        tier=props.findtext("AccessTier") or "",
+        archive_status=props.findtext("ArchiveStatus") or "",
     )
 
 

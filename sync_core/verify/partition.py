@@ -78,6 +78,7 @@ from sync_core.index.table_index import (
 )
 from sync_core.index.table_query import ETAG, odata_string, query_pages
 from sync_core.storage.listing import LISTING_PAGE, BlobEntry, list_pages
+from sync_core.storage.tiering import add_tier_bytes, is_online, merge_tier_bytes
 
 V_ORPHAN = "orphan"  # a blob with no row that cannot be re-indexed from its metadata (report only)
 ALL_VERDICTS = (
@@ -283,7 +284,10 @@ class PartitionResult:
     problems: list[Problem] = field(default_factory=list)
     deep_verified: int = 0
     deep_bytes: int = 0
-    candidate_bytes: int = 0  # bytes of rows that passed quick verify: the deep-verify pool
+    candidate_bytes: int = 0  # bytes of rows that passed quick verify and are online: the deep-verify pool
+    deep_archived: int = 0  # rows that passed quick verify but are archived: not deep-verifiable until rehydrated
+    tier_bytes: dict[str, int] = field(default_factory=dict)  # every listed blob's bytes by access tier
+    deep_bytes_by_tier: dict[str, int] = field(default_factory=dict)  # re-hashed bytes by tier (their read cost)
     skipped_changed: int = 0  # rows or blobs that changed during the run: checked again next run
     listing_pages: int = 0
     query_pages: int = 0
@@ -307,6 +311,9 @@ class PartitionResult:
             "candidate_bytes": self.candidate_bytes,
             "skipped_changed": self.skipped_changed,
             "prefix_bytes": {split_partition(self.partition)[0]: self.candidate_bytes},
+            "deep_archived": self.deep_archived,
+            "deep_bytes_by_tier": dict(self.deep_bytes_by_tier),
+            "tier_bytes": {split_partition(self.partition)[0]: dict(self.tier_bytes)},
             "requests": {
                 "listing_pages": self.listing_pages,
                 "query_pages": self.query_pages,
@@ -322,12 +329,15 @@ def merge_summaries(summaries: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
     out: dict[str, Any] = {
         "partitions": 0, "partitions_failed": 0, "rows": 0, "blobs": 0, "counts": {}, "problems": 0,
         "deep_verified": 0, "deep_bytes": 0, "candidate_bytes": 0, "skipped_changed": 0, "requests": {},
-        "errors": [], "prefix_bytes": {},
+        "errors": [], "prefix_bytes": {}, "deep_archived": 0, "deep_bytes_by_tier": {}, "tier_bytes": {},
     }  # fmt: skip
     for s in summaries:
         out["partitions"] += int(s.get("partitions", 1))
         out["partitions_failed"] += int(s.get("partitions_failed", 0))
-        for k in ("rows", "blobs", "problems", "deep_verified", "deep_bytes", "candidate_bytes", "skipped_changed"):
+        for k in (
+            "rows", "blobs", "problems", "deep_verified", "deep_bytes", "candidate_bytes", "skipped_changed",
+            "deep_archived",
+        ):  # fmt: skip
             out[k] += int(s.get(k, 0))
         for k, v in s.get("counts", {}).items():
             out["counts"][k] = out["counts"].get(k, 0) + int(v)
@@ -336,6 +346,9 @@ def merge_summaries(summaries: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
         out["errors"].extend(s.get("errors", []))
         for k, v in s.get("prefix_bytes", {}).items():
             out["prefix_bytes"][k] = out["prefix_bytes"].get(k, 0) + int(v)
+        merge_tier_bytes(out["deep_bytes_by_tier"], s.get("deep_bytes_by_tier", {}))
+        for k, v in s.get("tier_bytes", {}).items():
+            merge_tier_bytes(out["tier_bytes"].setdefault(k, {}), v)
     out["counts"] = {k: out["counts"][k] for k in sorted(out["counts"])}
     return out
 
@@ -396,6 +409,7 @@ def verify_partition(
         c.verdict, c.detail = quick_verdict(row, c.blob, sha, metadata=not _judged_by_etag(row, c.blob))
         checks.append(c)
 
+    add_tier_bytes(res.tier_bytes, [c.blob for c in checks if c.blob is not None] + [*blobs.values(), *foreign])
     _deep_verify(container, checks, res, deep_budget, deep_reference, partitions_total)
     _write_verdicts(container, table, checks, res, now)
     for c in checks:
@@ -475,7 +489,11 @@ def _deep_verify(
     reference: int | None,
     partitions_total: int,
 ) -> None:
-    pool = [c for c in checks if c.verdict == V_OK and c.blob is not None]
+    listed_ok = [c for c in checks if c.verdict == V_OK and c.blob is not None]
+    # An archived blob cannot be read: it is counted, and neither its bytes nor its turn takes from the
+    # online blobs' rotation.
+    pool = [c for c in listed_ok if c.blob is not None and is_online(c.blob.tier)]
+    res.deep_archived = len(listed_ok) - len(pool)
     res.candidate_bytes = sum(c.blob.size for c in pool if c.blob)
     allowance = deep_allowance(res.candidate_bytes, budget, reference, partitions_total)
     spent = 0
@@ -492,6 +510,7 @@ def _deep_verify(
         c.deep = True
         res.deep_verified += 1
         res.deep_bytes += n
+        add_tier_bytes(res.deep_bytes_by_tier, [c.blob])
         if n != c.blob.size:
             c.verdict, c.detail = V_SIZE_MISMATCH, f"download returned {n} bytes, the listing says {c.blob.size}"
         elif sha != c.sha:

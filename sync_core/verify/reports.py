@@ -26,6 +26,7 @@ from azure.data.tables import EdmType, EntityProperty, TableServiceClient
 from azure.storage.blob import BlobServiceClient, ContainerClient, ContentSettings
 
 from sync_core.errors import redact
+from sync_core.storage.tiering import read_cost_figure
 
 REPORT_SCHEMA = 1
 ENV_REPORTS_CONTAINER = "VERIFY_REPORTS_CONTAINER"
@@ -250,6 +251,10 @@ def build_report(
         "deep_bytes": int(summary.get("deep_bytes", 0)),
         "candidate_bytes": int(summary.get("candidate_bytes", 0)),
         "prefix_bytes": {k: int(v) for k, v in sorted(summary.get("prefix_bytes", {}).items())},
+        "deep_archived": int(summary.get("deep_archived", 0)),
+        "deep_bytes_by_tier": dict(summary.get("deep_bytes_by_tier", {})),
+        "deep_read_cost": read_cost_figure(summary.get("deep_bytes_by_tier", {})),
+        "tier_bytes": {k: dict(v) for k, v in sorted(summary.get("tier_bytes", {}).items())},
         "skipped_changed": int(summary.get("skipped_changed", 0)),
         "requests": dict(summary.get("requests", {})),
         "counts": counts,
