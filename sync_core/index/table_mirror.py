@@ -8,10 +8,10 @@ only after the service accepted the transaction, so a crash or a failed mirror l
 the next run — and never marks a file as failed to upload.
 
 Rows first recorded in this run are inserted instead (``create``, answered without the entity echoed back):
-for Azurite an 8-row insert transaction takes a third less server time than a merge (12% at 100 rows;
-bench.micro), and if such a row exists after all (a lost state dir, a re-uploaded lost blob) the service
-refuses the insert and the batch is sent again as merges. Transactions are written by
-:mod:`~sync_core.index.table_batch` (a twelfth of the SDK's client CPU), so even a partition with one pending row
+an insert costs the service less than a merge (docs/benchmarks.md), and if such a row exists after all (a
+lost state dir, a re-uploaded lost blob) the service refuses the insert and the batch is sent again as
+merges. Transactions are written by :mod:`~sync_core.index.table_batch` (far cheaper than the SDK's:
+docs/benchmarks.md), so even a partition with one pending row
 goes as a transaction: it costs what a single-entity write costs.
 """
 

@@ -377,7 +377,7 @@ class RestoreEngine:
                     )
                 except AzureError as exc:
                     if mode == "table":
-                        raise ConfigError(f"cannot read the index table: {first_line(exc)}") from None
+                        raise ConfigError(f"cannot read the index table: {first_line(exc)}") from exc
                     self._use_listing(f"index table unreadable ({first_line(exc)})")
                 else:
                     if chosen.seen or chosen.rejected or mode == "table":
