@@ -83,12 +83,12 @@ class ThumbnailSettings:
         env = os.environ if env is None else env
         try:
             seconds = float(env.get(ENV_UNIT_SECONDS) or DEFAULT_UNIT_SECONDS)
-        except ValueError:
-            raise ConfigError(f"{ENV_UNIT_SECONDS} must be a number of seconds") from None
+        except ValueError as exc:
+            raise ConfigError(f"{ENV_UNIT_SECONDS} must be a number of seconds") from exc
         try:
             slots = max(1, int(env.get(ENV_DECODE_SLOTS) or DEFAULT_DECODE_SLOTS))
-        except ValueError:
-            raise ConfigError(f"{ENV_DECODE_SLOTS} must be a whole number") from None
+        except ValueError as exc:
+            raise ConfigError(f"{ENV_DECODE_SLOTS} must be a whole number") from exc
         return cls(
             cfg=resolve_storage_config(env=env, source_id="thumbnails"),
             container=thumbnails_container_name(env),
@@ -146,11 +146,11 @@ class Thumbnailer:
         if self.settings.discover:
             try:
                 found = discover_prefixes(self.table)
-            except ResourceNotFoundError:
+            except ResourceNotFoundError as exc:
                 raise ConfigError(
                     f"index table {self.settings.cfg.table!r} does not exist: run a sync first or check "
                     "AZURE_STORAGE_TABLE"
-                ) from None
+                ) from exc
         try:
             self.thumbs.get_container_properties()
         except ResourceNotFoundError:
