@@ -34,6 +34,7 @@ from sync_core.local.hasher import FileChangedError, Hashed, NotScannedFileError
 from sync_core.local.scanner import ScanEntry, ScanProblem, ScanResult, scan
 from sync_core.local.state import FileRow, StateDB, StatRow
 from sync_core.storage.bandwidth import limiter
+from sync_core.storage.clients import SINGLE_PUT_MAX
 from sync_core.storage.concurrency import THROTTLE, AdaptiveLimiter, OutageWatch, abandoning_pool
 from sync_core.sync import repair
 from sync_core.sync.progress import FileOutcome, Kind, NullProgress, ProgressSink, RunSummary
@@ -49,7 +50,7 @@ class SyncOptions:
     dry_run: bool = False
     max_workers: int = 8
     rules: ExcludeRules = field(default_factory=ExcludeRules)
-    small_file_max: int = 8 * MiB  # read once, hashed and sent from memory in a single Put Blob
+    small_file_max: int = SINGLE_PUT_MAX  # read once, hashed and sent from memory in a single Put Blob
     block_size: int = BLOCK_SIZE  # larger files: staged in blocks of this size...
     blocks_in_flight: int = BLOCKS_IN_FLIGHT  # ...this many at a time per file
     memory_budget: int = 64 * MiB  # bytes held for uploads across all workers
@@ -103,6 +104,7 @@ class SyncEngine:
         self._probe_first = False
         self._transfer: Transfer | None = None
         self._limiter = AdaptiveLimiter(max(1, opts.max_workers))
+        self._bucket = limiter(opts.bwlimit)  # one --bwlimit for the repairs and the uploads of the run
         self._outage = OutageWatch()
 
     # -- the run -----------------------------------------------------------------------------------
@@ -140,7 +142,10 @@ class SyncEngine:
         and the scan. Only the query runs early: repairs still wait until the scan proved the source mounted."""
         if self.opts.dry_run or self.table is None or self.cfg is None or self.container is None:
             return None, None
-        repairer = repair.Repairer(self.cfg, self.state, self.container, self.table, self.opts.source)
+        repairer = repair.Repairer(
+            self.cfg, self.state, self.container, self.table, self.opts.source,
+            block_size=self.opts.block_size, single_put_max=self.opts.small_file_max, read_hook=self._bucket,
+        )  # fmt: skip
         answer: Future[list[dict[str, object]]] = Future()
 
         def query() -> None:
@@ -283,7 +288,7 @@ class SyncEngine:
                 blocks_in_flight=opts.blocks_in_flight,
                 block_pool=block_pool,
                 budget=self._budget,
-                read_hook=limiter(opts.bwlimit),
+                read_hook=self._bucket,
             )
             # Finished futures arrive on a queue (a done-callback per file) instead of ``wait(FIRST_COMPLETED)``,
             # which installs and removes a waiter on every pending future each time: ~20 µs less CPU per file.

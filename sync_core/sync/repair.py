@@ -16,7 +16,7 @@ local copy has those bytes any more, the loss is reported plainly and logged, an
 
 from __future__ import annotations
 
-import hashlib
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -24,13 +24,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from azure.core import MatchConditions
 from azure.core.exceptions import AzureError, HttpResponseError, ResourceExistsError, ResourceNotFoundError
 from azure.data.tables import TableClient, UpdateMode
-from azure.storage.blob import BlobBlock, BlobClient, BlobProperties, ContainerClient, ContentSettings
+from azure.storage.blob import BlobProperties, ContainerClient
 
 from sync_core.config import StorageConfig
-from sync_core.contracts.blobmeta import K_SHA256, BlobMeta, build_metadata
+from sync_core.contracts.blobmeta import K_SHA256, BlobMeta
 from sync_core.contracts.blobname import blob_name as contract_name
 from sync_core.contracts.mediatypes import content_type
 from sync_core.errors import first_line
@@ -50,12 +49,12 @@ from sync_core.index.table_index import (
     V_REUPLOADED,
 )
 from sync_core.index.table_mirror import blob_prefix, flagged_rows, unavailable_reason
+from sync_core.local.hasher import FileChangedError, NotScannedFileError, hash_file
 from sync_core.local.state import BlobRow, StateDB
+from sync_core.storage.clients import SINGLE_PUT_MAX
 from sync_core.sync.progress import RunSummary
-from sync_core.sync.transfer import block_id, normalize_etag
+from sync_core.sync.transfer import BLOCK_SIZE, BlobConflictError, StoreResult, Transfer, normalize_etag
 from sync_core.timestamps import row_size
-
-MiB = 1024 * 1024
 
 # Outcomes (also the ``repair_log.outcome`` values)
 REUPLOADED = "reuploaded"  # bytes sent again from a local copy
@@ -107,16 +106,19 @@ class Repairer:
         table: TableClient,
         source: Path,
         *,
-        block_size: int = 8 * MiB,
-        single_put_max: int = 8 * MiB,
+        block_size: int = BLOCK_SIZE,
+        single_put_max: int = SINGLE_PUT_MAX,
+        read_hook: Callable[[int], object] | None = None,
     ):
+        """``block_size``, ``single_put_max`` and ``read_hook`` (the ``--bwlimit`` bucket) as for the sync's own
+        uploads: a repair sends its bytes through the same :class:`~sync_core.sync.transfer.Transfer`."""
         self.cfg = cfg
         self.state = state
         self.container = container
         self.table = table
         self.source = source
-        self.block_size = block_size
         self.single_put_max = single_put_max
+        self.transfer = Transfer(container, block_size=block_size, read_hook=read_hook)
 
     def run(self, flags: FlagQuery | None = None) -> RepairResult:
         """``flags``: the answer of a flagged-rows query started earlier (the engine sends it during its scan);
@@ -156,9 +158,8 @@ class Repairer:
                 self.state.set_mirror_pending([name])  # at the end of this run; the next run repairs
                 return RepairItem(name, verdict, FAILED, f"row is not usable ({exc}); rewritten from the local index")
             return RepairItem(name, verdict, FAILED, f"row is not usable ({exc}); left for the verifier")
-        blob = self.container.get_blob_client(name)
         try:
-            props: BlobProperties | None = blob.get_blob_properties()
+            props: BlobProperties | None = self.container.get_blob_client(name).get_blob_properties()
         except ResourceNotFoundError:
             props = None
         except AzureError as exc:
@@ -174,14 +175,14 @@ class Repairer:
         last = ""
         for rel_local in candidates:
             try:
-                etag, sent = self._upload(blob, props, rel_local, row, sha, size, rel)
-            except _NotThatContent:
+                stored = self._upload(props, name, rel_local, row, sha, rel)
+            except (_NotThatContent, FileChangedError, NotScannedFileError):
                 last = f"{rel_local!r} no longer has this content"
                 continue
             except OSError as exc:
                 last = f"cannot read {rel_local!r}: {exc.strerror or exc}"
                 continue
-            except (ResourceExistsError, ResourceNotFoundError) as exc:
+            except (ResourceExistsError, ResourceNotFoundError, BlobConflictError) as exc:
                 detail = f"the blob changed while it was being repaired ({first_line(exc)}); retried next run"
                 return RepairItem(name, verdict, FAILED, detail)
             except HttpResponseError as exc:
@@ -192,9 +193,12 @@ class Repairer:
                 return RepairItem(name, verdict, FAILED, detail)
             except AzureError as exc:
                 return RepairItem(name, verdict, FAILED, f"re-upload failed: {first_line(exc)}")
+            if stored.action == "present":  # re-created meanwhile, with this content: nothing of ours was sent
+                detail = "the blob was re-created meanwhile with the expected size and SHA-256 metadata"
+                return self._cleared(row, name, verdict, stored.etag, RESTORED, detail, 0)
             how = "replaced the damaged blob" if props is not None else "re-created the missing blob"
             detail = f"{how} from {rel_local!r}"
-            return self._cleared(row, name, verdict, etag, REUPLOADED, detail, sent)
+            return self._cleared(row, name, verdict, stored.etag, REUPLOADED, detail, stored.bytes_sent)
         return RepairItem(name, verdict, LOST, f"no local file has this content any more ({last})")
 
     def _is_ours(self, props: BlobProperties, name: str, sha: str, size: int, verdict: str) -> bool:
@@ -214,49 +218,20 @@ class Repairer:
         return [r for r in rels if (self.source / r).is_file()]
 
     def _upload(
-        self,
-        blob: BlobClient,
-        props: BlobProperties | None,
-        rel_local: str,
-        row: dict[str, Any],
-        sha: str,
-        size: int,
-        rel: str,
-    ) -> tuple[str, int]:
-        """Send the local bytes, proving on the way that they hash to ``sha``; returns (etag, bytes sent)."""
-        meta = BlobMeta(sha, rel, size, int(row.get(P_MTIME_NS) or 0), str(row.get(P_SOURCE_ID) or ""))
-        cond: dict[str, Any] = (
-            {"match_condition": MatchConditions.IfMissing}
-            if props is None
-            else {"etag": props.etag, "match_condition": MatchConditions.IfNotModified}
+        self, props: BlobProperties | None, name: str, rel_local: str, row: dict[str, Any], sha: str, rel: str
+    ) -> StoreResult:
+        """Send the local bytes through the one transfer path, after a hash pass proved they are ``sha``; the
+        blocks it reads are proven against that pass, so bytes changed meanwhile are never committed."""
+        path = str(self.source / rel_local)
+        st = os.stat(path, follow_symlinks=False)
+        hashed = hash_file(
+            path, st.st_size, st.st_mtime_ns, keep_up_to=self.single_put_max, block_size=self.transfer.block_size
         )
-        common = {"metadata": build_metadata(meta), **cond}
-        ctype = content_type(rel)
-        path = self.source / rel_local
-        with open(path, "rb") as f:
-            if size <= self.single_put_max:
-                data = f.read(size + 1)
-                if len(data) != size or hashlib.sha256(data).hexdigest() != sha:
-                    raise _NotThatContent
-                settings = ContentSettings(ctype, content_md5=hashlib.md5(data).digest())
-                resp = blob.upload_blob(data, overwrite=props is not None, content_settings=settings, **common)
-                return normalize_etag(str(resp["etag"])), size
-            h, m = hashlib.sha256(), hashlib.md5()
-            ids: list[str] = []
-            for i in range(-(-size // self.block_size)):
-                chunk = f.read(self.block_size)
-                if not chunk:
-                    raise _NotThatContent
-                h.update(chunk)
-                m.update(chunk)
-                bid = block_id(i, hashlib.sha256(chunk).digest())
-                blob.stage_block(bid, chunk, length=len(chunk))
-                ids.append(bid)
-            if f.read(1) or h.hexdigest() != sha:
-                raise _NotThatContent  # staged blocks are never committed; the service discards them
-            settings = ContentSettings(ctype, content_md5=m.digest())
-            resp = blob.commit_block_list([BlobBlock(block_id=b) for b in ids], content_settings=settings, **common)
-            return normalize_etag(str(resp["etag"])), size
+        if hashed.sha256 != sha:
+            raise _NotThatContent
+        meta = BlobMeta(sha, rel, hashed.size, int(row.get(P_MTIME_NS) or 0), str(row.get(P_SOURCE_ID) or ""))
+        etag = None if props is None else str(props.etag)
+        return self.transfer.upload(name, path, meta, content_type(rel), hashed.data, hashed, replace_etag=etag)
 
     # -- clearing the flag -------------------------------------------------------------------------
     def _cleared(
