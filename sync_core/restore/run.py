@@ -28,7 +28,6 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, Literal, Protocol
@@ -38,8 +37,16 @@ from azure.data.tables import TableClient
 from azure.storage.blob import ContainerClient
 
 from sync_core.contracts.blobmeta import parse_metadata
-from sync_core.contracts.blobname import blob_name, decode_path, is_name_of, normalize_prefix, parse_blob_name
+from sync_core.contracts.blobname import (
+    blob_name,
+    decode_path,
+    is_name_of,
+    listing_prefix,
+    normalize_prefix,
+    parse_blob_name,
+)
 from sync_core.errors import ConfigError, first_line
+from sync_core.index.entity import sort_epoch
 from sync_core.index.table_index import P_BLOB_NAME, P_MTIME_NS, P_RELPATH, P_SHA256, P_SIZE, P_SOURCE_ID, P_UPLOADED_AT
 from sync_core.restore.target import (
     DestDir,
@@ -190,15 +197,6 @@ def path_selected(relpath: str, patterns: Sequence[str]) -> bool:
 
 
 # -- catalogs ------------------------------------------------------------------------------------------
-def _epoch(value: Any) -> float:
-    if isinstance(value, datetime):
-        return value.timestamp()
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        return 0.0
-
-
 def _check(prefix: str, relpath: str, sha: str, blob: str, size: Any, mtime: Any) -> str | None:
     """Consistency of an entry with its own blob name (the contract: the name holds sha and path)."""
     try:
@@ -240,7 +238,7 @@ def table_catalog(table: TableClient, prefix: str, source_id: str | None) -> Ite
         sid = row.get(P_SOURCE_ID)
         yield RestoreEntry(
             prefix, rel, sha, int(row[P_SIZE]), int(row[P_MTIME_NS]), sid if isinstance(sid, str) else "",
-            _epoch(row.get(P_UPLOADED_AT)),
+            sort_epoch(row.get(P_UPLOADED_AT)),
         )  # fmt: skip
 
 
@@ -248,7 +246,7 @@ def listing_catalog(
     container: ContainerClient, prefix: str, source_id: str | None
 ) -> Iterator[RestoreEntry | Rejected]:
     """Every blob under ``prefix`` with its metadata (one paged listing, no per-blob request)."""
-    for b in container.list_blobs(name_starts_with=normalize_prefix(prefix) + "/", include=["metadata"]):
+    for b in container.list_blobs(name_starts_with=listing_prefix(prefix), include=["metadata"]):
         try:
             sha, stored = parse_blob_name(prefix, b.name)
         except ValueError:

@@ -19,7 +19,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -30,31 +30,27 @@ from azure.storage.blob import BlobProperties, ContainerClient
 
 from sync_core.config import StorageConfig
 from sync_core.contracts.blobmeta import K_SHA256, BlobMeta
-from sync_core.contracts.blobname import blob_name as contract_name
+from sync_core.contracts.blobname import is_name_of, prefix_of
 from sync_core.contracts.mediatypes import content_type
 from sync_core.errors import first_line
+from sync_core.index.entity import row_from_entity
 from sync_core.index.table_index import (
     P_BLOB_ETAG,
     P_BLOB_NAME,
-    P_IS_CURRENT,
-    P_MTIME_NS,
     P_RELPATH,
     P_SHA256,
-    P_SIZE,
-    P_SOURCE_ID,
     P_VERIFY_DETAIL,
     P_VERIFY_STATUS,
     V_ETAG_MISMATCH,
     V_MISSING,
     V_REUPLOADED,
 )
-from sync_core.index.table_mirror import blob_prefix, flagged_rows, unavailable_reason
+from sync_core.index.table_mirror import flagged_rows, unavailable_reason
 from sync_core.local.hasher import FileChangedError, NotScannedFileError, hash_file
 from sync_core.local.state import BlobRow, StateDB
 from sync_core.storage.clients import SINGLE_PUT_MAX
 from sync_core.sync.progress import RunSummary
 from sync_core.sync.transfer import BLOCK_SIZE, BlobConflictError, StoreResult, Transfer, normalize_etag
-from sync_core.timestamps import row_size
 
 # Outcomes (also the ``repair_log.outcome`` values)
 REUPLOADED = "reuploaded"  # bytes sent again from a local copy
@@ -150,9 +146,10 @@ class Repairer:
         name, verdict = str(row.get(P_BLOB_NAME, "")), str(row.get(P_VERIFY_STATUS, ""))
         sha, rel = str(row.get(P_SHA256, "")), str(row.get(P_RELPATH, ""))
         try:
-            if contract_name(blob_prefix(name, sha), sha, rel) != name:
+            if not is_name_of(prefix_of(name, sha), name, sha, rel):
                 raise ValueError("name, SHA-256 and path disagree")
-            size = row_size(row[P_SIZE])
+            known = row_from_entity(row)
+            size = known.size
         except (ValueError, KeyError, TypeError) as exc:
             if self.state.get_blob(name) is not None:  # our own row, damaged: the local index rewrites it
                 self.state.set_mirror_pending([name])  # at the end of this run; the next run repairs
@@ -175,7 +172,7 @@ class Repairer:
         last = ""
         for rel_local in candidates:
             try:
-                stored = self._upload(props, name, rel_local, row, sha, rel)
+                stored = self._upload(props, known, rel_local)
             except (_NotThatContent, FileChangedError, NotScannedFileError):
                 last = f"{rel_local!r} no longer has this content"
                 continue
@@ -217,21 +214,20 @@ class Repairer:
         rels.sort(key=lambda r: r != rel)
         return [r for r in rels if (self.source / r).is_file()]
 
-    def _upload(
-        self, props: BlobProperties | None, name: str, rel_local: str, row: dict[str, Any], sha: str, rel: str
-    ) -> StoreResult:
-        """Send the local bytes through the one transfer path, after a hash pass proved they are ``sha``; the
+    def _upload(self, props: BlobProperties | None, known: BlobRow, rel_local: str) -> StoreResult:
+        """Send the local bytes through the one transfer path, after a hash pass proved they are the row's; the
         blocks it reads are proven against that pass, so bytes changed meanwhile are never committed."""
         path = str(self.source / rel_local)
         st = os.stat(path, follow_symlinks=False)
         hashed = hash_file(
             path, st.st_size, st.st_mtime_ns, keep_up_to=self.single_put_max, block_size=self.transfer.block_size
         )
-        if hashed.sha256 != sha:
+        if hashed.sha256 != known.sha256:
             raise _NotThatContent
-        meta = BlobMeta(sha, rel, hashed.size, int(row.get(P_MTIME_NS) or 0), str(row.get(P_SOURCE_ID) or ""))
+        meta = BlobMeta(known.sha256, known.relpath, known.size, known.mtime_ns, known.source_id)
         etag = None if props is None else str(props.etag)
-        return self.transfer.upload(name, path, meta, content_type(rel), hashed.data, hashed, replace_etag=etag)
+        ctype = content_type(known.relpath)
+        return self.transfer.upload(known.blob_name, path, meta, ctype, hashed.data, hashed, replace_etag=etag)
 
     # -- clearing the flag -------------------------------------------------------------------------
     def _cleared(
@@ -239,7 +235,9 @@ class Repairer:
     ) -> RepairItem:
         """Record the blob's etag locally and in the Table, and replace the verdict with ``reuploaded``."""
         if self.state.get_blob(name) is None:
-            self.state.insert_blob_if_absent(_row_from_entity(row, etag), mirror_pending=True)
+            # Known to the Table only (a lost state dir): recorded as the blob just written.
+            recorded = replace(row_from_entity(row), etag=etag, uploaded_at=time.time(), deleted_at=None)
+            self.state.insert_blob_if_absent(recorded, mirror_pending=True)
         self.state.set_blob_etag(name, etag)
         self.state.commit()
         when = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -257,21 +255,6 @@ class Repairer:
             # The blob is whole again; the flag stays and the next run finds the blob is ours and clears it.
             return RepairItem(name, verdict, outcome, f"{detail}; flag not cleared yet ({first_line(exc)})", sent)
         return RepairItem(name, verdict, outcome, detail, sent)
-
-
-def _row_from_entity(row: dict[str, Any], etag: str) -> BlobRow:
-    return BlobRow(
-        blob_name=str(row[P_BLOB_NAME]),
-        relpath=str(row[P_RELPATH]),
-        sha256=str(row[P_SHA256]),
-        size=int(row[P_SIZE]),
-        mtime_ns=int(row.get(P_MTIME_NS) or 0),
-        etag=etag,
-        source_id=str(row.get(P_SOURCE_ID) or ""),
-        uploaded_at=time.time(),
-        is_current=bool(row.get(P_IS_CURRENT, False)),
-        deleted_at=None,
-    )
 
 
 def add_to_summary(res: RepairResult, summary: RunSummary) -> None:
