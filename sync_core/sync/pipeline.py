@@ -24,7 +24,7 @@ from azure.storage.blob import ContainerClient
 
 from sync_core.config import StorageConfig
 from sync_core.contracts.blobmeta import BlobMeta
-from sync_core.contracts.blobname import blob_name
+from sync_core.contracts.blobname import blob_name, listing_prefix
 from sync_core.contracts.mediatypes import content_type
 from sync_core.errors import ConfigError, UnstorableNameError, first_line
 from sync_core.index import table_mirror
@@ -252,7 +252,8 @@ class SyncEngine:
     def _container_has_blobs(self) -> bool:
         """A fresh index over a non-empty prefix means a lost state dir: check before each upload."""
         assert self.container is not None and self.cfg is not None
-        pages = self.container.list_blobs(name_starts_with=self.cfg.prefix + "/", results_per_page=1).by_page()
+        under = listing_prefix(self.cfg.prefix)
+        pages = self.container.list_blobs(name_starts_with=under, results_per_page=1).by_page()
         first = next(iter(pages), None)
         return bool(first and next(iter(first), None))
 

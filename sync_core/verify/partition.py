@@ -45,7 +45,7 @@ from azure.data.tables import EntityProperty, TableClient, TableTransactionError
 from azure.storage.blob import ContainerClient
 
 from sync_core.contracts.blobmeta import K_SHA256, parse_metadata
-from sync_core.contracts.blobname import is_name_of, normalize_prefix, parse_blob_name
+from sync_core.contracts.blobname import is_name_of, listing_prefix, normalize_prefix, parse_blob_name
 from sync_core.errors import first_line
 from sync_core.index.entity import entity_from_blob, sort_epoch
 from sync_core.index.table_index import (
@@ -71,7 +71,6 @@ from sync_core.index.table_index import (
     encode_key,
     is_reserved_partition,
     keys_for_blob,
-    listing_prefix,
 )
 from sync_core.index.table_query import ETAG, odata_string, query_pages
 from sync_core.storage.listing import LISTING_PAGE, BlobEntry, list_pages
