@@ -30,7 +30,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Any, Literal
 
 from azure.core.exceptions import AzureError, HttpResponseError
 from azure.data.tables import TableClient
@@ -59,6 +59,7 @@ from sync_core.restore.target import (
     unsafe_reason,
 )
 from sync_core.storage.bandwidth import limiter
+from sync_core.sync.progress import NullProgress, Progress
 from sync_core.timestamps import row_mtime_ns, row_size
 
 IndexSource = Literal["auto", "table", "listing"]
@@ -155,28 +156,7 @@ class RestoreSummary:
         return d
 
 
-class RestoreProgress(Protocol):
-    def planned(self, files: int, total_bytes: int) -> None: ...
-
-    def advance(self, nbytes: int) -> None: ...
-
-    def file_done(self, outcome: RestoreOutcome) -> None: ...
-
-    def note(self, text: str, *, verbose: bool = False) -> None: ...
-
-
-class _NullProgress:
-    def planned(self, files: int, total_bytes: int) -> None:
-        pass
-
-    def advance(self, nbytes: int) -> None:
-        pass
-
-    def file_done(self, outcome: RestoreOutcome) -> None:
-        pass
-
-    def note(self, text: str, *, verbose: bool = False) -> None:
-        pass
+RestoreProgress = Progress[RestoreOutcome]  # a restore's
 
 
 # -- names ---------------------------------------------------------------------------------------------
@@ -349,7 +329,7 @@ class RestoreEngine:
         self.opts = opts
         self.table = table
         self.table_error = table_error  # why the table could not be opened (auto mode falls back)
-        self.progress: RestoreProgress = progress or _NullProgress()
+        self.progress: RestoreProgress = progress or NullProgress()
         self.summary = RestoreSummary()
         self._bucket: Callable[[int], float] | None = limiter(opts.bwlimit)
         self._stop = threading.Event()
