@@ -25,11 +25,10 @@ from azure.core.exceptions import HttpResponseError, ResourceExistsError, Resour
 from azure.data.tables import EdmType, EntityProperty, TableServiceClient
 from azure.storage.blob import BlobServiceClient, ContainerClient, ContentSettings
 
+from sync_core.config import ENV_REPORTS_CONTAINER, ENV_RUNS_TABLE
 from sync_core.errors import redact
 
 REPORT_SCHEMA = 1
-ENV_REPORTS_CONTAINER = "VERIFY_REPORTS_CONTAINER"
-ENV_RUNS_TABLE = "VERIFY_RUNS_TABLE"
 DEFAULT_REPORTS_CONTAINER = "azphotosync-reports"
 DEFAULT_RUNS_TABLE = "azphotosyncruns"
 LATEST_NAME = "reports/latest.json"

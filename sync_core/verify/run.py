@@ -18,7 +18,7 @@ from azure.core.exceptions import ResourceNotFoundError
 from azure.data.tables import TableClient, TableServiceClient
 from azure.storage.blob import BlobServiceClient, ContainerClient
 
-from sync_core.config import StorageConfig, resolve_storage_config
+from sync_core.config import ENV_DEEP_BUDGET, ENV_PREFIXES, StorageConfig, resolve_storage_config
 from sync_core.contracts.blobname import normalize_prefix
 from sync_core.errors import ConfigError, UnstorableNameError
 from sync_core.index.table_mirror import check_binding
@@ -27,8 +27,6 @@ from sync_core.storage.clients import blob_service, table_service
 from sync_core.verify import reports
 from sync_core.verify.partition import Problem, discover_prefixes, merge_summaries, verify_partition
 
-ENV_DEEP_BUDGET = "VERIFY_DEEP_BUDGET"
-ENV_PREFIXES = "VERIFY_PREFIXES"
 DEFAULT_CLOUD_DEEP_BUDGET = "2GiB"
 
 
