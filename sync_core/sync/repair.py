@@ -3,7 +3,8 @@
 At the start of a run the agent reads the rows of its source id whose ``VerifyStatus`` is a damage verdict
 (:data:`~sync_core.index.table_index.DAMAGE_VERDICTS`). For each one it looks for a local file that still has the
 row's SHA-256 (found through SQLite, then re-hashed — the bytes are proven, not assumed), and puts those
-bytes back under the same blob name, conditionally:
+bytes back under the same blob name through the sync's own :class:`~sync_core.sync.transfer.Transfer` (the
+same blocks, per-block checks, Content-MD5, retries and ``--bwlimit`` bucket), conditionally:
 
 * the blob is absent — create-only (``If-None-Match: *``);
 * the blob is present — replace only the exact blob just inspected (``If-Match: <its etag>``), so a blob
