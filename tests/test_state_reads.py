@@ -28,3 +28,24 @@ def test_load_stats_and_file_rows_agree_with_load_files(tmp_path: Path) -> None:
     assert got == {k: v for k, v in state.load_files().items() if k in set(wanted)}
     assert state.file_rows([]) == {}
     state.close()
+
+
+def test_close_closes_the_readers_other_threads_opened(tmp_path: Path) -> None:
+    """Workers read through their own connections; ``close`` closes them all at once, not whenever the garbage
+    collector gets to them (until then SQLite keeps the -wal and -shm of a file that may be moved aside)."""
+    import gc
+    import threading
+
+    state = StateDB(tmp_path / "s")
+    state.commit()
+    worker = threading.Thread(target=state.get_blob, args=("photos/x",))
+    worker.start()
+    worker.join()
+    wal = state.path.with_name(state.path.name + "-wal")
+    gc.disable()  # a sqlite3 connection sits in a reference cycle: only close() frees it promptly
+    try:
+        assert wal.exists()
+        state.close()
+        assert not wal.exists()  # the last connection closed: SQLite removed its write-ahead log
+    finally:
+        gc.enable()

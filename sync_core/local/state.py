@@ -189,6 +189,7 @@ class StateDB:
         self.readonly = readonly
         self._lock = threading.RLock()
         self._local = threading.local()
+        self._readers: list[sqlite3.Connection] = []  # every thread's, so close() closes them all
         self._in_tx = False
         self._pending_writes = 0
         self._tx_started = 0.0
@@ -241,9 +242,9 @@ class StateDB:
         with self._lock:
             self.commit()
             self._w.close()
-            conn = getattr(self._local, "conn", None)
-            if conn is not None:
+            for conn in self._readers:
                 conn.close()
+            self._readers.clear()
 
     def _reader(self) -> sqlite3.Connection:
         if self.readonly:
@@ -252,6 +253,8 @@ class StateDB:
         if conn is None:
             conn = sqlite3.connect(self.path, timeout=30, check_same_thread=False)
             self._local.conn = conn
+            with self._lock:
+                self._readers.append(conn)
         return conn
 
     # -- write batching --------------------------------------------------------------------------
