@@ -10,6 +10,7 @@
         plan_thumbnails                   prefixes to cover (creates the thumbnails container if missing)
         thumbnails_prefix (one per prefix) sub-orchestration: 256 partitions in batches of BATCH
             thumbnail_partition           the missing renditions of one partition, facts into its rows
+            refresh_catalog               then the gallery's catalog of the prefix (sync_core.derived.catalog)
 
     gallery (HTTP, every path)  ──> the same ASGI app as `azphotosync gallery` (package ``gallery``), behind
         App Service authentication (Entra ID, infra/): the app itself answers 401 without a principal and
@@ -33,11 +34,21 @@ import azure.durable_functions as df
 import azure.functions as func
 
 from sync_core.config import ENV_DEEP_BUDGET, ENV_PREFIXES, ENV_REPORTS_CONTAINER, ENV_RUNS_TABLE, STORAGE_ENV
-from sync_core.derived.thumbnail_run import Thumbnailer, ThumbnailSettings
+from sync_core.derived.thumbnail_run import Thumbnailer, ThumbnailSettings, thumbnails_container_name
 from sync_core.derived.thumbnail_run import merge_summaries as merge_thumbnail_summaries
 from sync_core.errors import first_line
-from sync_core.verify.partition import merge_summaries, partitions_for
+from sync_core.verify.partition import partitions_for
 from sync_core.verify.run import Verifier, VerifySettings, outcome
+from sync_core.verify.summary import (
+    Job,
+    Plan,
+    Summary,
+    failed_summary,
+    merge_summaries,
+    run_job,
+    run_summary,
+    unit_job,
+)
 
 INSTANCE_ID = "azphotosync-verify"  # fixed: at most one verification runs at a time
 ORCHESTRATOR = "verify_orchestrator"
@@ -104,18 +115,10 @@ async def start_singleton(
 def verify_orchestrator(context: df.DurableOrchestrationContext) -> Generator[Any, Any, dict[str, Any]]:
     run_id = str((context.get_input() or {}).get("run_id") or context.new_uuid())
     started_at = context.current_utc_datetime.strftime("%Y-%m-%dT%H:%M:%SZ")
-    plan = yield context.call_activity_with_retry("plan_verification", ACTIVITY_RETRY, {"run_id": run_id})
-    prefixes: list[str] = plan["prefixes"]
-    job = {
-        "run_id": run_id,
-        "started_at": started_at,
-        "deep_budget": plan["deep_budget"],
-        "deep_reference": plan["deep_reference"],
-        "partitions_total": 256 * len(prefixes),
-    }
-    summaries: list[dict[str, Any]] = []
-    errors: list[str] = []
-    unverified = 0  # partitions of prefixes that failed as a whole: never counted as verified
+    plan: Plan = yield context.call_activity_with_retry("plan_verification", ACTIVITY_RETRY, {"run_id": run_id})
+    prefixes = plan["prefixes"]
+    job = run_job(plan, run_id=run_id, started_at=started_at, partitions_total=256 * len(prefixes))
+    summaries: list[Summary] = []
     for i in range(0, len(prefixes), PREFIX_FANOUT):
         group = prefixes[i : i + PREFIX_FANOUT]
         tasks = [
@@ -126,14 +129,9 @@ def verify_orchestrator(context: df.DurableOrchestrationContext) -> Generator[An
         ]
         try:
             summaries.extend((yield context.task_all(tasks)))
-        except Exception as exc:  # a prefix failed after its retries: report it, keep the rest
-            errors.append(f"prefixes {', '.join(group)}: {_first_line(exc)}")
-            unverified += 256 * len(group)
-    summary = merge_summaries(summaries)
-    summary["errors"] = summary["errors"] + errors
-    summary["partitions_failed"] += unverified
-    summary["prefixes"] = prefixes
-    summary["deep_budget"] = plan["deep_budget"]
+        except Exception as exc:  # a prefix failed after its retries: report it (never as verified), keep the rest
+            summaries.append(failed_summary(f"prefixes {', '.join(group)}", _first_line(exc), 256 * len(group)))
+    summary = run_summary(plan, summaries)
     result = yield context.call_activity_with_retry(
         "publish_report", ACTIVITY_RETRY, {"run_id": run_id, "started_at": started_at, "summary": summary}
     )
@@ -141,29 +139,22 @@ def verify_orchestrator(context: df.DurableOrchestrationContext) -> Generator[An
 
 
 @app.orchestration_trigger(context_name="context", orchestration=PREFIX_ORCHESTRATOR)
-def verify_prefix(context: df.DurableOrchestrationContext) -> Generator[Any, Any, dict[str, Any]]:
+def verify_prefix(context: df.DurableOrchestrationContext) -> Generator[Any, Any, Summary]:
     """One prefix's 256 partitions, BATCH at a time; a batch that fails after retries is reported."""
     job = context.get_input()
-    common = {k: v for k, v in job.items() if k != "prefix"}
     partitions = partitions_for([job["prefix"]])
-    summaries: list[dict[str, Any]] = []
-    errors: list[str] = []
-    unverified = 0
+    summaries: list[Summary] = []
     for i in range(0, len(partitions), BATCH):
         batch = partitions[i : i + BATCH]
         tasks = [
-            context.call_activity_with_retry("verify_partition", ACTIVITY_RETRY, {**common, "partition": p})
+            context.call_activity_with_retry("verify_partition", ACTIVITY_RETRY, unit_job(job, p))
             for p in batch
         ]
         try:
             summaries.extend((yield context.task_all(tasks)))
         except Exception as exc:
-            errors.append(f"partitions {batch[0]} … {batch[-1]}: {_first_line(exc)}")
-            unverified += len(batch)
-    summary = merge_summaries(summaries)
-    summary["errors"] = summary["errors"] + errors
-    summary["partitions_failed"] += unverified
-    return summary
+            summaries.append(failed_summary(f"partitions {batch[0]} … {batch[-1]}", _first_line(exc), len(batch)))
+    return merge_summaries(summaries)
 
 
 @app.orchestration_trigger(context_name="context", orchestration=THUMBNAILS_ORCHESTRATOR)
@@ -200,6 +191,12 @@ def thumbnails_prefix(context: df.DurableOrchestrationContext) -> Generator[Any,
     summaries, errors = yield from _in_groups(
         context, partitions_for([job["prefix"]]), BATCH, partition_task, lambda b: f"partitions {b[0]} … {b[-1]}"
     )
+    try:  # last: the gallery's catalog of this prefix with what the partitions recorded
+        yield context.call_activity_with_retry(
+            "refresh_catalog", ACTIVITY_RETRY, {"run_id": job["run_id"], "prefix": job["prefix"]}
+        )
+    except Exception as exc:
+        errors.append(f"catalog of {job['prefix']}: {_first_line(exc)}")
     summary = merge_thumbnail_summaries(summaries)
     summary["errors"] = summary["errors"] + errors
     return summary
@@ -242,13 +239,13 @@ def verifier() -> Verifier:
 
 
 @app.activity_trigger(input_name="job", activity="plan_verification")
-def plan_verification(job: dict[str, Any]) -> dict[str, Any]:
+def plan_verification(job: dict[str, Any]) -> Plan:
     return verifier().plan()
 
 
 @app.activity_trigger(input_name="job", activity="verify_partition")
-def verify_partition(job: dict[str, Any]) -> dict[str, Any]:
-    summary, _ = verifier().partition(job, stage=True)
+def verify_partition(job: Job) -> Summary:
+    summary, _ = verifier().verify_unit(job, stage=True)
     return summary
 
 
@@ -282,12 +279,18 @@ def thumbnail_partition(job: dict[str, Any]) -> dict[str, Any]:
     summary, _ = thumbnailer().partition(job["partition"])
     summary.pop("failures", None)
     return summary
+
+
+@app.activity_trigger(input_name="job", activity="refresh_catalog")
+def refresh_catalog(job: dict[str, Any]) -> dict[str, Any]:
+    return thumbnailer().refresh_catalog(job["prefix"])
+
+
 # -- gallery (HTTP) ------------------------------------------------------------------------------------------
 @functools.cache
 def _gallery(_settings_key: tuple[str, ...]) -> func.AsgiMiddleware:
     from gallery.app import create_app
     from gallery.auth import CloudAuth
-    from gallery.derived import thumbnails_container_name
     from sync_core.config import ENV_PREFIX, resolve_storage_config
     from sync_core.errors import ConfigError
     from sync_core.storage.clients import blob_service, table_service

@@ -19,7 +19,7 @@ from sync_core.derived.timeline import Dated, Item, TakenRange, current_items, t
 from sync_core.errors import ConfigError
 from sync_core.index.table_mirror import open_table
 from sync_core.restore.run import path_selected
-from sync_core.storage.clients import table_service
+from sync_core.storage.clients import blob_service, table_service
 
 from .options import remembered_state, storage_config
 
@@ -30,7 +30,7 @@ def _taken_arg(text: str) -> TakenRange:
     try:
         return TakenRange.parse(text)
     except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
+        raise argparse.ArgumentTypeError(str(exc)) from exc
 
 
 def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentParser]) -> None:
@@ -93,6 +93,15 @@ def _open(args: argparse.Namespace) -> tuple[StorageConfig, TableClient, AlbumSt
     return cfg, table, AlbumStore(table, cfg.source_id)
 
 
+def _refresh_catalog(cfg: StorageConfig, table: TableClient) -> None:
+    """The gallery's catalog shows the albums as edited now (its items stay: no scan of the index)."""
+    from sync_core.derived.catalog import refresh_albums
+
+    from .gallery_cmd import keep_catalog_current
+
+    keep_catalog_current(blob_service(cfg), lambda thumbs: refresh_albums(table, thumbs, cfg.prefix))
+
+
 def _items(table: TableClient, cfg: StorageConfig, args: argparse.Namespace) -> list[Item]:
     """Current items under the prefix (of --source-id only when it is given, as restore does)."""
     return list(current_items(table, cfg.prefix, args.source_id))
@@ -131,8 +140,9 @@ def _selector(args: argparse.Namespace) -> str:
 
 # -- actions ---------------------------------------------------------------------------------------------------
 def run_create(args: argparse.Namespace) -> int:
-    _, _, store = _open(args)
+    cfg, table, store = _open(args)
     album, created = store.create(args.name)
+    _refresh_catalog(cfg, table)
     name = escape(repr(album.name))
     line = (
         f"created album {name}" if created else f"album {name} already exists (created by {escape(album.created_by)})"
@@ -147,6 +157,7 @@ def run_add(args: argparse.Namespace) -> int:
     if not chosen:
         raise ConfigError(f"no file under prefix {cfg.prefix!r} matches {_selector(args)}; nothing added")
     added, already = store.add(album, chosen)
+    _refresh_catalog(cfg, table)
     return _emit(
         args,
         {"album": album.name, "added": added, "already": already},
@@ -169,6 +180,7 @@ def run_remove(args: argparse.Namespace) -> int:
         if hit:
             gone.append(r.member)
     store.remove(album, gone)
+    _refresh_catalog(cfg, table)
     return _emit(
         args,
         {"album": album.name, "removed": len(gone)},
@@ -177,8 +189,9 @@ def run_remove(args: argparse.Namespace) -> int:
 
 
 def run_delete(args: argparse.Namespace) -> int:
-    _, _, store = _open(args)
+    cfg, table, store = _open(args)
     album, members = store.delete(args.name)
+    _refresh_catalog(cfg, table)
     return _emit(
         args,
         {"album": album.name, "deleted": True, "members": members},

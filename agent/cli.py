@@ -16,8 +16,6 @@ from sync_core.errors import ConfigError, first_line, redact
 
 from .lock import LockHeldError
 
-EXIT_OK = 0
-EXIT_FILES_FAILED = 1
 EXIT_USAGE = 2
 EXIT_LOCKED = 3
 EXIT_INTERNAL = 4
@@ -142,8 +140,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stderr.flush()
         os._exit(code)
     if own_process:
-        # The interpreter's shutdown runs the cyclic collector over every object the SDKs left (~0.07 s of
-        # CPU, 8% of an unchanged 100k-file rerun) only to free memory the exit frees anyway. Everything that
+        # The interpreter's shutdown runs the cyclic collector over every object the SDKs left (a visible share
+        # of an unchanged rerun's CPU: docs/benchmarks.md) only to free memory the exit frees anyway. Everything that
         # needs closing (index, lock, connection pools) is closed by now; frozen objects are skipped.
         gc.freeze()
     return code

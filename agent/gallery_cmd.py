@@ -5,18 +5,25 @@ from __future__ import annotations
 import argparse
 import contextlib
 import ipaddress
-import os
 import threading
 import webbrowser
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
+from azure.core.exceptions import AzureError, ResourceExistsError, ResourceNotFoundError
 from azure.data.tables import TableClient
-from azure.storage.blob import ContainerClient
+from azure.storage.blob import BlobServiceClient, ContainerClient
+from rich.console import Console
+from rich.markup import escape
 
 from sync_core.config import StorageConfig
-from sync_core.errors import ConfigError
+from sync_core.derived.thumbnail_run import (
+    DEFAULT_THUMBNAILS_CONTAINER,
+    ENV_THUMBNAILS_CONTAINER,
+    thumbnails_container_name,
+)
+from sync_core.errors import ConfigError, first_line
 from sync_core.index.table_mirror import open_table
 from sync_core.local.state import StateDB
 from sync_core.storage.clients import table_service
@@ -36,14 +43,23 @@ class Archive:
 
 
 def thumbnails_option(p: argparse.ArgumentParser) -> None:
-    from gallery.derived import DEFAULT_THUMBNAILS_CONTAINER, ENV_THUMBNAILS_CONTAINER
-
     p.add_argument(
         "--thumbnails-container",
-        default=os.environ.get(ENV_THUMBNAILS_CONTAINER, DEFAULT_THUMBNAILS_CONTAINER),
+        default=thumbnails_container_name(),
         help=f"container of the renditions and the gallery catalog (env {ENV_THUMBNAILS_CONTAINER}; "
         f"default {DEFAULT_THUMBNAILS_CONTAINER})",
     )
+
+
+def keep_catalog_current(blobs: BlobServiceClient, refresh: Callable[[ContainerClient], object]) -> None:
+    """``refresh(thumbnails container)`` after a command changed what the gallery lists. The catalog is
+    derived data: a failure is one note on stderr, never a failed command (the next run rebuilds it)."""
+    try:
+        refresh(blobs.get_container_client(thumbnails_container_name()))
+    except AzureError as exc:
+        Console(stderr=True, highlight=False, soft_wrap=True).print(
+            f"note: gallery catalog not refreshed: {escape(first_line(exc))}"
+        )
 
 
 def open_archive(args: argparse.Namespace) -> Archive:
@@ -99,7 +115,7 @@ def prepare(args: argparse.Namespace) -> tuple[Any, str]:
     """The app and the URL to print (with the sign-in key when remote); usage errors before any I/O."""
     from gallery.app import create_app
     from gallery.auth import LocalAuth
-    from gallery.catalog import catalog_blob_name, refresh_catalog
+    from sync_core.derived.catalog import catalog_blob_name, refresh_catalog
 
     if not 0 <= args.port <= 65535:
         raise ConfigError("--port must be between 0 and 65535")

@@ -53,22 +53,22 @@ class StateLock:
             raise ConfigError(
                 f"cannot create the lock in state dir {str(self.state_dir)!r} ({exc.strerror or exc}); fix its "
                 "permissions or free some space, or choose another with --state-dir"
-            ) from None
+            ) from exc
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
+        except BlockingIOError as exc:
             holder = _describe_holder(os.pread(fd, 4096, 0).decode("utf-8", "replace"))
             os.close(fd)
             raise LockHeldError(
                 f"another azphotosync run holds {self.path} ({holder}); nothing was done — wait for it to "
                 "finish, or stop it"
-            ) from None
+            ) from exc
         except OSError as exc:
             os.close(fd)
             raise ConfigError(
                 f"cannot lock {self.path} ({exc.strerror or exc}); is the state dir on a file system without "
                 "locks? choose a local --state-dir"
-            ) from None
+            ) from exc
         info = {"pid": os.getpid(), "host": socket.gethostname(), "command": self.command, "started": time.time()}
         with contextlib.suppress(OSError):  # the lock itself is what matters; the note is best effort
             os.ftruncate(fd, 0)

@@ -75,7 +75,7 @@ def rate_arg(text: str) -> int:
     try:
         return parse_rate(text)
     except ConfigError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
+        raise argparse.ArgumentTypeError(str(exc)) from exc
 
 
 def state_dir(args: argparse.Namespace) -> Path:
@@ -96,9 +96,9 @@ def storage_config(
         try:
             conn = ensure_emulator(state_dir(args)).connection_string
         except EmulatorError as exc:
-            raise ConfigError(str(exc)) from None
+            raise ConfigError(str(exc)) from exc
         except OSError as exc:
-            raise ConfigError(f"cannot start Azurite under {state_dir(args)}: {exc}") from None
+            raise ConfigError(f"cannot start Azurite under {state_dir(args)}: {exc}") from exc
     stored = (
         state.get_meta("source_id") if state is not None else stored_source_id
     ) or remembered_source_id(state_dir(args))

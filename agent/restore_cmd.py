@@ -13,6 +13,7 @@ from rich.markup import escape
 
 from sync_core.errors import ConfigError
 from sync_core.index.table_mirror import open_table
+from sync_core.restore.rehydrate import PRIORITIES
 from sync_core.restore.run import (
     PROBLEM_KINDS,
     RestoreEngine,
@@ -64,6 +65,13 @@ def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
         help="where the list of files comes from: the Table index, the blob listing (metadata), or the table "
         "with the listing as fallback (default auto)",
     )
+    p.add_argument(
+        "--rehydrate",
+        choices=PRIORITIES,
+        default="standard",
+        help="priority of the rehydration asked for files in the Archive tier: standard (up to 15 hours) or "
+        "high (about 1 hour below 10 GB, dearer); they are restored by the same restore run again later",
+    )
     p.add_argument("--json", action="store_true", help="print the end summary as JSON on stdout")
     p.set_defaults(func=run)
 
@@ -74,8 +82,8 @@ class RestoreConsole(RunConsole):
 
     def file_done(self, outcome: RestoreOutcome) -> None:
         line = None
-        if outcome.kind in PROBLEM_KINDS:
-            colour = "yellow" if outcome.kind == RestoreKind.KEPT else "red"
+        if outcome.kind in PROBLEM_KINDS or outcome.kind == RestoreKind.PENDING:
+            colour = "yellow" if outcome.kind in (RestoreKind.KEPT, RestoreKind.PENDING) else "red"
             line = f"[{colour}]{outcome.kind.value}[/{colour}]  {escape(outcome.relpath)}: {escape(outcome.detail)}"
         elif self.verbose:
             line = outcome_line(outcome.kind.value, outcome.relpath, outcome.detail)
@@ -113,6 +121,7 @@ def run(args: argparse.Namespace) -> int:
         max_workers=args.max_workers,
         bwlimit=args.bwlimit,
         index=args.index,
+        rehydrate=args.rehydrate,
     )
     err = Console(stderr=True, highlight=False, soft_wrap=True)
     engine = RestoreEngine(storage.container, cfg.prefix, opts, table=table, table_error=table_error)
@@ -150,7 +159,7 @@ def print_restore_summary(console: Console, s: RestoreSummary, prefix: str, dest
     console.print(f"restored {escape(prefix)} into {escape(str(dest))} (file list from {where})")
     console.print(
         f"  files {s.candidates}  restored {s.restored}  already present {s.present}  kept {s.kept}  "
-        f"rejected {s.rejected}  corrupt {s.corrupt}  failed {s.failed}"
+        f"rejected {s.rejected}  corrupt {s.corrupt}  failed {s.failed}  pending {s.pending}"
     )
     rate = s.bytes_received / s.seconds if s.seconds else 0
     console.print(f"  received {human_bytes(s.bytes_received)} in {s.seconds:.1f} s ({human_bytes(rate)}/s)")
@@ -159,7 +168,12 @@ def print_restore_summary(console: Console, s: RestoreSummary, prefix: str, dest
             f"  {s.superseded} older version(s) claimed the same paths (devices sharing this prefix?); "
             "the newest upload of each was restored — --source-id picks one device"
         )
-    if s.exit_code:
+    if s.pending:
+        console.print(
+            f"[yellow]{s.pending} file(s) pending rehydration[/yellow] (archived; listed above); run the same "
+            "restore again later"
+        )
+    if s.kept or s.rejected or s.corrupt or s.failed:
         console.print(
             "[red]some files were not restored[/red]: see the lines above; rerun to resume "
             "(files already restored are skipped)"

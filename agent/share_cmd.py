@@ -7,7 +7,7 @@ import json
 import os
 from datetime import UTC, datetime
 
-from sync_core.errors import ConfigError
+from sync_core.derived.albums import AlbumStore
 
 from .gallery_cmd import DEFAULT_PORT, ENV_BASE_URL, open_archive, thumbnails_option
 
@@ -43,7 +43,6 @@ def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
 
 
 def run(args: argparse.Namespace) -> int:
-    from gallery import derived
     from gallery.shares import KIND_ALBUM, KIND_PATH, ShareNotFound, create_share, list_shares, parse_expiry
     from gallery.shares import revoke_share as revoke
 
@@ -52,9 +51,10 @@ def run(args: argparse.Namespace) -> int:
         expires = parse_expiry(args.expires)  # a usage error before any I/O
     archive = open_archive(args)
     if args.share_action == "create":
-        if args.album is not None and args.album not in derived.read_albums(archive.table, archive.cfg.prefix):
-            raise ConfigError(f"no album named {args.album!r}")
-        kind, selector = (KIND_ALBUM, args.album) if args.album is not None else (KIND_PATH, args.path)
+        if args.album is not None:  # the stored name, or a one-line error naming near misses
+            kind, selector = KIND_ALBUM, AlbumStore(archive.table, archive.cfg.source_id).get(args.album).name
+        else:
+            kind, selector = KIND_PATH, args.path
         share, token = create_share(archive.table, kind, selector, expires, now=now)
         url = f"{args.base_url.rstrip('/')}/s/{token}"
         if args.json:

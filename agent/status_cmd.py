@@ -23,6 +23,8 @@ from sync_core.index.table_mirror import flagged_rows, open_table
 from sync_core.local.exclude import ExcludeRules
 from sync_core.local.state import StateDB
 from sync_core.storage.clients import access_checked, blob_service, open_container, table_service
+from sync_core.storage.listing import list_pages
+from sync_core.storage.tiering import ENV_PRICES, TIERS, PriceTable, add_tier_bytes, estimate, merge_tier_bytes
 from sync_core.sync.pipeline import SyncEngine, SyncOptions
 from sync_core.sync.progress import ALWAYS_CHANGING_RUNS, always_changing
 from sync_core.verify.reports import (
@@ -30,6 +32,7 @@ from sync_core.verify.reports import (
     read_latest_report,
     report_is_clean,
 )
+from sync_core.verify.verdicts import Verdict
 
 from .console import describe_left_out, human_bytes
 from .lock import live_holder
@@ -71,6 +74,17 @@ def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
         default=3.0,
         help="flag a last sync or verification older than this many days (default 3)",
     )
+    p.add_argument(
+        "--tiers",
+        action="store_true",
+        help="list this device's prefix once now for its bytes per access tier (default: the figures the latest "
+        "verification's listing recorded, which cost no request)",
+    )
+    p.add_argument(
+        "--prices",
+        metavar="FILE",
+        help=f"price table for the monthly estimate (env {ENV_PRICES}; default: the built-in list prices)",
+    )
     p.add_argument("--json", action="store_true", help="print the status as JSON on stdout")
     p.set_defaults(func=run)
 
@@ -80,6 +94,7 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError("--stale-days must be more than 0")
     if args.source and not Path(args.source).expanduser().is_dir():
         raise ConfigError(f"--source {args.source!r} is not a folder; point it at your library's root")
+    args.price_table = None if args.local else PriceTable.load(args.prices)  # a bad file: one line, exit 2
     state = StateDB(state_dir(args), readonly=True)
     try:
         doc = gather(args, state)
@@ -243,6 +258,7 @@ def _cloud(args: argparse.Namespace, state: StateDB, now: float, attention: list
     except (ConfigError, AzureError, ValueError) as exc:
         out["verification_error"] = first_line(exc)
         attention.append(out["verification_error"])
+    out["tiers"] = _tiers(args, cfg, service, out["verification"])
     try:
         out["flagged"] = _flagged(cfg, attention)
     except (ConfigError, AzureError, ValueError) as exc:
@@ -272,13 +288,15 @@ def _verification(
         "finished_at": report.get("finished_at"),
         "rows": report.get("rows"),
         "deep_verified": report.get("deep_verified"),
+        "deep_archived": int(report.get("deep_archived") or 0),  # quick-verified, not re-hashed while archived
+        "tier_bytes": {k: dict(v) for k, v in (report.get("tier_bytes") or {}).items()},
         "counts": counts,
         "problems": len(report.get("problems") or []),
         "errors": [redact(str(e)) for e in report.get("errors") or []],
         "clean": clean,
     }
     info["partitions_failed"] = int(report.get("partitions_failed") or 0)
-    bad = {k: v for k, v in counts.items() if v and k not in ("ok", "orphan_repaired")}
+    bad = {k: v for k, v in counts.items() if v and k not in (Verdict.OK, Verdict.ORPHAN_REPAIRED)}
     if bad:
         detail = ", ".join(f"{k} {v}" for k, v in sorted(bad.items()))
         attention.append(f"the latest cloud verification ({info['finished_at']}) found problems: {detail}")
@@ -292,6 +310,36 @@ def _verification(
     if age is not None and age > stale_days:
         attention.append(f"no cloud verification since {info['finished_at']}: is the Function App's timer running?")
     return info
+
+
+def _tiers(args: argparse.Namespace, cfg: StorageConfig, service: Any, verification: dict[str, Any] | None) -> dict:
+    """Bytes per access tier under this device's prefix and their monthly cost: from the latest verification's
+    listing (no request), or from one listing of the prefix now with ``--tiers``."""
+    out: dict[str, Any] = {"source": None, "as_of": None, "bytes_by_tier": {}, "estimate": None, "error": None}
+    by_tier: dict[str, int] = {}
+    if getattr(args, "tiers", False):
+        try:
+            with access_checked(
+                service.url,
+                what=f"blobs in container {cfg.container!r}",
+                missing=f"no container {cfg.container!r}",
+                denied=f"cannot list container {cfg.container!r}: grant this identity 'Storage Blob Data Reader'",
+            ):
+                container = service.get_container_client(cfg.container)
+                for page in list_pages(container, cfg.prefix + "/", metadata=False):
+                    add_tier_bytes(by_tier, page)
+        except (ConfigError, AzureError) as exc:
+            out["error"] = f"cannot list the prefix for its tiers: {first_line(exc)}"
+            return out
+        out.update(source="listing", as_of=_iso(time.time()))
+    elif verification and cfg.prefix in verification.get("tier_bytes", {}):
+        merge_tier_bytes(by_tier, verification["tier_bytes"][cfg.prefix])
+        out.update(source="verification", as_of=verification.get("finished_at"))
+    else:
+        return out  # no figures yet: said, not a problem
+    out["bytes_by_tier"] = {t: by_tier[t] for t in TIERS if by_tier.get(t)}
+    out["estimate"] = estimate(by_tier, getattr(args, "price_table", None) or PriceTable.load()).to_dict()
+    return out
 
 
 def _flagged(cfg: StorageConfig, attention: list[str]) -> dict[str, Any]:
@@ -312,6 +360,27 @@ def _flagged(cfg: StorageConfig, attention: list[str]) -> dict[str, Any]:
 
 
 # -- rendering -----------------------------------------------------------------------------------------
+def _render_tiers(console: Console, t: dict[str, Any] | None) -> None:
+    if t is None:
+        return
+    if t.get("error"):
+        console.print(f"  tiers     [red]{escape(t['error'])}[/red]")
+        return
+    if not t.get("estimate"):
+        console.print("  tiers     not known until a verification lists the prefix (or `status --tiers`)")
+        return
+    est = t["estimate"]
+    where = "a listing now" if t["source"] == "listing" else f"the verification of {t['as_of']}"
+    parts = "  ".join(f"{tier} {human_bytes(n)}" for tier, n in t["bytes_by_tier"].items())
+    console.print(f"  tiers     {parts or 'nothing stored'} (from {where})")
+    cur = est["currency"]
+    console.print(
+        f"  cost      about {est['monthly_total']:.2f} {cur} a month (all Hot: {est['monthly_if_all_hot']:.2f} "
+        f"{cur}); reading it all once about {est['read_all_once']:.2f} {cur}"
+    )
+    console.print(f"            {escape(est['prices'])}")
+
+
 def render(console: Console, doc: dict[str, Any]) -> None:
     loc = doc["local"]
     who = doc.get("source_id") or "(not set yet)"
@@ -352,9 +421,12 @@ def render(console: Console, doc: dict[str, Any]) -> None:
         else:
             counts = "  ".join(f"{k} {n}" for k, n in v["counts"].items() if n)
             console.print(f"  verified  {v['finished_at']}: {v['rows']} row(s); {counts or 'nothing checked'}")
+            if v.get("deep_archived"):
+                console.print(f"            {v['deep_archived']} blob(s) not deep-verifiable while archived")
             if v.get("partitions_failed") or v.get("errors"):
                 units = v.get("partitions_failed") or "some"
                 console.print(f"            [red]incomplete[/red]: {units} unit(s) not verified")
+        _render_tiers(console, doc.get("tiers"))
         fl = doc.get("flagged")
         if doc.get("flagged_error"):
             console.print(f"  flagged   [red]{escape(doc['flagged_error'])}[/red]")

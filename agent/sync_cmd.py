@@ -7,6 +7,8 @@ import json
 import sqlite3
 from pathlib import Path
 
+from azure.data.tables import TableClient
+from azure.storage.blob import BlobServiceClient
 from rich.console import Console
 from rich.markup import escape
 
@@ -112,7 +114,19 @@ def _run(args: argparse.Namespace) -> int:
             state.close()
             raise
         engine = SyncEngine(storage.cfg, state, storage.container, opts, table=table, table_unavailable=why)
-        return _sync(args, state, engine, storage.cfg.describe())
+        code = _sync(args, state, engine, storage.cfg.describe())
+        if table is not None and not engine.table_unavailable:
+            _refresh_catalog(table, storage.service, storage.cfg.prefix, create=create_table)
+        return code
+
+
+def _refresh_catalog(table: TableClient, blobs: BlobServiceClient, prefix: str, *, create: bool) -> None:
+    """Keep the gallery's catalog current after the mirror (``create``: the thumbnails container too)."""
+    from sync_core.derived.catalog import refresh_if_set_up  # imported only by a real run with a table
+
+    from .gallery_cmd import keep_catalog_current
+
+    keep_catalog_current(blobs, lambda thumbs: refresh_if_set_up(table, thumbs, prefix, create=create))
 
 
 def _sync(args: argparse.Namespace, state: StateDB, engine: SyncEngine, where: str) -> int:

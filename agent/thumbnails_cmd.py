@@ -7,6 +7,7 @@ import argparse
 import json
 import os
 
+from azure.core.exceptions import AzureError
 from rich.console import Console
 from rich.markup import escape
 
@@ -17,7 +18,7 @@ from sync_core.derived.thumbnail_run import (
     ThumbnailSettings,
     run_all,
 )
-from sync_core.errors import ConfigError
+from sync_core.errors import ConfigError, first_line
 from sync_core.index.table_mirror import open_table
 from sync_core.local.state import StateDB
 from sync_core.storage.clients import open_container, table_service
@@ -79,6 +80,11 @@ def run(args: argparse.Namespace) -> int:
     if not args.json:
         err.print(f"making renditions for {len(plan['prefixes'])} prefix(es) into {escape(settings.container)}")
     summary, failures = run_all(t, partitions, workers=args.max_workers)
+    for prefix in plan["prefixes"]:  # the gallery's catalog shows what this run made
+        try:
+            t.refresh_catalog(prefix)
+        except AzureError as exc:
+            summary["errors"].append(f"catalog of {prefix}: {first_line(exc)}")
     summary["failures"] = failures
     summary["container"] = settings.container
     if args.json:

@@ -7,7 +7,9 @@ import argparse
 import json
 import os
 import uuid
+from collections.abc import Mapping
 from datetime import UTC, datetime
+from typing import Any
 
 from azure.core.exceptions import AzureError, HttpResponseError
 from rich.console import Console
@@ -19,7 +21,7 @@ from sync_core.index.table_mirror import open_table
 from sync_core.local.state import StateDB
 from sync_core.sizes import format_size, parse_size
 from sync_core.storage.clients import open_container, table_service
-from sync_core.verify.partition import PROBLEM_VERDICTS, partitions_for, unit_digits, verify_all
+from sync_core.verify.partition import partitions_for, unit_digits
 from sync_core.verify.reports import (
     DEFAULT_REPORTS_CONTAINER,
     DEFAULT_RUNS_TABLE,
@@ -27,6 +29,7 @@ from sync_core.verify.reports import (
     report_is_clean,
 )
 from sync_core.verify.run import Verifier, VerifySettings
+from sync_core.verify.verdicts import PROBLEM_VERDICTS, Verdict
 
 from .console import human_bytes
 from .options import state_dir, storage_config
@@ -118,29 +121,13 @@ def run(args: argparse.Namespace) -> int:
             + f" in {escape(cfg.describe())}"
             + (f"; deep-verifying up to {format_size(budget)}" if budget else "")
         )
-    summary, problems = verify_all(
-        v.container,
-        v.table,
-        partitions,
-        now=started,
-        deep_budget=budget,
-        deep_reference=plan["deep_reference"],
-        workers=workers,
-    )
-    summary.update(prefixes=plan["prefixes"], deep_budget=budget)
+    summary, problems = v.run_units(plan, partitions, run_id=run_id, started_at=iso(started), workers=workers)
+    found = [p.to_dict() for p in problems]
     try:
-        report = v.publish(
-            run_id=run_id, started_at=iso(started), summary=summary, problems=[p.to_dict() for p in problems]
-        )
+        report = v.publish(run_id=run_id, started_at=iso(started), summary=summary, problems=found)
     except AzureError as exc:  # no rights on the reports container/runs table: still show the result
-        from sync_core.verify.reports import build_report
-
         err.print(f"[yellow]report not stored[/yellow]: {escape(_not_stored_reason(exc, args))}")
-        report = build_report(
-            run_id=run_id, started_at=iso(started), finished_at=iso(datetime.now(UTC)), container=cfg.container,
-            table=cfg.table, summary=summary, problems=[p.to_dict() for p in problems],
-            errors=summary.get("errors", []),
-        )  # fmt: skip
+        report = v.report(run_id=run_id, started_at=iso(started), summary=summary, problems=found)
     if args.json:
         print(json.dumps(report, indent=2))
     else:
@@ -161,6 +148,20 @@ def _not_stored_reason(exc: AzureError, args: argparse.Namespace) -> str:
     return first_line(exc)
 
 
+def tier_lines(report: Mapping[str, Any]) -> list[str]:
+    """What tiering meant for the deep re-hash: rows it could not read, and what its reads cost."""
+    lines = []
+    if int(report.get("deep_archived") or 0):
+        lines.append(f"{report['deep_archived']} blob(s) not deep-verifiable while archived (quick-verified)")
+    cost = report.get("deep_read_cost") or {}
+    if cost.get("amount"):
+        amount = f"{cost['amount']:.2f} {cost.get('currency', '')}".strip()
+        lines.append(f"deep re-hash read charges about {amount} ({cost['prices']})")
+    elif cost.get("error"):
+        lines.append(f"deep re-hash read charges unknown: {cost['error']}")
+    return lines
+
+
 def print_report(out: Console, report: dict) -> None:
     """A verification report for people (``status`` shows the latest one the same way)."""
     c = report["counts"]
@@ -170,8 +171,10 @@ def print_report(out: Console, report: dict) -> None:
         f"{human_bytes(report['deep_bytes'])}"
     )
     out.print("  " + "  ".join(f"{k.replace('_', ' ')} {v}" for k, v in c.items()))
+    for line in tier_lines(report):
+        out.print("  " + escape(line))
     for p in report["problems"]:
-        style = "green" if p["verdict"] == "orphan_repaired" else "red"
+        style = "green" if p["verdict"] == Verdict.ORPHAN_REPAIRED else "red"
         out.print(f"[{style}]{p['verdict']:<15}[/{style}] {escape(p['blob_name'])}: {escape(p['detail'])}")
     for e in report.get("errors", []):
         out.print(f"[red]error[/red] {escape(e)}")
@@ -180,6 +183,6 @@ def print_report(out: Console, report: dict) -> None:
         units = f"{failed} unit(s)" if failed else "some units"
         out.print(f"[red]verification incomplete[/red]: {units} not verified; they are checked again next run")
     if report_is_clean(report):
-        out.print("everything verified" + (" (rows re-created for orphans)" if c.get("orphan_repaired") else ""))
+        out.print("everything verified" + (" (rows re-created for orphans)" if c.get(Verdict.ORPHAN_REPAIRED) else ""))
     elif any(c.get(v) for v in PROBLEM_VERDICTS):
         out.print("[red]problems found[/red]: the next sync re-uploads damaged blobs it still has locally")

@@ -35,7 +35,7 @@ class CorpusSpec:
 
 
 def specs(quick: bool) -> dict[str, CorpusSpec]:
-    """The four corpora of issue 8; ``quick`` shrinks each for iteration."""
+    """The four corpora of docs/benchmarks.md; ``quick`` shrinks each for iteration."""
     if quick:
         return {
             "media": CorpusSpec("media", 40, MiB // 2, 6 * MiB, per_dir=20, ext=".jpg", seed=11),

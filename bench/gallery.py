@@ -32,10 +32,10 @@ from azure.storage.blob import BlobServiceClient
 from PIL import Image
 
 from agent.emulator import start_azurite
-from gallery import derived
 from gallery.app import create_app
 from gallery.auth import LocalAuth
-from gallery.catalog import SCHEMA, catalog_blob_name, item_id, write_catalog
+from sync_core.derived.catalog import SCHEMA, catalog_blob_name, item_id, write_catalog
+from sync_core.derived.renditions import rendition_name
 
 PREFIX = "photos/bench"
 FIRST_SCREEN = 40
@@ -76,7 +76,7 @@ def main() -> int:
         buf = io.BytesIO()
         Image.new("RGB", (320, 240), (40, 90, 160)).save(buf, "WEBP")
         for it in doc["items"][:FIRST_SCREEN]:
-            thumbs.upload_blob(derived.rendition_name(it["s"], 320), buf.getvalue())
+            thumbs.upload_blob(rendition_name(it["s"], 320), buf.getvalue())
         app = create_app(table=table, data=data, thumbnails=thumbs, prefix=PREFIX, auth=LocalAuth())
         t = time.perf_counter()
         app.catalog.get()  # what `azphotosync gallery` does before it prints the URL

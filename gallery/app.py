@@ -24,11 +24,15 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from sync_core.derived.albums import AlbumStore
+from sync_core.derived.albums import resolve as resolve_members
+from sync_core.derived.catalog import album_ids, catalog_item
+from sync_core.derived.renditions import SIZES, rendition_name
 from sync_core.errors import ConfigError
 
-from . import derived, media
+from . import media
 from .auth import CSRF_COOKIE, SESSION_COOKIE, AuthError, CloudAuth, LocalAuth, Principal, csrf_ok
-from .catalog import Catalog, CatalogStore, album_ids
+from .catalog import Catalog, CatalogStore
 from .shares import (
     KIND_ALBUM,
     Share,
@@ -56,7 +60,8 @@ SECURITY_HEADERS = {
 }
 PAGE = 200
 MAX_PAGE = 500
-MEDIA_KINDS = {"320": 320, "1600": 1600, "original": 0}
+MEDIA_KINDS = {**{str(size): size for size in SIZES}, "original": 0}
+ALBUM_EDITOR = "gallery"  # recorded as who created an album or added to it from the web gallery
 
 
 class SecurityHeaders:
@@ -120,6 +125,23 @@ def _error(status: int, message: str) -> JSONResponse:
     return _json({"error": message}, status)
 
 
+def _edit_album(
+    albums: AlbumStore, prefix: str, name: str, add: list[dict[str, Any]], remove: list[dict[str, Any]]
+) -> str:
+    """Add and remove catalog items (adding to an album that does not exist creates it); returns the album's
+    stored name. A removed item takes with it every member that stands for it (moved or edited ones too)."""
+    album = albums.create(name)[0] if add else albums.find(name)
+    if album is None:
+        return name
+    if add:
+        albums.add(album, [catalog_item(prefix, it) for it in add])
+    if remove:
+        gone = {it["b"] for it in remove}
+        resolved = resolve_members(albums.members(album), [catalog_item(prefix, it) for it in remove])
+        albums.remove(album, [r.member for r in resolved if r.item is not None and r.item.blob_name in gone])
+    return album.name
+
+
 def create_app(
     *,
     table: TableClient,
@@ -132,6 +154,7 @@ def create_app(
 ) -> SecurityHeaders:
     """The gallery over one prefix of the archive."""
     store = CatalogStore(thumbnails, prefix, **({} if catalog_recheck_s is None else {"recheck_s": catalog_recheck_s}))
+    albums_store = AlbumStore(table, ALBUM_EDITOR)
 
     def signed_in(request: Request) -> Principal:
         return auth.authenticate(request)
@@ -197,13 +220,15 @@ def create_app(
             remove = [cat.get(str(i)) for i in body.get("remove", [])]
         except (ValueError, KeyError, TypeError, AttributeError):
             return _error(400, "expected {name, add: [ids], remove: [ids]}")
-        if not name or len(name) > 200 or any(it is None for it in [*add, *remove]):
-            return _error(400, "unknown item or bad album name")
-        derived.edit_album(table, name, add=[(prefix, it["s"], it["n"]) for it in add if it],
-                           remove=[(prefix, it["s"], it["n"]) for it in remove if it])  # fmt: skip
-        albums = album_ids(cat.items, derived.read_albums(table, prefix))
-        store.replace_albums(albums)
-        return _json({"name": name, "count": len(albums.get(name, []))})
+        if any(it is None for it in [*add, *remove]):
+            return _error(400, "unknown item")
+        try:
+            edited = _edit_album(albums_store, prefix, name, [it for it in add if it], [it for it in remove if it])
+        except ConfigError as exc:  # a bad name, or an album deleted meanwhile
+            return _error(400, str(exc))
+        ids = album_ids(albums_store, prefix, cat.items)
+        store.replace_albums(ids)
+        return _json({"name": edited, "count": len(ids.get(edited, []))})
 
     def item(request: Request) -> Response:
         signed_in(request)
@@ -215,7 +240,7 @@ def create_app(
             return _error(404, "not found")
         size = MEDIA_KINDS[kind]
         if size:
-            blob = thumbnails.get_blob_client(derived.rendition_name(it["s"], size))
+            blob = thumbnails.get_blob_client(rendition_name(it["s"], size))
             return media.stream_blob(blob, request.headers.get("range"), content_type="image/webp")
         blob = data.get_blob_client(it["b"])
         return media.stream_blob(

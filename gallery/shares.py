@@ -21,10 +21,10 @@ from azure.core.exceptions import ResourceNotFoundError
 from azure.data.tables import TableClient
 
 from sync_core.errors import ConfigError
+from sync_core.index.table_index import SHARES_PARTITION
 
 from .catalog import Catalog
 
-SHARES_PARTITION = "%~shares"  # a derived partition: never an index partition (see the albums' layout)
 KIND_ALBUM = "album"
 KIND_PATH = "path"
 TOKEN_RE = re.compile(r"^[A-Za-z0-9_-]{43}$")

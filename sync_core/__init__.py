@@ -1,18 +1,29 @@
-"""sync_core — the shared library behind the AzPhotoSync agent and the cloud verifier.
+"""sync_core — the shared library behind the AzPhotoSync agent (``agent/``) and the Function App
+(``function_app.py``). Nothing here imports a CLI toolkit or the Azure Functions SDK: both are thin layers
+over this package. ``docs/architecture.md`` draws the data flow; ``docs/CONTRACTS.md`` names each contract's
+owner.
 
-The agent's pipeline reads as one module per stage, in the order data flows:
+Packages, from the shared rules outwards:
 
-    scanner   walk the source with os.scandir, apply ``exclude`` rules     -> ScanEntry
-    planner   compare each entry's stat with the SQLite ``state``          -> WorkItem (new/changed)
-    hasher    stream SHA-256 (small files are read once and kept in memory)
-    transfer  create-only upload, server-side copy for known content, or
-              adopt a blob that already exists with the same content       -> StoreResult
-    state     record the confirmed result in SQLite (WAL)
-    pipeline  wires the stages together with a bounded worker pool
+    contracts  the blob name (``blobname``), blob metadata (``blobmeta``), which files are media and their
+               content types (``mediatypes``): what the agent, the verifier, restore and the gallery share
+    local      the source side: walk (``scanner``, ``exclude``), SHA-256 (``hasher``), capture dates
+               (``capture``), the SQLite index of what is stored (``state``)
+    storage    access to the service: clients, retries and timeouts (``clients``), adaptive concurrency,
+               bandwidth caps, the fast paths (``put_blob``, ``listing``, ``lean_http``) and the one module
+               that touches the SDKs' private names (``sdk_internals``); access tiers and prices (``tiering``)
+    index      the Azure Table index: keys, properties and verdicts (``table_index``), paged reads
+               (``table_query``), transactions (``table_batch``), the mirror from SQLite (``table_mirror``),
+               rebuilds in both directions (``rebuild``)
+    sync       one backup run: ``pipeline`` (scan -> plan -> hash -> ``transfer`` -> record -> mirror),
+               ``progress``, and ``repair`` (re-upload what the verifier flagged: the closed loop)
+    verify     the cloud's check: plan units -> verify one unit (``partition``) -> publish (``reports``),
+               as steps (``run``) that the Durable activities and ``azphotosync verify`` both call
+    restore    catalog -> select -> fetch (``run``) into a folder names cannot escape (``target``)
+    derived    what people look at, never an original: albums, folders, timeline, renditions and their facts
 
-The contracts both sides share live in ``blobname`` (the blob name), ``blobmeta`` (blob metadata) and
-``mediatypes`` (which files are media and their content types). Nothing here imports a CLI toolkit or the
-Azure Functions SDK: the agent and the Functions app are thin layers over this package.
+Top level: ``config`` (settings from flags and environment), ``errors`` (the exceptions users see),
+``sizes`` (byte counts and rates from text), ``timestamps`` (numbers from files and rows).
 """
 
 __version__ = "0.1.0"

@@ -155,10 +155,6 @@ class StorageConfig:
     table_endpoint: str | None = None
 
     @property
-    def uses_credential(self) -> bool:
-        return self.connection_string is None
-
-    @property
     def credential_kind(self) -> str:
         """What the service checks: "account key", "SAS" or "identity" (a token): an error that refuses it
         must name that, not the role an identity would need."""
@@ -225,7 +221,7 @@ def resolve_storage_config(
     try:
         pfx = normalize_prefix(prefix or env.get(ENV_PREFIX) or default_prefix(sid))
     except UnstorableNameError as exc:
-        raise ConfigError(str(exc)) from None
+        raise ConfigError(str(exc)) from exc
     return StorageConfig(
         container=validate_container_name(container or env.get(ENV_CONTAINER) or DEFAULT_CONTAINER),
         table=validate_table_name(table or env.get(ENV_TABLE) or DEFAULT_TABLE),

@@ -26,8 +26,8 @@ def parse_size(text: str | int, *, what: str = "size") -> int:
         if not _SIZE_RE.match(text.strip()):
             raise ValueError(text)
         value = int(humanfriendly.parse_size(text.strip()))
-    except (humanfriendly.InvalidSize, ValueError, AttributeError):
-        raise ConfigError(f"invalid {what} {text!r}: use a byte count like 500MB, 2GiB or 0") from None
+    except (humanfriendly.InvalidSize, ValueError, AttributeError) as exc:
+        raise ConfigError(f"invalid {what} {text!r}: use a byte count like 500MB, 2GiB or 0") from exc
     if value < 0:
         raise ConfigError(f"invalid {what} {text!r}: must not be negative")
     return value

@@ -35,8 +35,8 @@ def _integer(value: Any, what: str) -> int:
         return int(value)
     try:
         return int(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{what} is not a number") from None
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{what} is not a number") from exc
 
 
 def row_size(value: Any) -> int:

@@ -271,6 +271,10 @@ class FaultProxy:
         """The answer to a request refused with 403 (the blob service's XML form)."""
         return _canned(403, "Forbidden", "AuthorizationPermissionMismatch", "injected", None)
 
+    def _response_head(self, req: Request, head: bytes) -> bytes:
+        """The upstream's status line and headers as relayed; a subclass may rewrite headers (not the body)."""
+        return head
+
     def _choose(self, req: Request) -> str | None:
         with self._lock:
             plan = self.plan
@@ -338,7 +342,7 @@ class FaultProxy:
                             canned = _canned(500, "Internal Server Error", "InternalError", "injected", None)
                         else:
                             canned = self._denial(req)
-                        ex.status = {"busy": 503, "error": 500, "deny": 403}[ex.fault]
+                        ex.status = int(canned.split(b" ", 2)[1])  # a subclass's denial may be another refusal
                         self._record(ex)  # before answering: a test may look as soon as the client has it
                         writer.write(canned)
                         await writer.drain()
@@ -361,7 +365,7 @@ class FaultProxy:
                     status_line, resp_headers = _parse_head(resp_head)
                     ex.status = int(status_line.split(" ", 2)[1])
                     self._record(ex)
-                    writer.write(resp_head)
+                    writer.write(self._response_head(req, resp_head))
                     if method != "HEAD" and ex.status not in (204, 304) and ex.status >= 200:
                         keep = "content-length" in resp_headers or "chunked" in resp_headers.get(
                             "transfer-encoding", ""

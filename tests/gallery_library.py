@@ -1,5 +1,6 @@
-"""A small real library for the gallery tests: JPEGs with EXIF, a hostile file name, a short MP4, a photo
-whose rendition failed, one user album; backed up by the real `sync`, renditions and catalog made here."""
+"""A small real library for the gallery tests, like the demo's: JPEGs with EXIF, a hostile file name, a short
+MP4, a photo whose rendition failed (recorded as an earlier run would have), one user album; backed up by the
+real `sync`, its renditions and catalog made by the real `azphotosync thumbnails`."""
 
 from __future__ import annotations
 
@@ -12,10 +13,12 @@ from pathlib import Path
 
 from azure.data.tables import TableClient, TableServiceClient
 from azure.storage.blob import BlobServiceClient, ContainerClient
-from PIL import Image
 
-from gallery import derived
-from gallery.catalog import item_id, refresh_catalog
+from scripts.demo import scene, video
+from sync_core.derived.albums import AlbumStore
+from sync_core.derived.catalog import item_id
+from sync_core.derived.timeline import current_items
+from sync_core.index.table_index import P_RENDITION_DETAIL, P_RENDITION_STATE, RENDITION_FAILED
 from sync_core.index.table_mirror import prefix_rows
 from tests.conftest import run_cli
 from tests.media_samples import exif_tiff
@@ -39,34 +42,7 @@ class Library:
 def _jpeg(colour: tuple[int, int, int], size: tuple[int, int], taken: str, model: str) -> bytes:
     buf = io.BytesIO()
     exif = b"Exif\x00\x00" + exif_tiff(taken=taken, model=model)
-    Image.new("RGB", size, colour).save(buf, "JPEG", quality=80, exif=exif)
-    return buf.getvalue()
-
-
-def _mp4(path: Path, seconds: int = 4) -> None:
-    """A short H.264 (or MPEG-4) MP4 with a key frame every second, so seeking has somewhere to land."""
-    import av
-
-    with av.open(str(path), "w") as out:
-        try:
-            stream = out.add_stream("libx264", rate=10)
-            stream.options = {"g": "10", "preset": "ultrafast"}
-        except Exception:  # an FFmpeg build without x264
-            stream = out.add_stream("mpeg4", rate=10)
-        stream.width, stream.height, stream.pix_fmt = 160, 120, "yuv420p"
-        for i in range(seconds * 10):
-            img = Image.new("RGB", (160, 120), (i * 6 % 255, 80, 160))
-            for packet in stream.encode(av.VideoFrame.from_image(img)):
-                out.mux(packet)
-        for packet in stream.encode():
-            out.mux(packet)
-
-
-def _webp(size: tuple[int, int], longer: int, colour: tuple[int, int, int]) -> bytes:
-    w, h = size
-    scale = min(1.0, longer / max(w, h))
-    buf = io.BytesIO()
-    Image.new("RGB", (max(1, round(w * scale)), max(1, round(h * scale))), colour).save(buf, "WEBP")
+    scene(size, colour, (60, 130, 70)).save(buf, "JPEG", quality=80, exif=exif)
     return buf.getvalue()
 
 
@@ -88,35 +64,29 @@ def build_library(connection_string: str, root: Path) -> Library:
         p.parent.mkdir(parents=True, exist_ok=True)
         p.write_bytes(_jpeg(colour, size, taken, model))
     (src / "2024/summer").mkdir(parents=True, exist_ok=True)
-    _mp4(src / "2024/summer/clip.mp4")  # no creation time recorded: dated by its mtime (and shown as such)
+    video(src / "2024/summer/clip.mp4", (0, 80, 160), seconds=4, size=(160, 120))  # no creation time: dated by
+    # its mtime (and shown as such)
     when = int(datetime(2024, 7, 20, 18, 0, tzinfo=UTC).timestamp())
     os.utime(src / "2024/summer/clip.mp4", (when, when))
-    r = run_cli("sync", "--source", str(src), "--connection-string", connection_string, "--container", name,
-                "--table", name, "--prefix", PREFIX, "--source-id", "gallerytest",
-                "--state-dir", str(root / "state"))  # fmt: skip
+    storage = ("--connection-string", connection_string, "--container", name, "--table", name, "--prefix", PREFIX,
+               "--source-id", "gallerytest", "--state-dir", str(root / "state"))  # fmt: skip
+    r = run_cli("sync", "--source", str(src), *storage)
     assert r.code == 0, r.err
     ids: dict[str, str] = {}
     names: dict[str, str] = {}
     for row in prefix_rows(table, PREFIX):
-        rel, sha = row["RelPath"], row["Sha256"]
+        rel = row["RelPath"]
         ids[rel], names[rel] = item_id(row["BlobName"]), row["BlobName"]
         facts: dict[str, object] = {}
-        if rel.endswith(".mp4"):
-            size, colour = (160, 120), (0, 80, 160)
-            facts[derived.P_DURATION] = 4.0
-        else:
-            colour, size = files[rel][0], files[rel][1]
-        if rel.endswith("broken.jpg"):
-            facts.update({derived.P_RENDITION_STATE: derived.RENDITION_FAILED, derived.P_RENDITION_REASON: "truncated"})
-        else:
-            for longer in derived.RENDITION_SIZES:
-                thumbnails.upload_blob(derived.rendition_name(sha, longer), _webp(size, longer, colour))
-            facts.update({derived.P_WIDTH: size[0], derived.P_HEIGHT: size[1],
-                          derived.P_RENDITION_STATE: derived.RENDITION_MADE})  # fmt: skip
+        if rel.endswith("broken.jpg"):  # recorded by an earlier run: not tried again
+            facts.update({P_RENDITION_STATE: RENDITION_FAILED, P_RENDITION_DETAIL: "truncated"})
         if rel.endswith("beach.jpg"):
             facts.update({"VerifyStatus": "ok", "LastVerified": datetime(2026, 11, 30, 3, 0, tzinfo=UTC)})
-        table.update_entity({"PartitionKey": row["PartitionKey"], "RowKey": row["RowKey"], **facts})
-    derived.write_album(table, ALBUM, uuid.uuid4().hex, [(PREFIX, names[r].split("/")[3], r)
-                                                        for r in ("2024/summer/beach.jpg", "2024/summer/clip.mp4")])
-    refresh_catalog(table, thumbnails, PREFIX)
+        if facts:
+            table.update_entity({"PartitionKey": row["PartitionKey"], "RowKey": row["RowKey"], **facts})
+    albums = AlbumStore(table, "gallerytest")
+    members = ("2024/summer/beach.jpg", "2024/summer/clip.mp4")
+    albums.add(albums.create(ALBUM)[0], [i for i in current_items(table, PREFIX) if i.relpath in members])
+    r = run_cli("thumbnails", *storage, "--thumbnails-container", thumbnails.container_name, "--json")
+    assert r.code == 0 and r.json()["counts"]["made"] == 4, r.out + r.err  # and the catalog, at its end
     return Library(connection_string, data, thumbnails, table, PREFIX, ids, names)

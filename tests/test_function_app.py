@@ -44,14 +44,14 @@ def test_binding_metadata(bindings_json):
     assert thumbs["timerTrigger"]["useMonitor"] is True and thumbs["timerTrigger"]["runOnStartup"] is False
     assert bindings_json["thumbnails_orchestrator"][0]["orchestration"] == "thumbnails_orchestrator"
     assert bindings_json["thumbnails_prefix"][0]["orchestration"] == "thumbnails_prefix"
-    for name in ("plan_thumbnails", "thumbnail_partition"):
+    for name in ("plan_thumbnails", "thumbnail_partition", "refresh_catalog"):
         assert bindings_json[name] == [{"direction": "IN", "type": "activityTrigger", "name": "job", "activity": name}]
     http = {b["type"]: b for b in bindings_json["gallery"]}
     assert http["httpTrigger"]["route"] == "{*path}" and http["httpTrigger"]["authLevel"] == "ANONYMOUS"
     assert set(bindings_json) == {
         "verify_timer", "verify_orchestrator", "verify_prefix", "plan_verification", "verify_partition",
         "publish_report", "thumbnails_timer", "thumbnails_orchestrator", "thumbnails_prefix", "plan_thumbnails",
-        "thumbnail_partition", "gallery",
+        "thumbnail_partition", "refresh_catalog", "gallery",
     }  # fmt: skip
 
 

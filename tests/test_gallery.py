@@ -16,8 +16,9 @@ from gallery.app import STATIC_DIR, create_app
 from gallery.auth import CloudAuth, LocalAuth
 from gallery.catalog import CatalogStore
 from gallery.media import RangeNotSatisfiable, parse_range
-from gallery.shares import SHARES_PARTITION, ShareGone, list_shares, parse_expiry, resolve
+from gallery.shares import ShareGone, list_shares, parse_expiry, resolve
 from sync_core.errors import ConfigError
+from sync_core.index.table_index import SHARES_PARTITION
 from tests.conftest import run_cli
 from tests.gallery_library import ALBUM, HOSTILE, Library, build_library
 
@@ -189,7 +190,7 @@ def test_page_views_read_the_catalog_not_the_table(library: Library, azurite):
 
 
 def test_catalog_is_reloaded_when_its_blob_changes(library: Library):
-    from gallery.catalog import refresh_catalog
+    from sync_core.derived.catalog import refresh_catalog
 
     store = CatalogStore(library.thumbnails, library.prefix, recheck_s=0)
     first = store.get()
@@ -275,3 +276,18 @@ def test_album_edit_needs_csrf_and_updates_the_catalog_without_a_scan(client: Te
     assert r.json()["count"] == 1
     ids = [it["id"] for it in client.get("/api/album", params={"name": "Picks <i>"}).json()["items"]]
     assert ids == [snow]
+
+
+def test_album_edits_in_the_gallery_are_the_cli_albums(client: TestClient, library: Library):
+    """One album store: what the gallery edits, `azphotosync album` sees (and a bad name is a 400)."""
+    from sync_core.derived.albums import AlbumStore
+
+    csrf = client.get("/api/session").json()["csrf"]
+    snow = library.ids["2023/winter/snow.jpg"]
+    bad = client.post("/api/album/edit", json={"name": "a\tb", "add": [snow]}, headers={"x-csrf-token": csrf})
+    assert bad.status_code == 400 and "control characters" in bad.json()["error"]
+    r = client.post("/api/album/edit", json={"name": " Winter ", "add": [snow]}, headers={"x-csrf-token": csrf})
+    assert r.json() == {"name": "Winter", "count": 1}
+    album = AlbumStore(library.table, "test").get("Winter")
+    assert album.created_by == "gallery"
+    assert [m.relpath for m in AlbumStore(library.table, "test").members(album)] == ["2023/winter/snow.jpg"]

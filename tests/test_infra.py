@@ -414,6 +414,7 @@ EXPECTED_ROLE_ASSIGNMENTS = {
     (ARCHIVE, STORAGE_BLOB_DATA_CONTRIBUTOR, "dataContainer", "agentPrincipalId", "agent"),
     (ARCHIVE, STORAGE_TABLE_DATA_CONTRIBUTOR, "indexTable", "agentPrincipalId", "agent"),
     (ARCHIVE, STORAGE_BLOB_DATA_READER, "reportsContainer", "agentPrincipalId", "agent"),
+    (ARCHIVE, STORAGE_BLOB_DATA_CONTRIBUTOR, "thumbnailsContainer", "agentPrincipalId", "agent"),  # the catalog
     (HOST, STORAGE_BLOB_DATA_OWNER, "host", "functionPrincipalId", None),
     (HOST, STORAGE_QUEUE_DATA_CONTRIBUTOR, "host", "functionPrincipalId", None),
     (HOST, STORAGE_TABLE_DATA_CONTRIBUTOR, "host", "functionPrincipalId", None),

@@ -163,6 +163,8 @@ def test_every_agent_command_works_with_the_agent_roles(
         assert r.code == 0, r.err
         assert (r.json()["uploaded"] + r.json()["copied"], r.json()["mirrored"]) == (4, 4)
         assert agent.denied == []
+        thumbs = archive.blobs.get_container_client(archive.names["thumbnailsContainerName"])
+        assert [b.name for b in thumbs.list_blobs()] == ["catalog/photos/testhost.json.gz"]  # the gallery's
 
         r = run_cli("status", "--state-dir", str(state), "--json")
         assert r.code == 0, r.json()["attention"]
@@ -292,7 +294,7 @@ def test_every_function_activity_works_with_the_function_roles(
             for p in partitions_for(plan["prefixes"])
             if p.rsplit("/", 1)[1] in shards
         ]
-        from sync_core.verify.partition import merge_summaries
+        from sync_core.verify.summary import merge_summaries
 
         summary = merge_summaries(summaries)
         assert summary["counts"]["missing"] == 1 and summary["counts"]["orphan_repaired"] == 1, summary
@@ -303,3 +305,43 @@ def test_every_function_activity_works_with_the_function_roles(
     reports = archive.blobs.get_container_client(archive.names["reportsContainerName"])
     assert {b.name for b in reports.list_blobs()} >= {"reports/latest.json"}
     assert not [b for b in reports.list_blobs() if b.name.startswith("staging/")]  # cleared by the activity
+
+
+def test_every_thumbnail_activity_works_with_the_function_roles(
+    archive: Archive, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The renditions run reads originals and the index, writes renditions and facts: all within the roles."""
+    import io
+
+    from PIL import Image
+
+    import function_app
+    from sync_core.verify.partition import partitions_for
+
+    src, state = tmp_path / "lib", tmp_path / "state"
+    library(src)  # undecodable bytes under media names: their failures are facts written to the rows
+    photo = io.BytesIO()
+    Image.new("RGB", (640, 480), (200, 30, 30)).save(photo, "JPEG")
+    write_file(src, "2025/real.jpg", photo.getvalue())
+    assert run_cli("--source", str(src), "--state-dir", str(state)).code == 0
+    monkeypatch.setenv("AZURE_STORAGE_CONTAINER", archive.names["dataContainerName"])
+    monkeypatch.setenv("AZURE_STORAGE_TABLE", archive.names["indexTableName"])
+    monkeypatch.setenv("VERIFY_PREFIXES", "photos/testhost")
+    data = archive.blobs.get_container_client(archive.names["dataContainerName"])
+    shards = {b.name.split("/")[2] for b in data.list_blobs()}
+    with acting_as(archive, archive_grants("functionPrincipalId"), monkeypatch) as fn:
+        plan = function_app.plan_thumbnails({"run_id": "t1"})
+        assert plan["prefixes"] == ["photos/testhost"]
+        summaries = [
+            function_app.thumbnail_partition({"run_id": "t1", "partition": p})
+            for p in partitions_for(plan["prefixes"])
+            if p.rsplit("/", 1)[1] in shards
+        ]
+        function_app.refresh_catalog({"run_id": "t1", "prefix": "photos/testhost"})
+        assert fn.denied == []
+    made = sum(s["counts"].get("made", 0) for s in summaries)
+    assert made == 1, summaries
+    thumbs = archive.blobs.get_container_client(archive.names["thumbnailsContainerName"])
+    names = [b.name for b in thumbs.list_blobs()]
+    assert {n.rsplit("/", 1)[1] for n in names if not n.startswith("catalog/")} == {"320.webp", "1600.webp"}
+    assert "catalog/photos/testhost.json.gz" in names

@@ -21,7 +21,7 @@ from azure.storage.blob import ContainerClient, ContentSettings, generate_contai
 from agent.emulator import ACCOUNT, ACCOUNT_KEY, Azurite
 from sync_core.config import StorageConfig
 from sync_core.contracts.blobmeta import BlobMeta, build_metadata
-from sync_core.storage import put_blob
+from sync_core.storage import put_blob, sdk_internals
 from sync_core.storage.clients import blob_service, open_container
 from sync_core.storage.concurrency import THROTTLE
 from sync_core.sync.transfer import BlobConflictError, Transfer
@@ -187,7 +187,9 @@ def test_a_412_maps_to_resource_exists_as_upload_blob_does(client: ContainerClie
     """The service may answer a create-only put with 412 ConditionNotMet; Azurite says 409, so the 412 is a
     real one from Azurite for a Put Blob with a failing If-Match, given to both error mappings."""
     client.upload_blob("cond.jpg", b"1")
-    response = client._client._client.send_request(
+    send = sdk_internals.blob_sender(client)
+    assert send is not None
+    response = send(
         HttpRequest(
             "PUT",
             client.get_blob_client("cond.jpg").url,
@@ -197,7 +199,7 @@ def test_a_412_maps_to_resource_exists_as_upload_blob_does(client: ContainerClie
     )
     assert response.status_code == 412
     with pytest.raises(ResourceExistsError) as direct:
-        put_blob._raise_sdk_error(response)
+        sdk_internals.raise_put_blob_error(response)
     with pytest.raises(ResourceExistsError) as sdk:
         client.upload_blob(
             "cond.jpg", b"2", overwrite=False, etag='"0x1"', match_condition=MatchConditions.IfNotModified

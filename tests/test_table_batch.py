@@ -15,6 +15,7 @@ from agent.emulator import ACCOUNT_KEY
 from sync_core.config import StorageConfig
 from sync_core.index import table_batch
 from sync_core.index.table_mirror import open_table
+from sync_core.storage import sdk_internals
 from sync_core.storage.clients import table_service
 
 from .faultproxy import FaultPlan, FaultProxy
@@ -40,6 +41,15 @@ def rows(table: TableClient) -> list[dict[str, Any]]:
     return sorted((dict(e) for e in table.list_entities()), key=lambda d: (d["PartitionKey"], d["RowKey"]))
 
 
+@pytest.fixture(params=["direct", "public"])
+def path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Each behaviour holds for the direct body and for the public ``submit_transaction`` fallback (what runs
+    when the SDK keeps its pipeline elsewhere)."""
+    if request.param == "public":
+        monkeypatch.setattr(sdk_internals, "TABLE_PIPELINE", False)
+    return str(request.param)
+
+
 @pytest.fixture
 def tables(cfg: StorageConfig) -> tuple[TableClient, TableClient]:
     service = table_service(cfg)
@@ -48,7 +58,7 @@ def tables(cfg: StorageConfig) -> tuple[TableClient, TableClient]:
     return a, b
 
 
-def test_inserts_and_merges_write_what_the_sdk_writes(tables):
+def test_inserts_and_merges_write_what_the_sdk_writes(tables, path):
     sdk, ours = tables
     ents = [entity("p|1", rk, i) for i, rk in enumerate(KEYS)]
     sdk.submit_transaction([("create", e) for e in ents])
@@ -67,7 +77,7 @@ def test_inserts_and_merges_write_what_the_sdk_writes(tables):
     assert (changed["Small"], changed["VerifyStatus"], changed["BlobName"]) == (99, "ok", entity("", "", 1)["BlobName"])
 
 
-def test_a_refused_operation_refuses_the_whole_transaction(tables):
+def test_a_refused_operation_refuses_the_whole_transaction(tables, path):
     _, ours = tables
     table_batch.submit(ours, [("create", entity("p", "taken", 1))])
     ops: list[tuple[table_batch.Op, dict[str, Any]]] = [
@@ -83,7 +93,7 @@ def test_a_refused_operation_refuses_the_whole_transaction(tables):
     assert rows(ours)[0]["Small"] == 1
 
 
-def test_a_missing_table_and_bad_input_are_errors(cfg, tables):
+def test_a_missing_table_and_bad_input_are_errors(cfg, tables, path):
     missing = table_service(cfg).get_table_client("nosuchtable")
     with pytest.raises(HttpResponseError) as info:
         table_batch.submit(missing, [("create", entity("p", "r", 1))])

@@ -19,6 +19,7 @@ from sync_core.index.entity import entity_for, entity_from_blob, row_from_entity
 from sync_core.index.table_mirror import TableMirror, flagged_rows, open_table, plain
 from sync_core.local.state import BlobRow, StateDB
 from sync_core.storage.clients import table_service
+from sync_core.verify.verdicts import Verdict
 
 BIG = 5 * 2**31  # sizes and mtimes beyond Int32 must round-trip (Edm.Int64)
 
@@ -118,13 +119,13 @@ def test_merge_keeps_cloud_verdicts(cfg, table, tmp_path: Path):
     add_blob(state, "photos", "x.jpg", sha)
     TableMirror(table, state).run()
     ent = next(iter(table.list_entities()))
-    verdict = {"PartitionKey": ent["PartitionKey"], "RowKey": ent["RowKey"], ti.P_VERIFY_STATUS: ti.V_OK,
+    verdict = {"PartitionKey": ent["PartitionKey"], "RowKey": ent["RowKey"], ti.P_VERIFY_STATUS: Verdict.OK,
                ti.P_LAST_VERIFIED: datetime(2026, 1, 1, tzinfo=UTC), ti.P_VERIFY_DETAIL: "fine"}  # fmt: skip
     table.update_entity(verdict, mode=UpdateMode.MERGE)
     state.mark_deleted(["x.jpg"], now=1_800_000_000)
     assert TableMirror(table, state).run().mirrored == 1
     row = plain(table.get_entity(ent["PartitionKey"], ent["RowKey"]))
-    assert row[ti.P_VERIFY_STATUS] == ti.V_OK and row[ti.P_VERIFY_DETAIL] == "fine"
+    assert row[ti.P_VERIFY_STATUS] == Verdict.OK and row[ti.P_VERIFY_DETAIL] == "fine"
     assert row[ti.P_IS_CURRENT] is False
     assert row[ti.P_DELETED_AT] == datetime.fromtimestamp(1_800_000_000, UTC)
     state.close()
@@ -137,14 +138,14 @@ def test_flagged_rows_and_pending_count(cfg, table, tmp_path: Path):
     longer = add_blob(state, "photos/dev/0a", "l.jpg", sha_of(10))  # a longer prefix inside the key range
     TableMirror(table, state).run()
     assert state.count_mirror_pending() == 0
-    verdicts = {names[0]: ti.V_MISSING, names[1]: ti.V_OK, names[2]: ti.V_SHA_MISMATCH, other: ti.V_MISSING,
-                longer: ti.V_MISSING}  # fmt: skip
+    verdicts = {names[0]: Verdict.MISSING, names[1]: Verdict.OK, names[2]: Verdict.SHA_MISMATCH, other: Verdict.MISSING,
+                longer: Verdict.MISSING}  # fmt: skip
     for name, verdict in verdicts.items():
         pk, rk = ti.keys_for_blob(prefix_of(name, name.split("/")[-2]), name)
         table.update_entity({"PartitionKey": pk, "RowKey": rk, ti.P_VERIFY_STATUS: verdict}, mode=UpdateMode.MERGE)
     got = flagged_rows(table, "photos/dev", "testhost")
     assert sorted(r[ti.P_BLOB_NAME] for r in got) == sorted([names[0], names[2]])
-    assert {r[ti.P_VERIFY_STATUS] for r in got} == {ti.V_MISSING, ti.V_SHA_MISMATCH}
+    assert {r[ti.P_VERIFY_STATUS] for r in got} == {Verdict.MISSING, Verdict.SHA_MISMATCH}
     assert all(isinstance(r[ti.P_SIZE], int) for r in got)
     state.close()
 
@@ -247,14 +248,14 @@ def test_rows_new_this_run_are_inserted_and_an_existing_one_falls_back_to_merge(
     state = StateDB(tmp_path / "state")
     names = [add_blob(state, "photos", f"{i}.jpg", sha_of(i, shard="5e")) for i in range(3)]
     pk, rk = ti.keys_for_blob("photos", names[0])
-    table.create_entity({"PartitionKey": pk, "RowKey": rk, ti.P_VERIFY_STATUS: ti.V_OK})
+    table.create_entity({"PartitionKey": pk, "RowKey": rk, ti.P_VERIFY_STATUS: Verdict.OK})
     requests.clear()
     res = TableMirror(table, state, fresh_since=1_700_000_000.0).run()
     assert (res.mirrored, res.transactions, res.pending, res.error) == (3, 1, 0, "")
     assert len(requests) == 2  # the refused insert, then the merge
     rows = {r[ti.P_BLOB_NAME]: r for r in map(plain, table.query_entities(f"PartitionKey eq '{pk}'"))}
     assert sorted(rows) == sorted(names)
-    assert rows[names[0]][ti.P_VERIFY_STATUS] == ti.V_OK and rows[names[0]][ti.P_SIZE] == 10
+    assert rows[names[0]][ti.P_VERIFY_STATUS] == Verdict.OK and rows[names[0]][ti.P_SIZE] == 10
     # Rows recorded before ``fresh_since`` are merged as always: one request, no conflict possible.
     state.set_mirror_pending(names)
     requests.clear()
@@ -271,14 +272,14 @@ def test_every_partition_is_one_transaction_and_an_existing_fresh_row_is_merged(
     one = add_blob(state, "photos", "one.jpg", sha_of(1, shard="11"))
     two = [add_blob(state, "photos", f"two{i}.jpg", sha_of(2 + i, shard="22")) for i in range(2)]
     pk, rk = ti.keys_for_blob("photos", two[0])
-    table.create_entity({"PartitionKey": pk, "RowKey": rk, ti.P_VERIFY_STATUS: ti.V_OK})
+    table.create_entity({"PartitionKey": pk, "RowKey": rk, ti.P_VERIFY_STATUS: Verdict.OK})
     paths.clear()
     res = TableMirror(table, state, fresh_since=1_700_000_000.0).run()
     assert (res.mirrored, res.transactions, res.partitions, res.pending, res.error) == (3, 2, 2, 0, "")
     assert paths == ["$batch"] * 3  # partition 11; partition 22 refused as inserts, then merged
     rows = {r[ti.P_BLOB_NAME]: r for r in map(plain, table.list_entities())}
     assert sorted(rows) == sorted([one, *two])
-    assert rows[two[0]][ti.P_VERIFY_STATUS] == ti.V_OK and rows[two[0]][ti.P_SHA256] == sha_of(2, shard="22")
+    assert rows[two[0]][ti.P_VERIFY_STATUS] == Verdict.OK and rows[two[0]][ti.P_SHA256] == sha_of(2, shard="22")
     state.close()
 
 

@@ -12,10 +12,10 @@ from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
 from azure.data.tables import EdmType, EntityProperty, TableClient
 
 from sync_core.config import StorageConfig
-from sync_core.index import table_query
 from sync_core.index.table_index import partition_key
 from sync_core.index.table_mirror import flagged_rows, open_table, prefix_rows
 from sync_core.index.table_query import ETAG, odata_string, plain_row, query_pages, sdk_row
+from sync_core.storage import sdk_internals
 from sync_core.storage.clients import table_service
 
 KEYS = ["p%2F00", "p%2F01", "p%2F0'2", "p%2F0ü", "q%2F00"]  # a quote and a non-ASCII key among them
@@ -90,7 +90,7 @@ def test_errors_are_the_sdks(table: TableClient, cfg: StorageConfig):
 
 
 def test_the_sdk_path_is_used_when_the_pipeline_is_not_where_we_expect(table: TableClient, monkeypatch):
-    monkeypatch.setattr(table_query, "_process_table_error", None)
+    monkeypatch.setattr(sdk_internals, "TABLE_ERRORS", False)
     pages = list(query_pages(table, "PartitionKey eq 'p%2F01'", page_size=2))
     assert [len(p) for p in pages] == [2, 1]
     assert pages == _sdk(table, "PartitionKey eq 'p%2F01'", None, 2)

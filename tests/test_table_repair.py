@@ -19,6 +19,7 @@ from sync_core.local.state import StateDB
 from sync_core.storage.clients import blob_service, table_service
 from sync_core.sync.repair import FAILED, LOST, RESTORED, REUPLOADED, Repairer
 from sync_core.sync.transfer import BLOCK_SIZE, block_id, normalize_etag
+from sync_core.verify.verdicts import Verdict
 
 from .conftest import det_bytes, run_cli, write_file
 
@@ -70,9 +71,9 @@ def test_closed_loop_reuploads_damaged_blobs_and_reports_lost_ones(storage_env, 
     container.delete_blob(name_of("gone.jpg", gone))
     bad = container.get_blob_client(name_of("damaged.jpg", damaged))
     bad.upload_blob(b"bit rot", overwrite=True)
-    flag(table, name_of("keep.jpg", keep), ti.V_MISSING)
-    flag(table, name_of("damaged.jpg", damaged), ti.V_SIZE_MISMATCH)
-    flag(table, name_of("gone.jpg", gone), ti.V_MISSING)
+    flag(table, name_of("keep.jpg", keep), Verdict.MISSING)
+    flag(table, name_of("damaged.jpg", damaged), Verdict.SIZE_MISMATCH)
+    flag(table, name_of("gone.jpg", gone), Verdict.MISSING)
 
     out = sync(src, state_dir)
     assert (out["repaired"], out["repair_lost"], out["repair_failed"]) == (2, 1, 0)
@@ -91,11 +92,11 @@ def test_closed_loop_reuploads_damaged_blobs_and_reports_lost_ones(storage_env, 
         meta = parse_metadata(props.metadata)
         assert meta is not None and (meta.sha256, meta.relpath, meta.size) == (sha(data), rel, len(data))
         r = row(table, name_of(rel, data))
-        assert r[ti.P_VERIFY_STATUS] == ti.V_REUPLOADED and r[ti.P_BLOB_ETAG] == normalize_etag(props.etag)
+        assert r[ti.P_VERIFY_STATUS] == Verdict.REUPLOADED and r[ti.P_BLOB_ETAG] == normalize_etag(props.etag)
         assert "testhost" in r[ti.P_VERIFY_DETAIL] and r[ti.P_IS_CURRENT] is True
         local = state.get_blob(name_of(rel, data))
         assert local is not None and local.etag == normalize_etag(props.etag)
-    assert row(table, name_of("gone.jpg", gone))[ti.P_VERIFY_STATUS] == ti.V_MISSING  # left for the user
+    assert row(table, name_of("gone.jpg", gone))[ti.P_VERIFY_STATUS] == Verdict.MISSING  # left for the user
     state.close()
 
     again = sync(src, state_dir)
@@ -114,16 +115,16 @@ def test_repair_uses_a_duplicate_elsewhere_and_clears_a_stale_flag(storage_env, 
     table = table_service(cfg).get_table_client(cfg.table)
     orig = name_of("a/orig.jpg", data)
     container.delete_blob(orig)
-    flag(table, orig, ti.V_MISSING)
+    flag(table, orig, Verdict.MISSING)
     copy = name_of("b/copy.jpg", data)
-    flag(table, copy, ti.V_ETAG_MISMATCH)  # stale: the blob is exactly what SQLite recorded
+    flag(table, copy, Verdict.ETAG_MISMATCH)  # stale: the blob is exactly what SQLite recorded
 
     out = sync(src, state_dir)
     assert out["repaired"] == 2 and out["_code"] == 0 and out["bytes_uploaded"] == len(data)
     assert container.get_blob_client(orig).download_blob().readall() == data  # from b/copy.jpg
-    assert row(table, orig)[ti.P_VERIFY_STATUS] == ti.V_REUPLOADED
+    assert row(table, orig)[ti.P_VERIFY_STATUS] == Verdict.REUPLOADED
     assert "from 'b/copy.jpg'" in row(table, orig)[ti.P_VERIFY_DETAIL]
-    assert row(table, copy)[ti.P_VERIFY_STATUS] == ti.V_REUPLOADED
+    assert row(table, copy)[ti.P_VERIFY_STATUS] == Verdict.REUPLOADED
     assert "nothing sent" in row(table, copy)[ti.P_VERIFY_DETAIL]
 
 
@@ -153,7 +154,7 @@ def test_large_file_repaired_in_blocks_only_when_its_bytes_still_match(storage_e
     src, state_dir, table = _synced(cfg, tmp_path, {"big.mov": big, "edited.mov": edited})
     for rel, data in (("big.mov", big), ("edited.mov", edited)):
         container.get_blob_client(name_of(rel, data)).upload_blob(b"x", overwrite=True)
-        flag(table, name_of(rel, data), ti.V_SHA_MISMATCH)
+        flag(table, name_of(rel, data), Verdict.SHA_MISMATCH)
     (src / "edited.mov").write_bytes(det_bytes(7, 200_000))  # same size, other bytes: not a copy any more
 
     state = StateDB(state_dir)
@@ -174,7 +175,7 @@ def test_repair_never_overwrites_a_blob_that_changed_after_inspection(storage_en
     src, state_dir, table = _synced(cfg, tmp_path, {"race.jpg": data})
     name = name_of("race.jpg", data)
     container.get_blob_client(name).upload_blob(b"damaged", overwrite=True)
-    flag(table, name, ti.V_SIZE_MISMATCH)
+    flag(table, name, Verdict.SIZE_MISMATCH)
     other = BlobServiceClient.from_connection_string(azurite.connection_string).get_container_client(cfg.container)
 
     def interloper(response) -> None:
@@ -189,19 +190,19 @@ def test_repair_never_overwrites_a_blob_that_changed_after_inspection(storage_en
     [item] = res.items
     assert item.outcome == FAILED and "changed since it was inspected" in item.detail
     assert container.get_blob_client(name).download_blob().readall() == b"someone else's write"
-    assert row(table, name)[ti.P_VERIFY_STATUS] == ti.V_SIZE_MISMATCH  # flag kept for the next pass
+    assert row(table, name)[ti.P_VERIFY_STATUS] == Verdict.SIZE_MISMATCH  # flag kept for the next pass
 
 
 def test_blob_back_in_place_is_restored_without_sending(storage_env, container, cfg, tmp_path):
     data = det_bytes(9, 2500)
     src, state_dir, table = _synced(cfg, tmp_path, {"back.jpg": data})
-    flag(table, name_of("back.jpg", data), ti.V_MISSING)  # the blob is there (e.g. restored by an admin)
+    flag(table, name_of("back.jpg", data), Verdict.MISSING)  # the blob is there (e.g. restored by an admin)
     state = StateDB(state_dir)
     res = _repairer(cfg, state, src, table).run()
     state.close()
     [item] = res.items
     assert (item.outcome, item.bytes_sent) == (RESTORED, 0)
-    assert row(table, name_of("back.jpg", data))[ti.P_VERIFY_STATUS] == ti.V_REUPLOADED
+    assert row(table, name_of("back.jpg", data))[ti.P_VERIFY_STATUS] == Verdict.REUPLOADED
 
 
 def test_an_unreadable_flagged_row_of_ours_is_rewritten_then_repaired(storage_env, container, cfg, tmp_path):
@@ -212,7 +213,7 @@ def test_an_unreadable_flagged_row_of_ours_is_rewritten_then_repaired(storage_en
     name = name_of("odd.jpg", data)
     pk, rk = ti.keys_for_blob(PREFIX, name)
     table.update_entity({"PartitionKey": pk, "RowKey": rk, ti.P_SIZE: "big"}, mode=UpdateMode.MERGE)
-    flag(table, name, ti.V_SIZE_MISMATCH)
+    flag(table, name, Verdict.SIZE_MISMATCH)
 
     first = sync(src, state_dir)
     [problem] = first["repair_problems"]
@@ -221,7 +222,7 @@ def test_an_unreadable_flagged_row_of_ours_is_rewritten_then_repaired(storage_en
     second = sync(src, state_dir)
     # A size_mismatch verdict is answered from the local copy, as always (conditionally, over the same bytes).
     assert (second["repaired"], second["repair_failed"], second["bytes_uploaded"]) == (1, 0, len(data))
-    assert row(table, name)[ti.P_VERIFY_STATUS] == ti.V_REUPLOADED
+    assert row(table, name)[ti.P_VERIFY_STATUS] == Verdict.REUPLOADED
     assert container.get_blob_client(name).download_blob().readall() == data
     third = sync(src, state_dir)
     assert (third["repaired"], third["repair_failed"], third["repair_lost"]) == (0, 0, 0) and third["_code"] == 0
@@ -233,7 +234,7 @@ def test_other_sources_flags_are_not_ours(storage_env, container, cfg, tmp_path)
     name = name_of("x.jpg", data)
     pk, rk = ti.keys_for_blob(PREFIX, name)
     table.update_entity({"PartitionKey": pk, "RowKey": rk, ti.P_SOURCE_ID: "someoneelse",
-                         ti.P_VERIFY_STATUS: ti.V_MISSING}, mode=UpdateMode.MERGE)  # fmt: skip
+                         ti.P_VERIFY_STATUS: Verdict.MISSING}, mode=UpdateMode.MERGE)  # fmt: skip
     state = StateDB(state_dir)
     res = _repairer(cfg, state, src, table).run()
     state.close()

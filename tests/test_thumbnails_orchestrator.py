@@ -3,6 +3,7 @@ of tests/test_orchestrator.py), and end to end with their activities against Azu
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import io
 import json
@@ -15,6 +16,7 @@ from azure.storage.blob import BlobServiceClient
 from PIL import Image
 
 import function_app
+from sync_core.derived.catalog import catalog_blob_name
 from sync_core.derived.facts import read_facts
 from sync_core.derived.renditions import rendition_name
 from sync_core.index.table_index import keys_for_blob
@@ -78,7 +80,8 @@ def test_a_failing_partition_is_retried_then_reported_and_the_run_still_finishes
         return _partition_summary(job["partition"])
 
     host = DurableHost({"plan_thumbnails": lambda job: {"prefixes": ["photos/a", "photos/b"]},
-                        "thumbnail_partition": partition})  # fmt: skip
+                        "thumbnail_partition": partition,
+                        "refresh_catalog": lambda job: {"prefix": job["prefix"], "items": 2}})  # fmt: skip
     state = host.run("thumbnails_orchestrator", {"run_id": "t2"}, instance_id=IID)
     assert state["isDone"] is True, state
     out = state["output"]
@@ -87,6 +90,30 @@ def test_a_failing_partition_is_retried_then_reported_and_the_run_still_finishes
     assert out["counts"]["done_before"] == 512 - 32 and out["rows"] == 2 * (512 - 32)
     assert len(out["errors"]) == 1 and "photos/a/40 … photos/a/5f" in out["errors"][0]
     assert out["prefixes"] == ["photos/a", "photos/b"] and out["run_id"] == "t2"
+
+
+def test_the_catalog_is_refreshed_once_per_prefix_after_its_partitions_and_a_failure_is_reported():
+    tries: list[str] = []
+
+    def refresh(job: dict) -> dict:
+        tries.append(job["prefix"])
+        if job["prefix"] == "photos/b":
+            raise RuntimeError("thumbnails container unavailable")
+        return {"prefix": job["prefix"], "items": 7}
+
+    host = DurableHost({"plan_thumbnails": lambda job: {"prefixes": ["photos/a", "photos/b"]},
+                        "thumbnail_partition": lambda job: _partition_summary(job["partition"]),
+                        "refresh_catalog": refresh})  # fmt: skip
+    state = host.run("thumbnails_orchestrator", {"run_id": "t3"}, instance_id=IID)
+    assert state["isDone"] is True, state
+    out = state["output"]
+    assert sorted(tries) == ["photos/a"] + ["photos/b"] * 3  # retried like every activity
+    assert out["partitions"] == 512 and out["counts"]["made"] == 512  # the renditions are not undone
+    assert len(out["errors"]) == 1 and out["errors"][0].startswith("catalog of photos/b: ")
+    for prefix in ("photos/a", "photos/b"):
+        mine = (job.get("prefix") or job.get("partition", "").rpartition("/")[0] for _, job in host.calls)
+        calls = [n for (n, _), p in zip(host.calls, mine, strict=True) if p == prefix]
+        assert calls.index("refresh_catalog") == 256  # scheduled once all 256 partitions are done
 
 
 # -- end to end against Azurite --------------------------------------------------------------------------------
@@ -115,12 +142,15 @@ def test_end_to_end_renditions_facts_and_a_rerun_that_makes_nothing(azurite, sto
     out = state["output"]
     assert out["errors"] == [] and out["prefixes"] == ["photos/testhost"] and out["partitions"] == 256
     assert out["counts"]["made"] == 2 and out["counts"]["failed"] == 2 and out["rows"] == 4
-    assert {n for n, _ in host.calls} == {"plan_thumbnails", "thumbnail_partition"}
+    assert {n for n, _ in host.calls} == {"plan_thumbnails", "thumbnail_partition", "refresh_catalog"}
+    assert [n for n, _ in host.calls][-1] == "refresh_catalog"  # after every partition of the prefix
 
     thumbs = BlobServiceClient.from_connection_string(azurite.connection_string).get_container_client(thumbs_env)
     body = thumbs.download_blob(rendition_name(_sha(files["2024/portrait.jpg"]), 320)).readall()
     assert Image.open(io.BytesIO(body)).size == (240, 320)
-    assert len(list(thumbs.list_blobs())) == 4
+    names = [b.name for b in thumbs.list_blobs()]
+    assert len([n for n in names if not n.startswith("catalog/")]) == 4  # and the gallery's catalog
+    assert catalog_blob_name("photos/testhost") in names
     table = TableServiceClient.from_connection_string(azurite.connection_string).get_table_client(
         storage_env["AZURE_STORAGE_TABLE"]
     )
@@ -132,6 +162,13 @@ def test_end_to_end_renditions_facts_and_a_rerun_that_makes_nothing(azurite, sto
     assert facts("2024/clip.mp4").duration == pytest.approx(2.0, abs=0.2)
     assert facts("2024/empty.jpg").detail == "empty file (0 bytes)"
     assert facts("2024/broken.jpg").state == "failed"
+
+    # the gallery's catalog shows the renditions' state
+    raw = thumbs.download_blob(catalog_blob_name("photos/testhost"), decompress=False).readall()
+    items = {it["n"]: it for it in json.loads(gzip.decompress(raw))["items"]}
+    assert {n: it["rs"] for n, it in items.items()} == {"2024/portrait.jpg": "made", "2024/clip.mp4": "made",
+                                                        "2024/broken.jpg": "failed", "2024/empty.jpg": "failed"}
+    assert (items["2024/portrait.jpg"]["w"], items["2024/portrait.jpg"]["h"]) == (300, 400)
 
     state2 = DurableHost().run("thumbnails_orchestrator", {"run_id": "e2"}, instance_id=IID)
     counts = state2["output"]["counts"]

@@ -1,9 +1,10 @@
-"""sync_core.verify.partition against Azurite: cost per partition, write-back under etag conditions, the deep-verify
+"""sync_core.verify's unit step against Azurite: cost per partition, write-back under etag conditions, the deep-verify
 rotation's coverage guarantee, prefix discovery; plus the pure verdict and allowance rules."""
 
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -11,7 +12,7 @@ from typing import Any
 import pytest
 from azure.data.tables import TableClient, TableServiceClient, UpdateMode
 
-from sync_core.errors import ConfigError
+from sync_core.errors import ConfigError, UnstorableNameError
 from sync_core.index.table_index import (
     BINDING_PARTITION,
     P_DELETED_AT,
@@ -25,16 +26,18 @@ from sync_core.index.table_index import (
 from sync_core.verify.partition import (
     UNIT_ROWS,
     BlobView,
+    Problem,
     deep_allowance,
     discover_prefixes,
-    merge_summaries,
     partitions_for,
     quick_verdict,
     unit_digits,
-    verify_all,
     verify_partition,
 )
-from sync_core.verify.run import VerifySettings
+from sync_core.verify.reports import iso
+from sync_core.verify.run import Verifier, VerifySettings, parse_prefixes
+from sync_core.verify.summary import Job, Plan, Summary, empty_summary, failed_summary, merge_summaries, run_summary
+from sync_core.verify.verdicts import ALL_VERDICTS, DAMAGE_VERDICTS, PROBLEM_VERDICTS, Verdict
 from tests.conftest import det_bytes, run_cli, write_file
 
 PREFIX = "photos/testhost"
@@ -62,6 +65,30 @@ def table(azurite, storage_env, container) -> TableClient:
     return TableServiceClient.from_connection_string(azurite.connection_string).get_table_client(
         storage_env["AZURE_STORAGE_TABLE"]
     )
+
+
+@pytest.fixture
+def verifier(storage_env, container) -> Verifier:
+    return Verifier(VerifySettings.from_env(storage_env))
+
+
+def verify_units(
+    verifier: Verifier,
+    partitions: list[str],
+    *,
+    now: datetime,
+    deep_budget: int = 0,
+    deep_reference: int | None = None,
+    workers: int = 8,
+) -> tuple[Summary, list[Problem]]:
+    """The verify step over ``partitions`` as ``azphotosync verify`` runs it (a thread pool of units)."""
+    plan: Plan = {
+        "prefixes": [PREFIX],
+        "deep_budget": deep_budget,
+        "deep_reference": deep_reference,
+        "previous_rows": None,
+    }
+    return verifier.run_units(plan, partitions, run_id="test", started_at=iso(now), workers=workers)
 
 
 # -- pure rules ---------------------------------------------------------------------------------------------
@@ -103,6 +130,55 @@ def test_merge_is_order_independent():
     assert m["prefix_bytes"] == {"p": 6}
 
 
+def test_verdicts_are_the_strings_rows_and_reports_store():
+    assert [str(v) for v in ALL_VERDICTS] == [
+        "ok", "missing", "size_mismatch", "etag_mismatch", "sha_mismatch", "sha_missing", "orphan_repaired", "orphan"
+    ]  # fmt: skip
+    assert json.dumps({Verdict.SHA_MISMATCH: 1, "v": Verdict.OK}) == '{"sha_mismatch": 1, "v": "ok"}'
+    assert DAMAGE_VERDICTS < PROBLEM_VERDICTS and Verdict.ORPHAN_REPAIRED not in PROBLEM_VERDICTS
+    assert Verdict.REUPLOADED not in ALL_VERDICTS  # the agent's, never a verifier's count
+
+
+def test_units_not_verified_enter_the_sum_as_failed_never_as_verified():
+    ok = {"partition": "p/00", "rows": 2, "counts": {"ok": 2}}
+    total = run_summary(
+        {"prefixes": ["p"], "deep_budget": 7, "deep_reference": None, "previous_rows": None},
+        [ok, failed_summary("partitions p/01 … p/20", "service unavailable", 32)],
+    )
+    assert (total["partitions"], total["partitions_failed"], total["rows"]) == (1, 32, 2)
+    assert total["errors"] == ["partitions p/01 … p/20: service unavailable"]
+    assert (total["prefixes"], total["deep_budget"]) == (["p"], 7)
+
+
+def test_a_bad_prefix_setting_keeps_its_cause():
+    with pytest.raises(ConfigError, match="VERIFY_PREFIXES") as info:
+        parse_prefixes("photos/../x")
+    assert isinstance(info.value.__cause__, UnstorableNameError)
+
+
+class RecordingVerifier(Verifier):
+    """Records the jobs the verify step gets, and verifies nothing."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self.jobs: list[tuple[Job, bool]] = []
+
+    def verify_unit(self, job: Job, *, stage: bool) -> tuple[Summary, list[Problem]]:
+        self.jobs.append((job, stage))
+        return {**empty_summary(), "partition": job["partition"], "partitions": 1, "rows": 1}, []
+
+
+def test_the_cli_runs_every_unit_through_the_cloud_s_verify_step(storage_env):
+    v = RecordingVerifier(VerifySettings.from_env(storage_env))
+    plan: Plan = {"prefixes": [PREFIX], "deep_budget": 5, "deep_reference": 40, "previous_rows": None}
+    units = partitions_for([PREFIX], digits=1)
+    summary, problems = v.run_units(plan, units, run_id="r1", started_at="2026-11-01T03:00:00Z", workers=4)
+    assert (summary["partitions"], summary["rows"], problems) == (16, 16, [])
+    want = {"run_id": "r1", "started_at": "2026-11-01T03:00:00Z", "deep_budget": 5, "deep_reference": 40,
+            "partitions_total": 16}  # fmt: skip
+    assert sorted(v.jobs, key=lambda js: js[0]["partition"]) == [({**want, "partition": u}, False) for u in units]
+
+
 def test_unit_size_follows_the_library_size():
     assert unit_digits(None) == 2 and unit_digits(0) == 1
     assert unit_digits(16 * UNIT_ROWS) == 1 and unit_digits(16 * UNIT_ROWS + 1) == 2
@@ -123,18 +199,20 @@ def test_settings_from_the_app_settings():
 
 
 # -- against Azurite -------------------------------------------------------------------------------------------
-def test_cost_is_one_listing_and_one_query_per_unit_and_a_healthy_archive_writes_nothing(container, table, tmp_path):
+def test_cost_is_one_listing_and_one_query_per_unit_and_a_healthy_archive_writes_nothing(
+    container, table, verifier, tmp_path
+):
     src = tmp_path / "lib"
     for i in range(12):
         write_file(src, f"a/{i}.jpg", det_bytes(i, 500 + i))
     _sync(src, tmp_path)
-    first, problems = verify_all(container, table, partitions_for([PREFIX]), now=T0, workers=16)
+    first, problems = verify_units(verifier, partitions_for([PREFIX]), now=T0, workers=16)
     assert problems == [] and first["counts"] == {"ok": 12} and first["rows"] == 12
     assert first["requests"] == {"listing_pages": 256, "query_pages": 256, "property_calls": 0, "writes": 0}
     # sixteen units of sixteen partitions: the same verdicts from 16 listings and 16 key-range queries
     units = partitions_for([PREFIX], digits=1)
     assert len(units) == 16 and units[10] == f"{PREFIX}/a"
-    second, _ = verify_all(container, table, units, now=T0 + timedelta(days=1), workers=4)
+    second, _ = verify_units(verifier, units, now=T0 + timedelta(days=1), workers=4)
     assert second["requests"] == {"listing_pages": 16, "query_pages": 16, "property_calls": 0, "writes": 0}
     assert second["counts"] == {"ok": 12} and second["rows"] == 12 and second["blobs"] == 12
     # never judged and now judged ok: nothing to record per row
@@ -145,7 +223,7 @@ def test_cost_is_one_listing_and_one_query_per_unit_and_a_healthy_archive_writes
     name = rows[0]["BlobName"]
     blob = container.get_blob_client(name)
     blob.set_blob_metadata({**blob.get_blob_properties().metadata, "sha256": "0" * 64})
-    third, problems = verify_all(container, table, units, now=T0 + timedelta(days=2), workers=4)
+    third, problems = verify_units(verifier, units, now=T0 + timedelta(days=2), workers=4)
     assert third["counts"] == {"ok": 11, "sha_mismatch": 1} and [p.blob_name for p in problems] == [name]
     assert third["requests"]["property_calls"] == 1 and third["requests"]["writes"] == 1
     row = table.get_entity(rows[0]["PartitionKey"], rows[0]["RowKey"])
@@ -215,7 +293,7 @@ def test_a_concurrent_agent_write_is_never_lost(azurite, storage_env, container,
         assert table.get_entity(*keys_for_blob(PREFIX, n))[P_VERIFY_STATUS] == "ok"
 
 
-def test_deep_rotation_covers_every_blob_within_ceil_total_over_budget_runs(container, table, tmp_path):
+def test_deep_rotation_covers_every_blob_within_ceil_total_over_budget_runs(container, table, verifier, tmp_path):
     src = tmp_path / "lib"
     sizes = [1000 + 731 * i for i in range(16)]  # uneven sizes, two partitions
     datas = [_in_shard("0a" if i % 2 else "0b", 1000 * i, s) for i, s in enumerate(sizes)]
@@ -230,7 +308,7 @@ def test_deep_rotation_covers_every_blob_within_ceil_total_over_budget_runs(cont
     verified_in: list[set[str]] = []
     for run in range(1 + 3 * window):
         now = LATER + timedelta(days=run)
-        summary, problems = verify_all(container, table, parts, now=now, deep_budget=budget, deep_reference=reference)
+        summary, problems = verify_units(verifier, parts, now=now, deep_budget=budget, deep_reference=reference)
         assert problems == []
         reference = summary["prefix_bytes"][PREFIX]
         assert reference == total

@@ -304,6 +304,18 @@ resource agentWritesIndex 'Microsoft.Authorization/roleAssignments@2022-04-01' =
   }
 }
 
+// Keep the gallery's catalog current after each sync (catalog/<prefix>.json.gz), and run `azphotosync
+// thumbnails` and `azphotosync gallery` from the agent: the renditions and the catalog only, never a photo.
+resource agentWritesThumbnails 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (!empty(agentPrincipalId)) {
+  name: guid(thumbnailsContainer.id, agentPrincipalId, storageBlobDataContributorRoleId)
+  scope: thumbnailsContainer
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', storageBlobDataContributorRoleId)
+    principalId: agentPrincipalId
+    principalType: agentPrincipalType
+  }
+}
+
 // Read the verification reports (`azphotosync status`, and the deep-verify reference of `azphotosync
 // verify`). Reading only: the reports are the cloud's, so a report written from a laptop never replaces the
 // cloud's latest one; `azphotosync verify` run as the agent stores its verdicts in the index and shows its

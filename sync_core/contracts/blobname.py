@@ -68,8 +68,8 @@ def check_relpath(relpath: str) -> None:
     yields one) or its bytes are not UTF-8, which neither the metadata nor the index can carry."""
     try:
         relpath.encode("utf-8")
-    except UnicodeEncodeError:
-        raise UnstorableNameError("name is not valid UTF-8; rename the file to back it up") from None
+    except UnicodeEncodeError as exc:
+        raise UnstorableNameError("name is not valid UTF-8; rename the file to back it up") from exc
     for seg in relpath.split("/"):
         if seg in ("", ".", ".."):
             raise UnstorableNameError("path has an empty, '.' or '..' segment")
@@ -158,11 +158,6 @@ def is_name_of(prefix: str, name: str, sha256: str, relpath: str) -> bool:
         return blob_name(prefix, sha256, relpath) == name
     except (ValueError, UnstorableNameError):
         return False
-
-
-def shard_prefix(prefix: str, sha256_or_shard: str) -> str:
-    """The listing prefix ``<prefix>/<xx>/`` that holds every blob whose SHA-256 starts with ``xx``."""
-    return f"{normalize_prefix(prefix)}/{sha256_or_shard[:2]}/"
 
 
 def parse_blob_name(prefix: str, name: str) -> tuple[str, str]:

@@ -69,8 +69,8 @@ def album_name(text: str) -> str:
         raise ConfigError("an album name cannot be empty")
     try:
         name.encode("utf-8")
-    except UnicodeEncodeError:
-        raise ConfigError("an album name must be valid UTF-8 text") from None
+    except UnicodeEncodeError as exc:
+        raise ConfigError("an album name must be valid UTF-8 text") from exc
     if _CONTROL.search(name):
         raise ConfigError("an album name cannot contain control characters (tabs, newlines…)")
     if len(name) > MAX_NAME:

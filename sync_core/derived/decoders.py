@@ -83,8 +83,8 @@ def decode(kind: str, stream: BinaryIO, *, target: int, limits: Limits = Limits(
         return decoder(stream, target, limits)
     except DecodeError:
         raise
-    except MemoryError:
-        raise DecodeError("out of memory while decoding") from None
+    except MemoryError as exc:
+        raise DecodeError("out of memory while decoding") from exc
     except (OSError, ValueError, SyntaxError, EOFError, IndexError, KeyError, TypeError, struct.error) as exc:
         raise DecodeError(f"cannot decode: {first_line(exc)}") from exc
 
@@ -93,10 +93,10 @@ def decode(kind: str, stream: BinaryIO, *, target: int, limits: Limits = Limits(
 def decode_image(stream: BinaryIO, target: int, limits: Limits) -> Decoded:
     try:
         im = Image.open(stream)
-    except UnidentifiedImageError:
-        raise DecodeError("unknown or unsupported image format") from None
+    except UnidentifiedImageError as exc:
+        raise DecodeError("unknown or unsupported image format") from exc
     except Image.DecompressionBombError as exc:
-        raise DecodeError(f"decompression bomb: {first_line(exc)}") from None
+        raise DecodeError(f"decompression bomb: {first_line(exc)}") from exc
     return _finish(im, target, limits)
 
 
@@ -164,7 +164,7 @@ def decode_raw(stream: BinaryIO, target: int, limits: Limits) -> Decoded:
                         ]
                     )
         except rawpy.LibRawError as exc:
-            raise DecodeError(f"cannot decode RAW: {type(exc).__name__}: {first_line(exc)}") from None
+            raise DecodeError(f"cannot decode RAW: {type(exc).__name__}: {first_line(exc)}") from exc
     return Decoded(to_srgb(picture), w, h)
 
 
@@ -191,7 +191,7 @@ def decode_video(stream: BinaryIO, target: int, limits: Limits) -> Decoded:
     try:
         container = av.open(stream, mode="r", metadata_errors="ignore")
     except (av.FFmpegError, ValueError) as exc:
-        raise DecodeError(f"cannot read video: {first_line(exc)}") from None
+        raise DecodeError(f"cannot read video: {first_line(exc)}") from exc
     try:
         vs = next(iter(container.streams.video), None)
         if vs is None:
@@ -215,7 +215,7 @@ def decode_video(stream: BinaryIO, target: int, limits: Limits) -> Decoded:
                     break
         except av.FFmpegError as exc:
             if frame is None:
-                raise DecodeError(f"cannot decode video: {first_line(exc)}") from None
+                raise DecodeError(f"cannot decode video: {first_line(exc)}") from exc
         if frame is None:
             raise DecodeError("no video frame could be decoded")
         if frame.width * frame.height > limits.pixels:

@@ -32,12 +32,12 @@ from azure.storage.blob import BlobServiceClient, ContainerClient
 
 from sync_core.config import StorageConfig, resolve_storage_config
 from sync_core.derived.blob_reader import BlobReader
+from sync_core.derived.catalog import refresh_catalog
 from sync_core.derived.decoders import DecodeError, Limits, decode, kind_of
 from sync_core.derived.facts import MediaFacts, write_facts
 from sync_core.derived.renditions import LARGEST, render, rendition_name
 from sync_core.errors import ConfigError, first_line
 from sync_core.index.table_index import (
-    DAMAGE_VERDICTS,
     P_BLOB_NAME,
     P_RENDITION_STATE,
     P_SHA256,
@@ -51,6 +51,7 @@ from sync_core.index.table_query import odata_string, query_pages
 from sync_core.storage.clients import blob_service, table_service
 from sync_core.verify.partition import discover_prefixes, partition_id, plain, split_partition
 from sync_core.verify.run import ENV_PREFIXES, parse_prefixes
+from sync_core.verify.verdicts import DAMAGE_VERDICTS
 
 ENV_THUMBNAILS_CONTAINER = "AZURE_STORAGE_THUMBNAILS_CONTAINER"
 DEFAULT_THUMBNAILS_CONTAINER = "thumbnails"
@@ -82,12 +83,12 @@ class ThumbnailSettings:
         env = os.environ if env is None else env
         try:
             seconds = float(env.get(ENV_UNIT_SECONDS) or DEFAULT_UNIT_SECONDS)
-        except ValueError:
-            raise ConfigError(f"{ENV_UNIT_SECONDS} must be a number of seconds") from None
+        except ValueError as exc:
+            raise ConfigError(f"{ENV_UNIT_SECONDS} must be a number of seconds") from exc
         try:
             slots = max(1, int(env.get(ENV_DECODE_SLOTS) or DEFAULT_DECODE_SLOTS))
-        except ValueError:
-            raise ConfigError(f"{ENV_DECODE_SLOTS} must be a whole number") from None
+        except ValueError as exc:
+            raise ConfigError(f"{ENV_DECODE_SLOTS} must be a whole number") from exc
         return cls(
             cfg=resolve_storage_config(env=env, source_id="thumbnails"),
             container=thumbnails_container_name(env),
@@ -145,17 +146,22 @@ class Thumbnailer:
         if self.settings.discover:
             try:
                 found = discover_prefixes(self.table)
-            except ResourceNotFoundError:
+            except ResourceNotFoundError as exc:
                 raise ConfigError(
                     f"index table {self.settings.cfg.table!r} does not exist: run a sync first or check "
                     "AZURE_STORAGE_TABLE"
-                ) from None
+                ) from exc
         try:
             self.thumbs.get_container_properties()
         except ResourceNotFoundError:
             with contextlib.suppress(ResourceExistsError):
                 self.thumbs.create_container()
         return {"prefixes": sorted(set(found) | set(self.settings.prefixes))}
+
+    # -- last step --------------------------------------------------------------------------------------
+    def refresh_catalog(self, prefix: str) -> dict[str, Any]:
+        """The gallery's catalog of ``prefix`` rebuilt with the rendition facts this run recorded."""
+        return {"prefix": prefix, "items": refresh_catalog(self.table, self.thumbs, prefix)}
 
     # -- step 2 -----------------------------------------------------------------------------------------
     def partition(self, partition: str) -> tuple[dict[str, Any], list[dict[str, str]]]:

@@ -2,11 +2,13 @@
 
 Why not ``TableClient.submit_transaction``: azure-data-tables builds every entity as its own ``HttpRequest``,
 runs request policies over each on a fresh thread pool, serializes them through ``http.client`` and parses
-the answer with the ``email`` package. For a 100-row transaction that is ~33 ms of client CPU against ~10 ms
-the service (Azurite) spends on it (``python -m bench.micro agent``), and the mirror is a fifth of a small-file
-first sync. The body here is the same wire format (docs: "Performing entity group transactions"), built as
-text in one pass; it is still sent through the table client's own pipeline, so authentication, retries and
-the throttle signal apply as for every other request.
+the answer with the ``email`` package. For a 100-row transaction that is several times the CPU the service
+spends on it (``python -m bench.micro agent``; figures in ``docs/benchmarks.md``), and the mirror is a large
+part of a small-file first sync. The body here is the same wire format (docs: "Performing entity group
+transactions"), built as text in one pass; it is still sent through the table client's own pipeline (reached through
+:mod:`~sync_core.storage.sdk_internals`), so authentication, retries and the throttle signal apply as for every
+other request. If this SDK version keeps the pipeline elsewhere, the same operations go through the public
+``submit_transaction`` and fail the same way; tests check both write the same rows.
 
 Only what the mirror writes is supported: inserts that do not echo the entity back, and merge-upserts, of
 entities whose values are ``str``, ``bool``, ``int`` (Int32 range), ``float``, ``datetime`` or an
@@ -30,7 +32,9 @@ from azure.core.exceptions import (
     map_error,
 )
 from azure.core.rest import HttpRequest
-from azure.data.tables import EdmType, EntityProperty, TableClient
+from azure.data.tables import EdmType, EntityProperty, TableClient, TableTransactionError, UpdateMode
+
+from sync_core.storage.sdk_internals import table_sender
 
 Op = Literal["create", "merge"]
 MAX_OPERATIONS = 100  # the service's limit for one transaction
@@ -115,6 +119,10 @@ def submit(table: TableClient, ops: Sequence[tuple[Op, Mapping[str, Any]]]) -> N
     the status otherwise (404: the table does not exist; 401: authentication)."""
     if not 1 <= len(ops) <= MAX_OPERATIONS:
         raise ValueError(f"a transaction holds 1..{MAX_OPERATIONS} operations, not {len(ops)}")
+    send = table_sender(table)
+    if send is None:
+        _submit_public(table, ops)
+        return
     batch, changeset = f"batch_{uuid.uuid4()}", f"changeset_{uuid.uuid4()}"
     request = HttpRequest(
         "POST",
@@ -128,14 +136,35 @@ def submit(table: TableClient, ops: Sequence[tuple[Op, Mapping[str, Any]]]) -> N
         },
         content=build_body(table, ops, batch, changeset),
     )
-    # The client's own pipeline (auth, retries, throttle hook); streamed, as its content decoder cannot read
-    # multipart answers.
-    response = table._client.send_request(request, stream=True)
+    # Streamed, as the pipeline's content decoder cannot read multipart answers.
+    response = send(request, stream=True)
     response.read()
     if response.status_code != 202:
         map_error(response.status_code, response, _ERRORS)
         raise HttpResponseError(response=response)
     _check_parts(response.content)
+
+
+def _submit_public(table: TableClient, ops: Sequence[tuple[Op, Mapping[str, Any]]]) -> None:
+    """The same transaction through ``submit_transaction``: same input checks, same rows, same errors."""
+    sdk_ops: list[Any] = []
+    for op, ent in ops:
+        entity_json(ent)  # the same TypeError for a value the direct body would refuse
+        if op == "create":
+            sdk_ops.append(("create", dict(ent)))
+        elif op == "merge":
+            sdk_ops.append(("upsert", dict(ent), {"mode": UpdateMode.MERGE}))
+        else:
+            raise ValueError(f"unsupported operation {op!r}")
+    try:
+        table.submit_transaction(sdk_ops)
+    except TableTransactionError as exc:
+        code = str(exc.error_code) if exc.error_code is not None else None
+        head, sep, rest = (exc.message or "").partition(":")
+        message = rest if sep and head.isdigit() else exc.message or ""
+        raise TransactionError(
+            f"{message.splitlines()[0] if message else ''} (ErrorCode:{code})", exc.status_code or 0, code, exc.index
+        ) from exc
 
 
 def _check_parts(content: bytes) -> None:

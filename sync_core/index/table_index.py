@@ -69,18 +69,7 @@ P_RENDITIONS_AT = "RenditionsAt"
 RENDITION_MADE = "made"
 RENDITION_FAILED = "failed"
 
-# Verdicts the verifier writes into VerifyStatus; all but OK (and REPAIRED) ask the agent to re-upload.
-V_OK = "ok"
-V_MISSING = "missing"
-V_SIZE_MISMATCH = "size_mismatch"
-V_ETAG_MISMATCH = "etag_mismatch"
-V_SHA_MISMATCH = "sha_mismatch"  # SHA-256 metadata differs, or a deep re-hash disagrees with the name
-V_SHA_MISSING = "sha_missing"
-V_ORPHAN_REPAIRED = "orphan_repaired"  # row re-created from a blob's self-consistent metadata
-DAMAGE_VERDICTS = frozenset({V_MISSING, V_SIZE_MISMATCH, V_ETAG_MISMATCH, V_SHA_MISMATCH, V_SHA_MISSING})
-# Written by the agent (the only Verify* value it writes) after re-uploading a flagged blob from its local
-# copy; the next verification replaces it with its own verdict.
-V_REUPLOADED = "reuploaded"
+# The values of VerifyStatus: sync_core.verify.verdicts.
 
 
 def _enc(m: re.Match[str]) -> str:
@@ -136,6 +125,7 @@ def keys_for_blob(prefix: str, name: str) -> tuple[str, str]:
 RESERVED_MARK = "%~"
 RESERVED_END = "%~~"  # above every reserved partition key: they continue with [0-9a-z-] only
 ALBUMS_PARTITION = "%~albums"  # one row per user album, RowKey = album_key(name)
+SHARES_PARTITION = "%~shares"  # one row per gallery share link, RowKey = the SHA-256 of its token
 _ALBUM_ID = re.compile(r"^[0-9a-f]{32}$")
 
 

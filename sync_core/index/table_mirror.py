@@ -8,10 +8,10 @@ only after the service accepted the transaction, so a crash or a failed mirror l
 the next run — and never marks a file as failed to upload.
 
 Rows first recorded in this run are inserted instead (``create``, answered without the entity echoed back):
-for Azurite an 8-row insert transaction takes a third less server time than a merge (12% at 100 rows;
-bench.micro), and if such a row exists after all (a lost state dir, a re-uploaded lost blob) the service
-refuses the insert and the batch is sent again as merges. Transactions are written by
-:mod:`~sync_core.index.table_batch` (a twelfth of the SDK's client CPU), so even a partition with one pending row
+an insert costs the service less than a merge (docs/benchmarks.md), and if such a row exists after all (a
+lost state dir, a re-uploaded lost blob) the service refuses the insert and the batch is sent again as
+merges. Transactions are written by :mod:`~sync_core.index.table_batch` (far cheaper than the SDK's:
+docs/benchmarks.md), so even a partition with one pending row
 goes as a transaction: it costs what a single-entity write costs.
 """
 
@@ -33,7 +33,6 @@ from sync_core.index.entity import entity_for
 from sync_core.index.table_index import (
     BINDING_PARTITION,
     BINDING_ROW,
-    DAMAGE_VERDICTS,
     P_BOUND_ACCOUNT,
     P_BOUND_CONTAINER,
     P_MTIME_NS,
@@ -46,6 +45,7 @@ from sync_core.index.table_query import odata_string, query_pages
 from sync_core.local.state import BlobRow, StateDB
 from sync_core.storage.clients import access_checked
 from sync_core.sync.progress import RunSummary
+from sync_core.verify.verdicts import DAMAGE_VERDICTS
 
 MAX_BATCH = table_batch.MAX_OPERATIONS  # the service's limit for one entity-group transaction
 _INT64_PROPS = (P_SIZE, P_MTIME_NS)
@@ -105,7 +105,7 @@ def prefix_rows(
 
 def flagged_rows(table_client: TableClient, prefix: str, source_id: str) -> list[dict[str, Any]]:
     """Rows of ``source_id`` under ``prefix`` that the cloud flagged as damaged (``VerifyStatus`` in
-    :data:`~sync_core.index.table_index.DAMAGE_VERDICTS`). One filtered range query over the prefix's partitions."""
+    :data:`~sync_core.verify.verdicts.DAMAGE_VERDICTS`). One filtered range query over the prefix's partitions."""
     verdicts = sorted(DAMAGE_VERDICTS)
     extra = " or ".join(f"{P_VERIFY_STATUS} eq @v{i}" for i in range(len(verdicts)))
     params = {f"v{i}": v for i, v in enumerate(verdicts)}

@@ -3,13 +3,13 @@
 Verification reads every index row on every run, so the client's cost per row matters as much as the
 service's. The SDK's ``query_entities`` turns each row into a ``TableEntity`` through a generic converter
 (every property's EDM type looked up, ``Int64`` wrapped in an ``EntityProperty``, ``DateTime`` parsed with
-``strptime``), which verification then unwraps again: about 34 µs of CPU per row here, against 7–8 µs for
-``json.loads`` and one pass over the typed properties (``docs/benchmarks.md``), and it holds the GIL. We
+``strptime``), which verification then unwraps again: several times the CPU of ``json.loads`` and one pass
+over the typed properties (figures in ``docs/benchmarks.md``), and it holds the GIL. We
 send the same Query Entities request through the table client's own pipeline — its credential, retry
 policy, throttle hook and connection pool all apply — as :mod:`sync_core.storage.listing` does for List Blobs. A
 failed page raises what the SDK would (same class and ``error_code``), through the SDK's own error
-mapping. If the client lacks the internals we rely on (another SDK version), the public
-``query_entities`` is used instead; tests check both give the same rows.
+mapping (both reached through :mod:`~sync_core.storage.sdk_internals`). If this SDK version keeps them
+elsewhere, the public ``query_entities`` is used instead; tests check both give the same rows.
 """
 
 from __future__ import annotations
@@ -23,23 +23,11 @@ from typing import Any
 from urllib.parse import quote
 from uuid import UUID
 
-from azure.core.exceptions import (
-    ClientAuthenticationError,
-    HttpResponseError,
-    ResourceExistsError,
-    ResourceNotFoundError,
-    ResourceNotModifiedError,
-    map_error,
-)
 from azure.core.rest import HttpRequest
 from azure.data.tables import EntityProperty, TableClient
 
 from sync_core.storage.listing import read_page
-
-try:  # the SDK's own error mapping, so a failed page raises exactly what query_entities raises
-    from azure.data.tables._error import _process_table_error
-except ImportError:  # pragma: no cover - another SDK layout: the public query_entities is used
-    _process_table_error = None
+from sync_core.storage.sdk_internals import raise_table_query_error, table_query_sender
 
 ETAG = "odata.etag"  # the key a row's own etag is kept under (what If-Match needs)
 _ACCEPT = "application/json;odata=minimalmetadata"
@@ -99,8 +87,8 @@ def query_pages(
 ) -> Iterator[list[dict[str, Any]]]:
     """Pages of the rows matching ``query_filter`` (parameters already substituted, e.g. with
     :func:`odata_string`), in key order, as :func:`plain_row` dicts."""
-    client = getattr(getattr(table, "_client", None), "_client", None)
-    if not callable(getattr(client, "send_request", None)) or _process_table_error is None:
+    send = table_query_sender(table)
+    if send is None:
         pager = table.query_entities(query_filter, select=list(select) if select else None, results_per_page=page_size)
         for page in pager.by_page():
             yield [sdk_row(e) for e in page]
@@ -117,9 +105,9 @@ def query_pages(
         # send ``%24filter``, which Azurite does not recognise. A SAS goes last.
         parts = [f"{k}={quote(v, safe='')}" for k, v in {**query, **next_keys}.items()]
         qs = "&".join([*parts, sas] if sas else parts)
-        response = read_page(client, partial(HttpRequest, "GET", f"{base}?{qs}", headers=headers))
+        response = read_page(send, partial(HttpRequest, "GET", f"{base}?{qs}", headers=headers))
         if response.status_code != 200:
-            _raise_sdk_error(response)
+            raise_table_query_error(response)
         yield [plain_row(e) for e in json.loads(response.content).get("value", [])]
         pk = response.headers.get("x-ms-continuation-NextPartitionKey")
         if not pk:
@@ -128,23 +116,3 @@ def query_pages(
         rk = response.headers.get("x-ms-continuation-NextRowKey")
         if rk:
             next_keys["NextRowKey"] = rk
-
-
-# What the generated ``TableOperations.query_entities`` maps before the paged iterator's error handling.
-_ERROR_MAP: dict[int, type[HttpResponseError]] = {
-    401: ClientAuthenticationError,
-    404: ResourceNotFoundError,
-    409: ResourceExistsError,
-    304: ResourceNotModifiedError,
-}
-
-
-def _raise_sdk_error(response: Any) -> None:
-    """What the generated ``query_entities`` and the SDK's paged iterator raise for this response."""
-    try:
-        map_error(status_code=response.status_code, response=response, error_map=_ERROR_MAP)
-        raise HttpResponseError(response=response)
-    except HttpResponseError as error:
-        assert _process_table_error is not None
-        _process_table_error(error)
-    raise AssertionError("unreachable")  # _process_table_error always raises

@@ -49,7 +49,6 @@ class ScanResult:
     problems: list[ScanProblem] = field(default_factory=list)
     incomplete_dirs: list[str] = field(default_factory=list)  # folders (or entries of unknown type) not read
     unreadable: set[str] = field(default_factory=set)  # files whose stat failed for another reason than ENOENT
-    files_seen: int = 0
     left_out: dict[str, dict[str, int]] = field(default_factory=dict)  # reason -> extension -> files
 
     def leave_out(self, reason: str, ext: str) -> None:
@@ -157,6 +156,5 @@ def scan(
                 if sniff(head) is None:
                     leave_out(R_NOT_MEDIA, extension(name))
                     continue
-            result.files_seen += 1
             yield _new_entry(ScanEntry, (rel, entry.path, st.st_size, st.st_mtime_ns, st.st_ino, st.st_dev))
         stack.extend(reversed(subdirs))

@@ -72,7 +72,7 @@ MIGRATIONS: list[str] = [
         summary     TEXT
     );
     """,
-    # Table mirror and closed-loop repair (issue 3): find local copies by content; log repair outcomes.
+    # Table mirror and closed-loop repair: find local copies by content; log repair outcomes.
     """
     CREATE INDEX IF NOT EXISTS files_by_sha ON files(sha256);
     CREATE TABLE IF NOT EXISTS repair_log (
@@ -183,13 +183,13 @@ class StateDB:
         """Open (creating and migrating) ``<state_dir>/index.db``. ``readonly`` never creates or changes
         anything on disk: a missing database reads as empty (for dry runs). A file that is not a database
         raises :class:`DamagedIndexError`; ``check`` also reads every page first (``PRAGMA quick_check``,
-        ~0.2 s per 100,000 files: for the recovery commands, not for every sync)."""
+        which reads the whole file: for the recovery commands, not for every sync)."""
         self.state_dir = Path(state_dir).expanduser().absolute()
         self.path = self.state_dir / DB_NAME
         self.readonly = readonly
         self._lock = threading.RLock()
         self._local = threading.local()
-        self._readers: list[sqlite3.Connection] = []  # every thread's, so close() closes them all
+        self._readers: list[sqlite3.Connection] = []  # every thread's reader, closed by close()
         self._in_tx = False
         self._pending_writes = 0
         self._tx_started = 0.0
@@ -207,12 +207,12 @@ class StateDB:
             if getattr(self, "_w", None) is not None:
                 self._w.close()
             if isinstance(exc, sqlite3.DatabaseError) and is_damage(exc):
-                raise damaged_error(self.path, exc) from None
+                raise damaged_error(self.path, exc) from exc
             if isinstance(exc, OSError | sqlite3.DatabaseError):
                 raise ConfigError(
                     f"state dir {str(self.state_dir)!r} is not usable ({exc}); fix its permissions or choose "
                     "another with --state-dir"
-                ) from None
+                ) from exc
             raise
 
     def _open_readonly(self) -> sqlite3.Connection:
@@ -242,6 +242,8 @@ class StateDB:
         with self._lock:
             self.commit()
             self._w.close()
+            # Every worker thread's reader, not only this thread's: a reader left to the garbage collector
+            # would close (and checkpoint the WAL) at an arbitrary later moment.
             for conn in self._readers:
                 conn.close()
             self._readers.clear()
@@ -270,7 +272,7 @@ class StateDB:
                 self._pending_writes += 1
                 return self._w.execute(sql, tuple(params))
             except sqlite3.OperationalError as exc:
-                raise self._write_failed(exc) from None
+                raise self._write_failed(exc) from exc
 
     def commit(self) -> None:
         """Make recorded rows durable. Called in batches by the pipeline and at the end of a run."""
@@ -279,7 +281,7 @@ class StateDB:
                 try:
                     self._w.execute("COMMIT")
                 except sqlite3.OperationalError as exc:
-                    raise self._write_failed(exc) from None
+                    raise self._write_failed(exc) from exc
                 self._in_tx = False
                 self._pending_writes = 0
 
@@ -332,9 +334,6 @@ class StateDB:
             )
             out.update((r[0], FileRow(*r)) for r in cur)
         return out
-
-    def file_count(self) -> int:
-        return self._w.execute("SELECT count(*) FROM files").fetchone()[0]
 
     def totals(self) -> tuple[int, int, int]:
         """``(files, bytes, blobs)``: files backed up now, their bytes, and blobs ever written (history)."""
@@ -461,7 +460,7 @@ class StateDB:
             n += 1
         return n
 
-    # -- Table mirror, closed-loop repair, rebuild (issue 3) ------------------------------------------
+    # -- Table mirror, closed-loop repair, rebuild ------------------------------------------
     _BLOB_COLS = (
         "blob_name, relpath, sha256, size, mtime_ns, etag, source_id, uploaded_at, is_current,"
         " deleted_at, capture_time, camera_model"

@@ -48,6 +48,7 @@ from sync_core.contracts.blobname import (
 from sync_core.errors import ConfigError, first_line
 from sync_core.index.entity import sort_epoch
 from sync_core.index.table_index import P_BLOB_NAME, P_MTIME_NS, P_RELPATH, P_SHA256, P_SIZE, P_SOURCE_ID, P_UPLOADED_AT
+from sync_core.restore.rehydrate import Priority, rehydrate
 from sync_core.restore.target import (
     DestDir,
     UnsafePathError,
@@ -59,6 +60,7 @@ from sync_core.restore.target import (
     unsafe_reason,
 )
 from sync_core.storage.bandwidth import limiter
+from sync_core.storage.tiering import is_archived_error
 from sync_core.sync.progress import NullProgress, Progress
 from sync_core.timestamps import row_mtime_ns, row_size
 
@@ -72,6 +74,7 @@ class RestoreKind(StrEnum):
     REJECTED = "rejected"  # a name that could land outside the folder, or a row that contradicts its blob
     CORRUPT = "corrupt"  # the blob's bytes do not hash to its name: not written
     FAILED = "failed"  # storage or local I/O error
+    PENDING = "pending"  # archived: rehydration asked for (or under way); the same restore run later finishes it
 
 
 PROBLEM_KINDS = frozenset({RestoreKind.KEPT, RestoreKind.REJECTED, RestoreKind.CORRUPT, RestoreKind.FAILED})
@@ -120,6 +123,7 @@ class RestoreOptions:
     max_workers: int = 8
     bwlimit: int | None = None  # bytes per second for downloads
     index: IndexSource = "auto"
+    rehydrate: Priority = "standard"  # priority of the rehydration asked for archived blobs
 
 
 @dataclass
@@ -133,6 +137,7 @@ class RestoreSummary:
     rejected: int = 0
     corrupt: int = 0
     failed: int = 0
+    pending: int = 0  # archived blobs not restored yet (see ``problems``, kind "pending")
     superseded: int = 0  # older candidates for a path that several rows/blobs claim as current
     bytes_received: int = 0
     seconds: float = 0.0
@@ -141,13 +146,14 @@ class RestoreSummary:
     def add(self, o: RestoreOutcome) -> None:
         setattr(self, o.kind.value, getattr(self, o.kind.value) + 1)
         self.bytes_received += o.bytes_received
-        if o.kind in PROBLEM_KINDS and len(self.problems) < 1000:
+        if (o.kind in PROBLEM_KINDS or o.kind == RestoreKind.PENDING) and len(self.problems) < 1000:
             self.problems.append({"path": o.relpath, "kind": o.kind.value, "detail": o.detail})
 
     @property
     def exit_code(self) -> int:
-        """0 when every selected file is in place, 1 when any was kept, rejected, corrupt or failed."""
-        return 1 if (self.kept or self.rejected or self.corrupt or self.failed) else 0
+        """0 when every selected file is in place, 1 when any was kept, rejected, corrupt, failed or is
+        pending rehydration."""
+        return 1 if (self.kept or self.rejected or self.corrupt or self.failed or self.pending) else 0
 
     def to_dict(self) -> dict[str, object]:
         d = {k: getattr(self, k) for k in self.__dataclass_fields__}
@@ -349,7 +355,7 @@ class RestoreEngine:
                     )
                 except AzureError as exc:
                     if mode == "table":
-                        raise ConfigError(f"cannot read the index table: {first_line(exc)}") from None
+                        raise ConfigError(f"cannot read the index table: {first_line(exc)}") from exc
                     self._use_listing(f"index table unreadable ({first_line(exc)})")
                 else:
                     if chosen.seen or chosen.rejected or mode == "table":
@@ -434,11 +440,23 @@ class RestoreEngine:
         except RestoreStopped:
             return RestoreOutcome(e.relpath, RestoreKind.FAILED, e.size, detail="interrupted; resumed by the next run")
         except AzureError as exc:
+            if is_archived_error(exc):
+                return self._pending(e)
             return RestoreOutcome(e.relpath, RestoreKind.FAILED, e.size, detail=f"storage error: {first_line(exc)}")
         except OSError as exc:
             return RestoreOutcome(e.relpath, RestoreKind.FAILED, e.size, detail=f"cannot write: {exc.strerror or exc}")
         finally:
             self.progress.advance(e.size)
+
+    def _pending(self, e: RestoreEntry) -> RestoreOutcome:
+        """An archived blob: ask for its rehydration (once) and report it as pending."""
+        try:
+            r = rehydrate(self.container.get_blob_client(e.blob_name), e.size, self.opts.rehydrate)
+        except AzureError as exc:
+            detail = f"archived; cannot ask for rehydration: {first_line(exc)}"
+            return RestoreOutcome(e.relpath, RestoreKind.FAILED, e.size, detail=detail)
+        detail = r.detail or "archived, online again now; restored by the next run"
+        return RestoreOutcome(e.relpath, RestoreKind.PENDING, e.size, detail=detail)
 
     def _place(self, dest: DestDir, e: RestoreEntry) -> RestoreOutcome:
         *folders, name = e.relpath.split("/")
@@ -510,8 +528,8 @@ class RestoreEngine:
             os.utime(fd, ns=(e.mtime_ns, e.mtime_ns))
             placed = True
             return received
-        except (AzureError, RestoreStopped):
-            keep = True
+        except (AzureError, RestoreStopped) as exc:
+            keep = not is_archived_error(exc)  # an archived blob sent nothing: no partial worth keeping
             raise
         finally:
             os.close(fd)

@@ -72,7 +72,7 @@ class DestDir:
             root.mkdir(parents=True, exist_ok=True)
             self.fd = os.open(root, os.O_RDONLY | _O_DIR)
         except OSError as exc:
-            raise ConfigError(f"cannot use {str(root)!r} as the restore folder: {exc.strerror or exc}") from None
+            raise ConfigError(f"cannot use {str(root)!r} as the restore folder: {exc.strerror or exc}") from exc
         self.root = root
 
     def close(self) -> None:
@@ -109,7 +109,7 @@ def _open_dir_checked(seg: str, fd: int, shown: Sequence[str]) -> int:
             raise
         st = os.stat(seg, dir_fd=fd, follow_symlinks=False)
         what = "a symbolic link" if stat.S_ISLNK(st.st_mode) else "not a folder"
-        raise UnsafePathError(f"{'/'.join(shown)!r} is {what}; nothing is written through it") from None
+        raise UnsafePathError(f"{'/'.join(shown)!r} is {what}; nothing is written through it") from exc
 
 
 def hash_at(name: str, dir_fd: int) -> str:

@@ -151,9 +151,10 @@ def make_transport(pool_size: int) -> RequestsTransport:
     verify: dict[str, Any] = {}
     if not urllib.request.getproxies():
         # With trust_env, requests re-reads the proxy variables, ~/.netrc and the CA-bundle variables on
-        # every request (0.2 ms of CPU per Put Blob, 15% of it). Without a proxy only the CA bundle can
-        # matter: read it once. (A ~/.netrc entry for the storage host would even replace the SDK's own
-        # Authorization header.) With a proxy configured, requests keeps applying it and NO_PROXY per request.
+        # every request (a sizeable share of a Put Blob's CPU: docs/benchmarks.md). Without a proxy only
+        # the CA bundle can matter: read it once. (A ~/.netrc entry for the storage host would even replace
+        # the SDK's own Authorization header.) With a proxy configured, requests keeps applying it and NO_PROXY
+        # per request.
         session.trust_env = False
         bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
         if bundle:
@@ -217,7 +218,7 @@ def client_config_checked() -> Iterator[None]:
     try:
         yield
     except ValueError as exc:
-        raise ConfigError(f"storage configuration not usable: {first_line(exc)}") from None
+        raise ConfigError(f"storage configuration not usable: {first_line(exc)}") from exc
 
 
 def error_code(exc: HttpResponseError) -> str | None:
@@ -240,8 +241,8 @@ def access_checked(
     (:attr:`StorageConfig.credential_kind`): a refused key or SAS is named, not a role to grant."""
     try:
         yield
-    except ResourceNotFoundError:
-        raise ConfigError(missing) from None
+    except ResourceNotFoundError as exc:
+        raise ConfigError(missing) from exc
     except ClientAuthenticationError as exc:
         raise ConfigError(
             credential_refused(
@@ -250,15 +251,15 @@ def access_checked(
                 f"authentication failed ({first_line(exc)}): sign in again (`az login`) or check the managed "
                 "identity",
             )
-        ) from None
+        ) from exc
     except HttpResponseError as exc:
         if exc.status_code == 403:
             if error_code(exc) == "AuthorizationPermissionMismatch" and credential == "account key":
-                raise ConfigError(denied) from None  # a key may do everything: this is a role refusing
-            raise ConfigError(credential_refused(credential, first_line(exc), denied)) from None
-        raise ConfigError(f"cannot use {what}: {first_line(exc)}") from None
+                raise ConfigError(denied) from exc  # a key may do everything: this is a role refusing
+            raise ConfigError(credential_refused(credential, first_line(exc), denied)) from exc
+        raise ConfigError(f"cannot use {what}: {first_line(exc)}") from exc
     except AzureError as exc:  # connection refused, DNS, TLS: config problems at start-up
-        raise ConfigError(f"cannot reach storage at {url}: {first_line(exc)}") from None
+        raise ConfigError(f"cannot reach storage at {url}: {first_line(exc)}") from exc
 
 
 def open_container(service: BlobServiceClient, cfg: StorageConfig, *, create: bool = False) -> ContainerClient:

@@ -2,12 +2,12 @@
 
 Verification lists the whole container on every run, so the client's cost per listed blob matters as
 much as the service's. The SDK's ``list_blobs`` turns each List Blobs page into generated models and then
-into ``BlobProperties`` with a generic, reflective deserializer: about 0.2 ms of CPU per blob here
-(``docs/benchmarks.md``), more than the service spends producing it, and it holds the GIL. We send the
-same List Blobs request through the container client's own pipeline — its credential, retry policy,
-throttle hook and connection pool all apply — and read the five fields we use straight from the XML with
-ElementTree (about 25× cheaper). If the client lacks the pipeline we rely on (another SDK version), the
-public ``list_blobs`` is used instead; tests check both give the same entries.
+into ``BlobProperties`` with a generic, reflective deserializer, which costs more CPU than the service spends
+producing the page, and holds the GIL (figures in ``docs/benchmarks.md``). We send the same List Blobs request
+through the container client's own pipeline (reached through :mod:`~sync_core.storage.sdk_internals`) — its
+credential, retry policy, throttle hook and connection pool all apply — and read the fields we use
+straight from the XML with ElementTree. If this SDK version keeps the pipeline elsewhere, the public
+``list_blobs`` is used instead; tests check both give the same entries.
 """
 
 from __future__ import annotations
@@ -25,6 +25,8 @@ from azure.core.exceptions import HttpResponseError, IncompleteReadError, Resour
 from azure.core.rest import HttpRequest
 from azure.storage.blob import BlobProperties, ContainerClient
 
+from sync_core.storage.sdk_internals import Send, blob_sender
+
 LISTING_PAGE = 5000  # the service maximum
 
 
@@ -38,10 +40,20 @@ class BlobEntry:
     metadata: Mapping[str, str] = field(default_factory=dict)
     created_text: str = ""  # RFC 1123, parsed only when needed (orphans are rare)
     created_at: datetime | None = None
+    tier: str = ""  # the access tier as listed (empty: the account default, Hot)
+    archive_status: str = ""  # e.g. ``rehydrate-pending-to-hot`` while an archived blob is coming back
 
     @classmethod
     def of(cls, props: BlobProperties) -> BlobEntry:
-        return cls(props.name, int(props.size), props.etag, props.metadata or {}, created_at=props.creation_time)
+        return cls(
+            props.name,
+            int(props.size),
+            props.etag,
+            props.metadata or {},
+            created_at=props.creation_time,
+            tier=str(getattr(props.blob_tier, "value", props.blob_tier) or ""),
+            archive_status=str(props.archive_status or ""),
+        )
 
     @property
     def created(self) -> datetime | None:
@@ -57,8 +69,8 @@ def list_pages(
     container: ContainerClient, prefix: str, *, metadata: bool, page_size: int = LISTING_PAGE
 ) -> Iterator[list[BlobEntry]]:
     """Pages of committed blobs whose name starts with ``prefix``, in name order."""
-    client = getattr(getattr(container, "_client", None), "_client", None)
-    if not callable(getattr(client, "send_request", None)):
+    send = blob_sender(container)
+    if send is None:
         yield from _sdk_pages(container, prefix, metadata=metadata, page_size=page_size)
         return
     marker = ""
@@ -69,7 +81,7 @@ def list_pages(
         if marker:
             params["marker"] = marker
         headers = {"x-ms-version": container.api_version}
-        response = read_page(client, partial(HttpRequest, "GET", container.url, params=params, headers=headers))
+        response = read_page(send, partial(HttpRequest, "GET", container.url, params=params, headers=headers))
         if response.status_code != 200:
             error = ResourceNotFoundError if response.status_code == 404 else HttpResponseError
             raise error(message=_error_message(response), response=response)
@@ -79,15 +91,15 @@ def list_pages(
             return
 
 
-def read_page(client: Any, make_request: Callable[[], HttpRequest]) -> Any:
-    """Send one page request through ``client``'s pipeline and read its whole body.
+def read_page(send: Send, make_request: Callable[[], HttpRequest]) -> Any:
+    """Send one page request through a client's pipeline (``send``) and read its whole body.
 
     ``stream=True``: the pipeline's content-decode step would otherwise also parse the body (a full XML
     tree, or a JSON document) that the caller parses its own way. The pipeline retries the request up to
     its headers; a body cut off after them is asked for once more here (a page is idempotent), as the SDK
     does for its own streamed downloads."""
     for attempt in (1, 2):
-        response = client.send_request(make_request(), stream=True)
+        response = send(make_request(), stream=True)
         try:
             response.read()
             return response
@@ -143,6 +155,8 @@ def _entry(blob: ET.Element) -> BlobEntry | None:
         etag=props.findtext("Etag") or "",
         metadata={child.tag: child.text or "" for child in md_el} if md_el is not None and len(md_el) else {},
         created_text=props.findtext("Creation-Time") or "",
+        tier=props.findtext("AccessTier") or "",
+        archive_status=props.findtext("ArchiveStatus") or "",
     )
 
 

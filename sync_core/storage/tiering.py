@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -34,6 +34,37 @@ def normalize_tier(value: object) -> str:
 def is_online(tier: object) -> bool:
     """Whether a blob in this tier can be read now (Archive needs rehydration first)."""
     return normalize_tier(tier) in ONLINE_TIERS
+
+
+ARCHIVED_ERROR = "BlobArchived"  # the service's refusal to read or copy a blob in the Archive tier
+REHYDRATE_PENDING = "rehydrate-pending-to-"  # archive status of a blob on its way back online
+
+
+def is_archived_error(exc: BaseException) -> bool:
+    """Whether a storage error is the refusal of a blob that sits in the Archive tier (409 BlobArchived); the
+    SDK may raise it as any HttpResponseError subclass, so the code decides, not the type."""
+    return str(getattr(exc, "error_code", "") or "") == ARCHIVED_ERROR
+
+
+def is_rehydrating(archive_status: object) -> bool:
+    """Whether an archived blob's rehydration was already asked for and is under way."""
+    return str(archive_status or "").lower().startswith(REHYDRATE_PENDING)
+
+
+def add_tier_bytes(into: dict[str, int], blobs: Iterable[Any]) -> dict[str, int]:
+    """Add the sizes of listed blobs (anything with ``size`` and ``tier``) to ``into``, by tier."""
+    for blob in blobs:
+        tier = normalize_tier(getattr(blob, "tier", ""))
+        into[tier] = into.get(tier, 0) + int(blob.size)
+    return into
+
+
+def merge_tier_bytes(into: dict[str, int], more: Mapping[str, Any]) -> dict[str, int]:
+    """Add one bytes-by-tier mapping (a partition's, a report's) to another."""
+    for tier, n in more.items():
+        key = normalize_tier(tier)
+        into[key] = into.get(key, 0) + int(n)
+    return into
 
 
 @dataclass(frozen=True)
@@ -144,3 +175,13 @@ def estimate(bytes_by_tier: Mapping[str, int], prices: PriceTable) -> CostEstima
 def read_cost(bytes_by_tier: Mapping[str, int], prices: PriceTable) -> float:
     """Retrieval charge for reading these bytes once (deep verification, restore); egress not included."""
     return sum(max(int(n), 0) / GB * prices.read_per_gb[normalize_tier(t)] for t, n in bytes_by_tier.items())
+
+
+def read_cost_figure(bytes_by_tier: Mapping[str, int], prices: PriceTable | None = None) -> dict[str, Any]:
+    """The retrieval charge of reading these bytes once, as a report carries it: amount, currency and where
+    the prices come from; a price file that cannot be read is named instead, never fatal to the caller."""
+    try:
+        table = prices or PriceTable.load()
+    except ConfigError as exc:
+        return {"error": str(exc)}
+    return {"amount": round(read_cost(bytes_by_tier, table), 4), "currency": table.currency, "prices": table.describe()}

@@ -292,7 +292,7 @@ class SyncEngine:
                 read_hook=self._bucket,
             )
             # Finished futures arrive on a queue (a done-callback per file) instead of ``wait(FIRST_COMPLETED)``,
-            # which installs and removes a waiter on every pending future each time: ~20 µs less CPU per file.
+            # which installs and removes a waiter on every pending future each time (docs/benchmarks.md).
             done: queue.SimpleQueue[Future[_Done]] = queue.SimpleQueue()
             pending: set[Future[_Done]] = set()
             untried = len(work)

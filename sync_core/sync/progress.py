@@ -56,7 +56,7 @@ class RunSummary:
     # Files skipped because they changed while being read or sent: retried next run, but a file that is
     # always changing is never backed up, so the runs keep their names (see :func:`always_changing`).
     changing: list[str] = field(default_factory=list)
-    # Table index (issue 3): the closed-loop repair at the start, the mirror at the end
+    # Table index: the closed-loop repair at the start, the mirror at the end
     repaired: int = 0  # flagged blobs put right (re-uploaded, or found whole again)
     repair_lost: int = 0  # flagged blobs whose bytes no local file has any more
     repair_failed: int = 0

@@ -1,7 +1,7 @@
 """The agent's half of the closed loop: re-upload what the cloud verifier flagged as damaged.
 
 At the start of a run the agent reads the rows of its source id whose ``VerifyStatus`` is a damage verdict
-(:data:`~sync_core.index.table_index.DAMAGE_VERDICTS`). For each one it looks for a local file that still has the
+(:data:`~sync_core.verify.verdicts.DAMAGE_VERDICTS`). For each one it looks for a local file that still has the
 row's SHA-256 (found through SQLite, then re-hashed — the bytes are proven, not assumed), and puts those
 bytes back under the same blob name through the sync's own :class:`~sync_core.sync.transfer.Transfer` (the
 same blocks, per-block checks, Content-MD5, retries and ``--bwlimit`` bucket), conditionally:
@@ -42,9 +42,6 @@ from sync_core.index.table_index import (
     P_SHA256,
     P_VERIFY_DETAIL,
     P_VERIFY_STATUS,
-    V_ETAG_MISMATCH,
-    V_MISSING,
-    V_REUPLOADED,
 )
 from sync_core.index.table_mirror import flagged_rows, unavailable_reason
 from sync_core.local.hasher import FileChangedError, NotScannedFileError, hash_file
@@ -52,6 +49,7 @@ from sync_core.local.state import BlobRow, StateDB
 from sync_core.storage.clients import SINGLE_PUT_MAX
 from sync_core.sync.progress import RunSummary
 from sync_core.sync.transfer import BLOCK_SIZE, BlobConflictError, StoreResult, Transfer, normalize_etag
+from sync_core.verify.verdicts import Verdict
 
 # Outcomes (also the ``repair_log.outcome`` values)
 REUPLOADED = "reuploaded"  # bytes sent again from a local copy
@@ -204,10 +202,10 @@ class Repairer:
         "mismatch" against a stale Table row while the blob is exactly what SQLite recorded."""
         if props.size != size or (props.metadata or {}).get(K_SHA256) != sha:
             return False
-        if verdict == V_MISSING:
+        if verdict == Verdict.MISSING:
             return True
         known = self.state.get_blob(name)
-        return verdict == V_ETAG_MISMATCH and known is not None and known.etag == normalize_etag(str(props.etag))
+        return verdict == Verdict.ETAG_MISMATCH and known is not None and known.etag == normalize_etag(str(props.etag))
 
     def _candidates(self, sha: str, size: int, rel: str) -> list[str]:
         """Local paths last seen with this content and size, the row's own path first."""
@@ -247,7 +245,7 @@ class Repairer:
             "PartitionKey": row["PartitionKey"],
             "RowKey": row["RowKey"],
             P_BLOB_ETAG: etag,
-            P_VERIFY_STATUS: V_REUPLOADED,
+            P_VERIFY_STATUS: Verdict.REUPLOADED,
             P_VERIFY_DETAIL: text,
         }
         try:

@@ -37,6 +37,7 @@ from azure.storage.blob import BlobBlock, BlobClient, ContainerClient, ContentSe
 from sync_core.contracts.blobmeta import K_SHA256, BlobMeta, build_metadata
 from sync_core.local.hasher import FileChangedError, Hashed, open_scanned
 from sync_core.storage.put_blob import put_sender
+from sync_core.storage.tiering import is_archived_error
 
 Action = Literal["uploaded", "copied", "present"]
 
@@ -132,7 +133,8 @@ class Transfer:
     def copy_from(
         self, source_name: str, name: str, meta: BlobMeta, content_type: str, content_md5: bytes | None = None
     ) -> StoreResult | None:
-        """Server-side copy of a blob we know holds the same bytes. ``None`` if the source is gone.
+        """Server-side copy of a blob we know holds the same bytes. ``None`` if the source is gone or
+        archived (Copy Blob cannot read it; Cool and Cold sources copy as Hot ones do).
 
         The content type and Content-MD5 are set afterwards when the copy's differ (Set Blob Properties
         replaces all content headers, so both are always sent: an MD5 left out would be cleared)."""
@@ -144,9 +146,11 @@ class Transfer:
             )
         except ResourceNotFoundError:
             return None
-        except ResourceExistsError:
-            return self.adopt_existing(name, meta)
         except HttpResponseError as exc:
+            if is_archived_error(exc):  # an archived source cannot be copied: the caller uploads the local file
+                return None
+            if isinstance(exc, ResourceExistsError):
+                return self.adopt_existing(name, meta)
             if exc.status_code == 412:  # If-None-Match failed: the name exists already
                 return self.adopt_existing(name, meta)
             raise

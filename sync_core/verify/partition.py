@@ -27,7 +27,6 @@ import hashlib
 import re
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -35,7 +34,6 @@ from urllib.parse import unquote
 
 from azure.core import MatchConditions
 from azure.core.exceptions import (
-    AzureError,
     HttpResponseError,
     ResourceExistsError,
     ResourceModifiedError,
@@ -46,10 +44,8 @@ from azure.storage.blob import ContainerClient
 
 from sync_core.contracts.blobmeta import K_SHA256, parse_metadata
 from sync_core.contracts.blobname import is_name_of, listing_prefix, normalize_prefix, parse_blob_name
-from sync_core.errors import first_line
 from sync_core.index.entity import entity_from_blob, sort_epoch
 from sync_core.index.table_index import (
-    DAMAGE_VERDICTS,
     P_BLOB_ETAG,
     P_BLOB_NAME,
     P_LAST_DEEP_VERIFIED,
@@ -60,13 +56,6 @@ from sync_core.index.table_index import (
     P_VERIFY_DETAIL,
     P_VERIFY_STATUS,
     RESERVED_END,
-    V_ETAG_MISMATCH,
-    V_MISSING,
-    V_OK,
-    V_ORPHAN_REPAIRED,
-    V_SHA_MISMATCH,
-    V_SHA_MISSING,
-    V_SIZE_MISMATCH,
     all_shards,
     encode_key,
     is_reserved_partition,
@@ -74,15 +63,12 @@ from sync_core.index.table_index import (
 )
 from sync_core.index.table_query import ETAG, odata_string, query_pages
 from sync_core.storage.listing import LISTING_PAGE, BlobEntry, list_pages
+from sync_core.storage.tiering import add_tier_bytes, is_online
+from sync_core.verify.summary import Summary
+from sync_core.verify.verdicts import Verdict
 
-V_ORPHAN = "orphan"  # a blob with no row that cannot be re-indexed from its metadata (report only)
-ALL_VERDICTS = (
-    V_OK, V_MISSING, V_SIZE_MISMATCH, V_ETAG_MISMATCH, V_SHA_MISMATCH, V_SHA_MISSING, V_ORPHAN_REPAIRED, V_ORPHAN
-)  # fmt: skip
-PROBLEM_VERDICTS = DAMAGE_VERDICTS | {V_ORPHAN}
 QUERY_PAGE = 1000  # the service maximum
 TRANSACTION_SIZE = 100  # entity-group transaction limit
-HASH_CHUNK = 4 * 1024 * 1024
 _SHARD_RE = re.compile(r"^[0-9a-f]{1,2}$")  # a unit of work: one partition (xx) or sixteen (x)
 _PK_SHARD_RE = re.compile(r"^[0-9a-f]{2}$")
 UNIT_ROWS = 10_000  # rows a one-digit unit may hold (memory per worker) before runs use 256 units
@@ -170,35 +156,35 @@ def _etag(value: Any) -> str:
 
 def quick_verdict(
     row: Mapping[str, Any], blob: BlobView | None, name_sha: str, *, metadata: bool = True
-) -> tuple[str, str]:
+) -> tuple[Verdict, str]:
     """``(verdict, detail)`` for one row from the listing entry of its blob (``None`` = not listed).
 
     ``metadata=False``: the entry was listed without metadata. That suffices when its etag is the one the
     agent recorded, since any change to the metadata changes the etag, and the agent recorded that etag
     only after checking (or writing) the SHA-256 metadata. Otherwise the caller must fetch the metadata."""
     if blob is None:
-        return V_MISSING, "blob not found in the container"
+        return Verdict.MISSING, "blob not found in the container"
     size = plain(row.get(P_SIZE))
     if size is not None:
         try:
             recorded_size = int(size)
         except (TypeError, ValueError):  # a row another tool wrote: judged, not a failed partition
-            return V_SIZE_MISMATCH, f"blob has {blob.size} bytes, the index's Size {size!r} is not a number"
+            return Verdict.SIZE_MISMATCH, f"blob has {blob.size} bytes, the index's Size {size!r} is not a number"
         if recorded_size != blob.size:
-            return V_SIZE_MISMATCH, f"blob has {blob.size} bytes, the index says {recorded_size}"
+            return Verdict.SIZE_MISMATCH, f"blob has {blob.size} bytes, the index says {recorded_size}"
     recorded = _etag(row.get(P_BLOB_ETAG))
     if not metadata:
         if not recorded or recorded != _etag(blob.etag):
             raise ValueError("metadata needed to judge this blob")
-        return V_OK, ""
+        return Verdict.OK, ""
     got = sha_metadata(blob)
     if not got:
-        return V_SHA_MISSING, "blob metadata has no sha256"
+        return Verdict.SHA_MISSING, "blob metadata has no sha256"
     if got != name_sha:
-        return V_SHA_MISMATCH, f"sha256 metadata {got} differs from the name's {name_sha}"
+        return Verdict.SHA_MISMATCH, f"sha256 metadata {got} differs from the name's {name_sha}"
     if recorded and recorded != _etag(blob.etag):
-        return V_ETAG_MISMATCH, f'blob etag "{_etag(blob.etag)}" differs from the recorded "{recorded}"'
-    return V_OK, ""
+        return Verdict.ETAG_MISMATCH, f'blob etag "{_etag(blob.etag)}" differs from the recorded "{recorded}"'
+    return Verdict.OK, ""
 
 
 def _judged_by_etag(row: Mapping[str, Any], blob: BlobView | None) -> bool:
@@ -209,22 +195,24 @@ def _judged_by_etag(row: Mapping[str, Any], blob: BlobView | None) -> bool:
     return bool(recorded) and recorded == _etag(blob.etag)
 
 
-def orphan_verdict(prefix: str, blob: BlobView) -> tuple[str, str]:
+def orphan_verdict(prefix: str, blob: BlobView) -> tuple[Verdict, str]:
     """Whether a blob without a row can be re-indexed from its own name and metadata."""
     try:
         sha = parse_blob_name(prefix, blob.name)[0]
     except ValueError:
-        return V_ORPHAN, "no index row, and the name does not follow <prefix>/<xx>/<sha256>/<path>"
+        return Verdict.ORPHAN, "no index row, and the name does not follow <prefix>/<xx>/<sha256>/<path>"
     meta = parse_metadata(dict(blob.metadata))
     if meta is None:
-        return V_ORPHAN, "no index row, and the metadata is incomplete (needs sha256, relpath, size, mtimens, sourceid)"
+        why = "the metadata is incomplete (needs sha256, relpath, size, mtimens, sourceid)"
+        return Verdict.ORPHAN, f"no index row, and {why}"
     if meta.sha256 != sha:
-        return V_ORPHAN, f"no index row, and the sha256 metadata {meta.sha256} differs from the name's {sha}"
+        return Verdict.ORPHAN, f"no index row, and the sha256 metadata {meta.sha256} differs from the name's {sha}"
     if not is_name_of(prefix, blob.name, sha, meta.relpath):
-        return V_ORPHAN, "no index row, and the relpath metadata differs from the name"
+        return Verdict.ORPHAN, "no index row, and the relpath metadata differs from the name"
     if meta.size != blob.size:
-        return V_ORPHAN, f"no index row, and the size metadata {meta.size} differs from the blob's {blob.size} bytes"
-    return V_ORPHAN_REPAIRED, "index row re-created from the blob's metadata"
+        why = f"the size metadata {meta.size} differs from the blob's {blob.size} bytes"
+        return Verdict.ORPHAN, f"no index row, and {why}"
+    return Verdict.ORPHAN_REPAIRED, "index row re-created from the blob's metadata"
 
 
 def deep_key(row: Mapping[str, Any]) -> float:
@@ -250,7 +238,7 @@ def deep_allowance(candidate_bytes: int, budget: int, reference_total: int | Non
 @dataclass
 class Problem:
     blob_name: str
-    verdict: str
+    verdict: Verdict
     detail: str
 
     def to_dict(self) -> dict[str, str]:
@@ -266,7 +254,10 @@ class PartitionResult:
     problems: list[Problem] = field(default_factory=list)
     deep_verified: int = 0
     deep_bytes: int = 0
-    candidate_bytes: int = 0  # bytes of rows that passed quick verify: the deep-verify pool
+    candidate_bytes: int = 0  # bytes of rows that passed quick verify and are online: the deep-verify pool
+    deep_archived: int = 0  # rows that passed quick verify but are archived: not deep-verifiable until rehydrated
+    tier_bytes: dict[str, int] = field(default_factory=dict)  # every listed blob's bytes by access tier
+    deep_bytes_by_tier: dict[str, int] = field(default_factory=dict)  # re-hashed bytes by tier (their read cost)
     skipped_changed: int = 0  # rows or blobs that changed during the run: checked again next run
     listing_pages: int = 0
     query_pages: int = 0
@@ -274,8 +265,8 @@ class PartitionResult:
     writes: int = 0  # write requests (transactions count once)
     error: str = ""  # why the partition could not be verified (its rows are checked again next run)
 
-    def summary(self) -> dict[str, Any]:
-        """Ids and counts only: what an activity returns to the orchestrator."""
+    def summary(self) -> Summary:
+        """Ids and counts only: what the verify step returns (to the orchestrator, or to the CLI's pool)."""
         return {
             "partition": self.partition,
             # A partition that could not be verified is never counted among the verified ones.
@@ -290,6 +281,9 @@ class PartitionResult:
             "candidate_bytes": self.candidate_bytes,
             "skipped_changed": self.skipped_changed,
             "prefix_bytes": {split_partition(self.partition)[0]: self.candidate_bytes},
+            "deep_archived": self.deep_archived,
+            "deep_bytes_by_tier": dict(self.deep_bytes_by_tier),
+            "tier_bytes": {split_partition(self.partition)[0]: dict(self.tier_bytes)},
             "requests": {
                 "listing_pages": self.listing_pages,
                 "query_pages": self.query_pages,
@@ -297,30 +291,9 @@ class PartitionResult:
                 "writes": self.writes,
             },
             "errors": [f"{self.partition}: {self.error}"] if self.error else [],
+            "prefixes": [],
+            "deep_budget": 0,
         }
-
-
-def merge_summaries(summaries: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
-    """Fan-in: add up partition (or batch) summaries. Pure and order-independent (the orchestrator uses it)."""
-    out: dict[str, Any] = {
-        "partitions": 0, "partitions_failed": 0, "rows": 0, "blobs": 0, "counts": {}, "problems": 0,
-        "deep_verified": 0, "deep_bytes": 0, "candidate_bytes": 0, "skipped_changed": 0, "requests": {},
-        "errors": [], "prefix_bytes": {},
-    }  # fmt: skip
-    for s in summaries:
-        out["partitions"] += int(s.get("partitions", 1))
-        out["partitions_failed"] += int(s.get("partitions_failed", 0))
-        for k in ("rows", "blobs", "problems", "deep_verified", "deep_bytes", "candidate_bytes", "skipped_changed"):
-            out[k] += int(s.get(k, 0))
-        for k, v in s.get("counts", {}).items():
-            out["counts"][k] = out["counts"].get(k, 0) + int(v)
-        for k, v in s.get("requests", {}).items():
-            out["requests"][k] = out["requests"].get(k, 0) + int(v)
-        out["errors"].extend(s.get("errors", []))
-        for k, v in s.get("prefix_bytes", {}).items():
-            out["prefix_bytes"][k] = out["prefix_bytes"].get(k, 0) + int(v)
-    out["counts"] = {k: out["counts"][k] for k in sorted(out["counts"])}
-    return out
 
 
 # -- one partition --------------------------------------------------------------------------------------
@@ -330,7 +303,7 @@ class _RowCheck:
     name: str
     sha: str
     blob: BlobView | None
-    verdict: str = V_OK
+    verdict: Verdict = Verdict.OK
     detail: str = ""
     deep: bool = False
 
@@ -379,11 +352,12 @@ def verify_partition(
         c.verdict, c.detail = quick_verdict(row, c.blob, sha, metadata=not _judged_by_etag(row, c.blob))
         checks.append(c)
 
+    add_tier_bytes(res.tier_bytes, [c.blob for c in checks if c.blob is not None] + [*blobs.values(), *foreign])
     _deep_verify(container, checks, res, deep_budget, deep_reference, partitions_total)
     _write_verdicts(container, table, checks, res, now)
     for c in checks:
         res.counts[c.verdict] += 1
-        if c.verdict != V_OK:
+        if c.verdict != Verdict.OK:
             res.problems.append(Problem(c.name, c.verdict, c.detail))
     for view in [*blobs.values(), *foreign]:
         _handle_orphan(table, prefix, view, res, now)
@@ -458,7 +432,11 @@ def _deep_verify(
     reference: int | None,
     partitions_total: int,
 ) -> None:
-    pool = [c for c in checks if c.verdict == V_OK and c.blob is not None]
+    listed_ok = [c for c in checks if c.verdict == Verdict.OK and c.blob is not None]
+    # An archived blob cannot be read: it is counted, and neither its bytes nor its turn takes from the
+    # online blobs' rotation.
+    pool = [c for c in listed_ok if c.blob is not None and is_online(c.blob.tier)]
+    res.deep_archived = len(listed_ok) - len(pool)
     res.candidate_bytes = sum(c.blob.size for c in pool if c.blob)
     allowance = deep_allowance(res.candidate_bytes, budget, reference, partitions_total)
     spent = 0
@@ -475,10 +453,11 @@ def _deep_verify(
         c.deep = True
         res.deep_verified += 1
         res.deep_bytes += n
+        add_tier_bytes(res.deep_bytes_by_tier, [c.blob])
         if n != c.blob.size:
-            c.verdict, c.detail = V_SIZE_MISMATCH, f"download returned {n} bytes, the listing says {c.blob.size}"
+            c.verdict, c.detail = Verdict.SIZE_MISMATCH, f"download returned {n} bytes, the listing says {c.blob.size}"
         elif sha != c.sha:
-            c.verdict = V_SHA_MISMATCH
+            c.verdict = Verdict.SHA_MISMATCH
             c.detail = f"content re-hash gives {sha}, the name says {c.sha} (content replaced or corrupted)"
 
 
@@ -524,7 +503,7 @@ def _needs_write(c: _RowCheck) -> bool:
     r = c.row
     return (
         c.deep
-        or (plain(r.get(P_VERIFY_STATUS)) or V_OK) != c.verdict
+        or (plain(r.get(P_VERIFY_STATUS)) or Verdict.OK) != c.verdict
         or (plain(r.get(P_VERIFY_DETAIL)) or "") != c.detail
     )
 
@@ -567,7 +546,7 @@ def _write_one(
             table.update_entity(entity, **_if_match(c.row))
             return
         except ResourceNotFoundError:
-            c.verdict, c.detail = V_OK, ""  # row removed meanwhile: nothing to record (or to count as damage)
+            c.verdict, c.detail = Verdict.OK, ""  # row removed meanwhile: nothing to record (or to count as damage)
             res.skipped_changed += 1
             return
         except (ResourceModifiedError, HttpResponseError) as exc:
@@ -589,7 +568,7 @@ def _recheck(container: ContainerClient, table: TableClient, c: _RowCheck) -> No
         blob = None
     deep_still_valid = c.deep and blob is not None and c.blob is not None and blob.etag == c.blob.etag
     verdict, detail = quick_verdict(fresh, blob, c.sha)
-    if not (deep_still_valid and verdict == V_OK and c.verdict != V_OK):
+    if not (deep_still_valid and verdict == Verdict.OK and c.verdict != Verdict.OK):
         c.verdict, c.detail = verdict, detail
     c.deep = deep_still_valid
     c.blob = blob
@@ -597,11 +576,11 @@ def _recheck(container: ContainerClient, table: TableClient, c: _RowCheck) -> No
 
 def _handle_orphan(table: TableClient, prefix: str, view: BlobView, res: PartitionResult, now: datetime) -> None:
     verdict, detail = orphan_verdict(prefix, view)
-    if verdict == V_ORPHAN_REPAIRED:
+    if verdict == Verdict.ORPHAN_REPAIRED:
         meta = parse_metadata(dict(view.metadata))
         assert meta is not None
         entity = entity_from_blob(view.name, meta, view.etag, view.created)
-        entity.update({P_VERIFY_STATUS: V_ORPHAN_REPAIRED, P_VERIFY_DETAIL: detail, P_LAST_VERIFIED: now})
+        entity.update({P_VERIFY_STATUS: Verdict.ORPHAN_REPAIRED, P_VERIFY_DETAIL: detail, P_LAST_VERIFIED: now})
         res.writes += 1
         try:
             table.create_entity(entity)
@@ -610,30 +589,3 @@ def _handle_orphan(table: TableClient, prefix: str, view: BlobView, res: Partiti
             return
     res.counts[verdict] += 1
     res.problems.append(Problem(view.name, verdict, detail))
-
-
-# -- a whole run, in-process (the CLI's runner; the cloud fans out the same calls) ---------------------
-def verify_all(
-    container: ContainerClient,
-    table: TableClient,
-    partitions: list[str],
-    *,
-    now: datetime,
-    deep_budget: int = 0,
-    deep_reference: int | None = None,
-    workers: int = 8,
-) -> tuple[dict[str, Any], list[Problem]]:
-    """Verify ``partitions`` in a thread pool; returns the merged summary and every problem."""
-
-    def one(p: str) -> PartitionResult:
-        try:
-            return verify_partition(
-                container, table, p, now=now, deep_budget=deep_budget, deep_reference=deep_reference,
-                partitions_total=len(partitions),
-            )  # fmt: skip
-        except AzureError as exc:  # after the client's retries: report it, and verify the other partitions
-            return PartitionResult(p, error=first_line(exc))
-
-    with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="verify") as pool:
-        results = list(pool.map(one, partitions))
-    return merge_summaries(r.summary() for r in results), [p for r in results for p in r.problems]

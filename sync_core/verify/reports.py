@@ -27,6 +27,9 @@ from azure.storage.blob import BlobServiceClient, ContainerClient, ContentSettin
 
 from sync_core.config import ENV_REPORTS_CONTAINER, ENV_RUNS_TABLE
 from sync_core.errors import redact
+from sync_core.storage.tiering import read_cost_figure
+from sync_core.verify.summary import Summary
+from sync_core.verify.verdicts import ALL_VERDICTS, PROBLEM_VERDICTS
 
 REPORT_SCHEMA = 1
 DEFAULT_REPORTS_CONTAINER = "azphotosync-reports"
@@ -77,8 +80,8 @@ def read_latest_report(blob_service: BlobServiceClient, reports_container: str) 
         return None
     try:
         doc = json.loads(data)
-    except ValueError:
-        raise ValueError(f"{reports_container}/{LATEST_NAME} is not valid JSON") from None
+    except ValueError as exc:
+        raise ValueError(f"{reports_container}/{LATEST_NAME} is not valid JSON") from exc
     if not isinstance(doc, dict) or "schema" not in doc:
         raise ValueError(f"{reports_container}/{LATEST_NAME} is not a verification report")
     return doc
@@ -225,13 +228,10 @@ def build_report(
     finished_at: str,
     container: str,
     table: str,
-    summary: Mapping[str, Any],
+    summary: Summary,
     problems: Iterable[Mapping[str, Any]],
-    errors: Iterable[str] = (),
 ) -> dict[str, Any]:
-    """The report document (docs/CONTRACTS.md) from a merged run summary and the problem list."""
-    from sync_core.verify.partition import ALL_VERDICTS
-
+    """The report document (docs/CONTRACTS.md) from a run's summary and the problem list."""
     counts = {v: int(summary.get("counts", {}).get(v, 0)) for v in ALL_VERDICTS}
     return {
         "schema": REPORT_SCHEMA,
@@ -249,6 +249,10 @@ def build_report(
         "deep_bytes": int(summary.get("deep_bytes", 0)),
         "candidate_bytes": int(summary.get("candidate_bytes", 0)),
         "prefix_bytes": {k: int(v) for k, v in sorted(summary.get("prefix_bytes", {}).items())},
+        "deep_archived": int(summary.get("deep_archived", 0)),
+        "deep_bytes_by_tier": dict(summary.get("deep_bytes_by_tier", {})),
+        "deep_read_cost": read_cost_figure(summary.get("deep_bytes_by_tier", {})),
+        "tier_bytes": {k: dict(v) for k, v in sorted(summary.get("tier_bytes", {}).items())},
         "skipped_changed": int(summary.get("skipped_changed", 0)),
         "requests": dict(summary.get("requests", {})),
         "counts": counts,
@@ -256,14 +260,12 @@ def build_report(
             {"blob_name": p["blob_name"], "verdict": p["verdict"], "detail": redact(p.get("detail", ""))}
             for p in problems
         ],
-        "errors": [redact(e) for e in errors],
+        "errors": [redact(e) for e in summary.get("errors", [])],
     }
 
 
 def report_is_clean(report: Mapping[str, Any]) -> bool:
     """No damage, no unrepaired orphan, no partition left unverified (a repaired orphan is fine)."""
-    from sync_core.verify.partition import PROBLEM_VERDICTS
-
     counts = report.get("counts", {})
     if report.get("errors") or int(report.get("partitions_failed") or 0):
         return False

@@ -1,5 +1,6 @@
-"""The steps of one verification run — plan, verify a partition, publish the report — shared by the
-Functions activities (one step per activity) and by ``azphotosync verify`` (all steps in-process).
+"""The steps of one verification run — plan, verify a unit, publish the report — shared by the Functions
+activities (one step per activity, the units fanned out by the orchestrators) and by ``azphotosync verify``
+(the same steps in-process, the units in a thread pool: :meth:`Verifier.run_units`).
 
 Settings come from the same environment variables everywhere (docs/verification.md):
 ``AZURE_STORAGE_*`` for the archive, ``VERIFY_DEEP_BUDGET``, ``VERIFY_REPORTS_CONTAINER``,
@@ -9,23 +10,25 @@ Settings come from the same environment variables everywhere (docs/verification.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from azure.core.exceptions import ResourceNotFoundError
+from azure.core.exceptions import AzureError, ResourceNotFoundError
 from azure.data.tables import TableClient, TableServiceClient
 from azure.storage.blob import BlobServiceClient, ContainerClient
 
 from sync_core.config import ENV_DEEP_BUDGET, ENV_PREFIXES, StorageConfig, resolve_storage_config
 from sync_core.contracts.blobname import normalize_prefix
-from sync_core.errors import ConfigError, UnstorableNameError
+from sync_core.errors import ConfigError, UnstorableNameError, first_line
 from sync_core.index.table_mirror import check_binding
 from sync_core.sizes import parse_size
 from sync_core.storage.clients import blob_service, table_service
 from sync_core.verify import reports
-from sync_core.verify.partition import Problem, discover_prefixes, merge_summaries, verify_partition
+from sync_core.verify.partition import PartitionResult, Problem, discover_prefixes, verify_partition
+from sync_core.verify.summary import Job, Plan, Summary, run_job, run_summary, unit_job
 
 DEFAULT_CLOUD_DEEP_BUDGET = "2GiB"
 
@@ -58,7 +61,7 @@ def parse_prefixes(text: str | Iterable[str]) -> tuple[str, ...]:
     try:
         return tuple(sorted({normalize_prefix(p.strip()) for p in items if p.strip()}))
     except UnstorableNameError as exc:
-        raise ConfigError(f"{ENV_PREFIXES}: {exc}") from None
+        raise ConfigError(f"{ENV_PREFIXES}: {exc}") from exc
 
 
 @dataclass
@@ -83,7 +86,7 @@ class Verifier:
         return self.tables.get_table_client(self.settings.cfg.table)
 
     # -- step 1 -----------------------------------------------------------------------------------------
-    def plan(self) -> dict[str, Any]:
+    def plan(self) -> Plan:
         """Which prefixes to verify and the byte total the deep-verify shares are computed against (the
         previous report's), as ids and counts."""
         found: list[str] = []
@@ -91,11 +94,11 @@ class Verifier:
         if self.settings.discover:
             try:
                 found = discover_prefixes(self.table)
-            except ResourceNotFoundError:
+            except ResourceNotFoundError as exc:
                 raise ConfigError(
                     f"index table {self.settings.cfg.table!r} does not exist: run a sync first or check "
                     "AZURE_STORAGE_TABLE"
-                ) from None
+                ) from exc
         previous = None
         try:
             previous = reports.read_latest_report(self.blobs, self.settings.reports_container)
@@ -113,9 +116,9 @@ class Verifier:
         }
 
     # -- step 2 -----------------------------------------------------------------------------------------
-    def partition(self, job: Mapping[str, Any], *, stage: bool = True) -> tuple[dict[str, Any], list[Problem]]:
-        """Verify one partition. ``job`` holds ``run_id partition started_at deep_budget deep_reference
-        partitions_total``. With ``stage`` the problems are parked for :meth:`publish` (cloud runs)."""
+    def verify_unit(self, job: Job, *, stage: bool) -> tuple[Summary, list[Problem]]:
+        """Verify one unit. With ``stage`` its problems are parked for :meth:`publish` (cloud runs, where
+        only ids and counts travel between functions); without, the caller keeps them (the CLI)."""
         res = verify_partition(
             self.container,
             self.table,
@@ -125,43 +128,62 @@ class Verifier:
             deep_reference=job.get("deep_reference"),
             partitions_total=int(job.get("partitions_total") or 256),
         )
-        problems = [p.to_dict() for p in res.problems]
         if stage:
+            problems = [p.to_dict() for p in res.problems]
             reports.stage_problems(
                 self.blobs, self.settings.reports_container, job["run_id"], job["partition"], problems
             )
         return res.summary(), res.problems
 
+    def run_units(
+        self, plan: Plan, partitions: Sequence[str], *, run_id: str, started_at: str, workers: int
+    ) -> tuple[Summary, list[Problem]]:
+        """Step 2 for every unit in a thread pool (the orchestrators' fan-out, in one process): the run's
+        summary and every problem, kept in memory. A unit that fails after the client's retries is
+        reported as not verified, as a failed activity is in the cloud, and the others go on."""
+
+        run = run_job(plan, run_id=run_id, started_at=started_at, partitions_total=len(partitions))
+
+        def one(partition: str) -> tuple[Summary, list[Problem]]:
+            try:
+                return self.verify_unit(unit_job(run, partition), stage=False)
+            except AzureError as exc:
+                return PartitionResult(partition, error=first_line(exc)).summary(), []
+
+        with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="verify") as pool:
+            results = list(pool.map(one, partitions))
+        return run_summary(plan, (s for s, _ in results)), [p for _, probs in results for p in probs]
+
     # -- step 3 -----------------------------------------------------------------------------------------
     def publish(
-        self,
-        *,
-        run_id: str,
-        started_at: str,
-        summary: Mapping[str, Any],
-        problems: Iterable[Mapping[str, Any]] | None = None,
-        finished_at: str | None = None,
+        self, *, run_id: str, started_at: str, summary: Summary, problems: Iterable[Mapping[str, Any]] | None = None
     ) -> dict[str, Any]:
         """Build and store the report and the runs-table row; returns the report document. Without
         ``problems`` they are gathered from the staging blobs (and those removed afterwards)."""
         staged = problems is None
         if staged:
             problems = reports.collect_staged(self.blobs, self.settings.reports_container, run_id)
-        report = reports.build_report(
-            run_id=run_id,
-            started_at=started_at,
-            finished_at=finished_at or reports.iso(datetime.now(UTC)),
-            container=self.settings.cfg.container,
-            table=self.settings.cfg.table,
-            summary=summary,
-            problems=problems or [],
-            errors=summary.get("errors", []),
-        )
+        report = self.report(run_id=run_id, started_at=started_at, summary=summary, problems=problems or [])
         name = reports.write_report(self.blobs, self.settings.reports_container, report)
         reports.write_run_row(self.tables, self.settings.runs_table, report, name)
         if staged:
             reports.clear_staged(self.blobs, self.settings.reports_container, run_id)
         return report
+
+    def report(
+        self, *, run_id: str, started_at: str, summary: Summary, problems: Iterable[Mapping[str, Any]]
+    ) -> dict[str, Any]:
+        """The report document, finished now (what :meth:`publish` stores; the CLI shows it even when it
+        may not store it)."""
+        return reports.build_report(
+            run_id=run_id,
+            started_at=started_at,
+            finished_at=reports.iso(datetime.now(UTC)),
+            container=self.settings.cfg.container,
+            table=self.settings.cfg.table,
+            summary=summary,
+            problems=problems,
+        )
 
 
 def outcome(report: Mapping[str, Any], report_blob: str | None = None) -> dict[str, Any]:
@@ -176,4 +198,4 @@ def outcome(report: Mapping[str, Any], report_blob: str | None = None) -> dict[s
     }
 
 
-__all__ = ["Verifier", "VerifySettings", "merge_summaries", "outcome", "parse_prefixes"]
+__all__ = ["Verifier", "VerifySettings", "outcome", "parse_prefixes"]

@@ -1,0 +1,180 @@
+"""The gallery's compact catalog, built: everything the gallery lists, as one gzip JSON blob per prefix.
+
+Why: a page view must not read the index table. The table is keyed for verification (partition = SHA-256
+shard), so "the newest 200 items" or "the items of one folder" would be a scan of every row of the prefix —
+100k rows are ~100 query pages and seconds of JSON per view. The catalog is that scan done once, at the end
+of each sync (after the Table mirror), of ``azphotosync thumbnails`` and of the cloud's thumbnails run: the
+current rows with only the fields a view shows, sorted newest first, plus the user albums as item ids. It is
+built here, beside the data it derives from, because the agent and the Functions app both build it; the
+``gallery`` package only reads it.
+
+Items are addressed by an opaque id (a hash of the blob name): no request ever carries a blob name or a path.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gzip
+import hashlib
+import json
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
+from azure.data.tables import TableClient
+from azure.storage.blob import ContainerClient, ContentSettings
+
+from sync_core.contracts.blobname import normalize_prefix
+from sync_core.contracts.mediatypes import content_type
+from sync_core.derived.albums import AlbumStore, resolve
+from sync_core.derived.facts import read_facts
+from sync_core.derived.timeline import Item
+from sync_core.index.table_index import (
+    P_BLOB_NAME,
+    P_CAMERA_MODEL,
+    P_CAPTURE_TIME,
+    P_IS_CURRENT,
+    P_LAST_DEEP_VERIFIED,
+    P_LAST_VERIFIED,
+    P_MTIME_NS,
+    P_RELPATH,
+    P_SHA256,
+    P_SIZE,
+    P_VERIFY_STATUS,
+)
+from sync_core.index.table_mirror import prefix_rows
+
+SCHEMA = 1
+
+
+def item_id(blob_name: str) -> str:
+    """The opaque, stable id of an item: 96 bits of the SHA-256 of its blob name."""
+    return hashlib.sha256(blob_name.encode("utf-8", "surrogateescape")).hexdigest()[:24]
+
+
+def catalog_blob_name(prefix: str) -> str:
+    return f"catalog/{normalize_prefix(prefix)}.json.gz"
+
+
+def _iso(value: Any) -> str | None:
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return str(value) if value else None
+
+
+def item_from_row(row: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The catalog entry of one current index row; ``None`` for what the gallery does not show (sidecars)."""
+    name = str(row.get(P_BLOB_NAME) or "")
+    rel = str(row.get(P_RELPATH) or "")
+    ctype = content_type(rel)
+    if not name or not rel or not ctype.startswith(("image/", "video/")):
+        return None
+    taken, from_mtime = row.get(P_CAPTURE_TIME), False
+    if not taken and row.get(P_MTIME_NS) is not None:
+        taken = datetime.fromtimestamp(int(row[P_MTIME_NS]) / 1e9, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        from_mtime = True
+    facts = read_facts(row)
+    return {
+        "id": item_id(name),
+        "n": rel,
+        "b": name,
+        "s": str(row.get(P_SHA256) or ""),
+        "z": int(row.get(P_SIZE) or 0),
+        "t": _iso(taken) or "",
+        "tm": from_mtime,
+        "c": row.get(P_CAMERA_MODEL) or None,
+        "k": "v" if ctype.startswith("video/") else "p",
+        "ct": ctype,
+        "v": row.get(P_VERIFY_STATUS) or None,
+        "vt": _iso(row.get(P_LAST_VERIFIED)),
+        "vd": _iso(row.get(P_LAST_DEEP_VERIFIED)),
+        "w": facts.width if facts else None,
+        "h": facts.height if facts else None,
+        "dur": facts.duration if facts else None,
+        "rs": facts.state if facts else None,
+        "rr": (facts.detail or None) if facts else None,
+    }
+
+
+def catalog_item(prefix: str, it: Mapping[str, Any]) -> Item:
+    """The timeline item a catalog entry stands for (what album members resolve against)."""
+    return Item(normalize_prefix(prefix), it["n"], it["s"], it["b"], int(it["z"]), 0)
+
+
+def album_ids(store: AlbumStore, prefix: str, items: Iterable[Mapping[str, Any]]) -> dict[str, list[str]]:
+    """Every user album as the ids of the catalog items its members under ``prefix`` stand for, resolved as
+    everywhere else (:func:`sync_core.derived.albums.resolve`: same file, else moved, else edited); members
+    that stand for nothing here (gone, or another prefix's) are left out."""
+    prefix = normalize_prefix(prefix)
+    items = list(items)
+    by_name = {it["b"]: it["id"] for it in items}
+    current = [catalog_item(prefix, it) for it in items]
+    out: dict[str, list[str]] = {}
+    for album in store.albums():
+        mine = [m for m in store.members(album) if normalize_prefix(m.prefix) == prefix]
+        ids = (by_name.get(r.item.blob_name) for r in resolve(mine, current) if r.item is not None)
+        out[album.name] = list(dict.fromkeys(i for i in ids if i))
+    return out
+
+
+def build_catalog(table: TableClient, prefix: str, *, now: datetime | None = None) -> dict[str, Any]:
+    """Read the prefix's current rows and the user albums once and return the catalog document."""
+    items = [
+        it
+        for row in prefix_rows(table, prefix, extra=f"{P_IS_CURRENT} eq true")
+        if (it := item_from_row(row)) is not None
+    ]
+    items.sort(key=lambda it: (it["t"][:19], it["n"]), reverse=True)
+    albums = album_ids(AlbumStore(table, "catalog"), prefix, items)
+    built = (now or datetime.now(UTC)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return {"schema": SCHEMA, "prefix": normalize_prefix(prefix), "built_at": built, "items": items, "albums": albums}
+
+
+def write_catalog(thumbnails: ContainerClient, doc: Mapping[str, Any]) -> str:
+    """Store the document (replacing the previous catalog); returns its blob name."""
+    name = catalog_blob_name(doc["prefix"])
+    data = gzip.compress(json.dumps(doc, separators=(",", ":")).encode(), compresslevel=6, mtime=0)
+    thumbnails.upload_blob(
+        name, data, overwrite=True,
+        content_settings=ContentSettings(content_type="application/json", content_encoding="gzip"),
+    )  # fmt: skip
+    return name
+
+
+def refresh_catalog(table: TableClient, thumbnails: ContainerClient, prefix: str) -> int:
+    """Build and store the catalog of ``prefix``; returns the number of items."""
+    doc = build_catalog(table, prefix)
+    write_catalog(thumbnails, doc)
+    return len(doc["items"])
+
+
+def refresh_albums(table: TableClient, thumbnails: ContainerClient, prefix: str) -> bool:
+    """Store the catalog of ``prefix`` again with the albums as they are now (after an album edit: no scan
+    of the index); ``False`` when there is no catalog yet (the next sync or thumbnails run builds it)."""
+    try:
+        raw = thumbnails.download_blob(catalog_blob_name(prefix), decompress=False).readall()
+    except ResourceNotFoundError:
+        return False
+    doc = json.loads(gzip.decompress(raw))
+    if doc.get("schema") != SCHEMA:
+        return False
+    doc["albums"] = album_ids(AlbumStore(table, "catalog"), prefix, doc["items"])
+    write_catalog(thumbnails, doc)
+    return True
+
+
+def refresh_if_set_up(
+    table: TableClient, thumbnails: ContainerClient, prefix: str, *, create: bool = False
+) -> int | None:
+    """:func:`refresh_catalog`, unless the thumbnails container does not exist: then no gallery is set up for
+    this archive and there is nothing to keep current (``None``). ``create``: make the container instead
+    (the emulator, ``--create-container``)."""
+    try:
+        thumbnails.get_container_properties()
+    except ResourceNotFoundError:
+        if not create:
+            return None
+        with contextlib.suppress(ResourceExistsError):
+            thumbnails.create_container()
+    return refresh_catalog(table, thumbnails, prefix)
