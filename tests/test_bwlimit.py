@@ -13,6 +13,7 @@ from sync_core.errors import ConfigError
 from sync_core.storage import bandwidth
 from sync_core.storage.bandwidth import TokenBucket, parse_rate
 from sync_core.storage.clients import table_service
+from sync_core.verify.verdicts import Verdict
 from tests.conftest import det_bytes, run_cli, write_file
 
 
@@ -139,7 +140,7 @@ def test_repair_goes_through_the_limiter(
     table = table_service(cfg).get_table_client(cfg.table)
     for rel, data in (("small.jpg", small), ("big.mov", big)):
         container.delete_blob(name_of(rel, data))
-        flag(table, name_of(rel, data), ti.V_MISSING)
+        flag(table, name_of(rel, data), Verdict.MISSING)
 
     recorded.clear()
     r = run_cli("sync", "--source", str(src), "--state-dir", str(state), "--bwlimit", "1GB", "--json")
@@ -147,12 +148,11 @@ def test_repair_goes_through_the_limiter(
     assert (r.json()["repaired"], r.json()["bytes_uploaded"]) == (2, len(small) + len(big))
     assert {rate for rate, _ in recorded} == {1e9}
     assert sum(n for _, n in recorded) == len(small) + len(big)
-    assert row(table, name_of("big.mov", big))[ti.P_VERIFY_STATUS] == ti.V_REUPLOADED
+    assert row(table, name_of("big.mov", big))[ti.P_VERIFY_STATUS] == Verdict.REUPLOADED
 
 
 def test_repair_takes_the_time_the_limit_says(tmp_path: Path, container: ContainerClient, cfg: StorageConfig) -> None:
     """3 MiB re-uploaded at 1 MiB/s on a fake clock: the first second's burst is free, the rest waits 2 s."""
-    from sync_core.index import table_index as ti
     from sync_core.local.state import StateDB
     from tests.test_table_repair import _repairer, flag, name_of
 
@@ -162,7 +162,7 @@ def test_repair_takes_the_time_the_limit_says(tmp_path: Path, container: Contain
     assert run_cli("sync", "--source", str(src), "--state-dir", str(state_dir), "--json").code == 0
     table = table_service(cfg).get_table_client(cfg.table)
     container.delete_blob(name_of("clip.mov", data))
-    flag(table, name_of("clip.mov", data), ti.V_MISSING)
+    flag(table, name_of("clip.mov", data), Verdict.MISSING)
 
     clock = FakeClock()
     bucket = TokenBucket(1024 * 1024, clock=clock, sleep=clock.sleep)

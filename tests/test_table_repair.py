@@ -248,7 +248,7 @@ def test_repair_sends_the_blocks_of_any_upload(storage_env, container, cfg, tmp_
     src, state_dir, table = _synced(cfg, tmp_path, {"big.mov": big})
     name = name_of("big.mov", big)
     container.delete_blob(name)
-    flag(table, name, ti.V_MISSING)
+    flag(table, name, Verdict.MISSING)
 
     out = sync(src, state_dir)
     assert (out["repaired"], out["bytes_uploaded"]) == (1, len(big))
@@ -267,7 +267,7 @@ def test_a_file_edited_during_its_repair_is_not_committed(storage_env, container
     src, state_dir, table = _synced(cfg, tmp_path, {"big.mov": big})
     name = name_of("big.mov", big)
     container.get_blob_client(name).upload_blob(b"x", overwrite=True)
-    flag(table, name, ti.V_SHA_MISMATCH)
+    flag(table, name, Verdict.SHA_MISMATCH)
     reads: list[int] = []
 
     def edit_after_first_block(nbytes: int) -> None:
@@ -284,4 +284,4 @@ def test_a_file_edited_during_its_repair_is_not_committed(storage_env, container
     assert item.outcome == LOST and "no longer has this content" in item.detail
     assert len(reads) >= 2  # blocks were read after the edit, and refused
     assert container.get_blob_client(name).download_blob().readall() == b"x"
-    assert row(table, name)[ti.P_VERIFY_STATUS] == ti.V_SHA_MISMATCH
+    assert row(table, name)[ti.P_VERIFY_STATUS] == Verdict.SHA_MISMATCH
