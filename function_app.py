@@ -33,6 +33,7 @@ from typing import Any
 import azure.durable_functions as df
 import azure.functions as func
 
+from sync_core.config import ENV_DEEP_BUDGET, ENV_PREFIXES, ENV_REPORTS_CONTAINER, ENV_RUNS_TABLE, STORAGE_ENV
 from sync_core.derived.thumbnail_run import Thumbnailer, ThumbnailSettings, thumbnails_container_name
 from sync_core.derived.thumbnail_run import merge_summaries as merge_thumbnail_summaries
 from sync_core.errors import first_line
@@ -233,9 +234,7 @@ def _verifier(_settings_key: tuple[str, ...]) -> Verifier:
 
 def verifier() -> Verifier:
     """One set of clients per worker process (and per settings, which only change in tests)."""
-    keys = ("AZURE_STORAGE_ACCOUNT_URL", "AZURE_STORAGE_CONNECTION_STRING", "AZURE_STORAGE_CONTAINER",
-            "AZURE_STORAGE_TABLE", "AZURE_STORAGE_TABLE_ENDPOINT", "VERIFY_DEEP_BUDGET", "VERIFY_REPORTS_CONTAINER",
-            "VERIFY_RUNS_TABLE", "VERIFY_PREFIXES")  # fmt: skip
+    keys = (*STORAGE_ENV, ENV_DEEP_BUDGET, ENV_REPORTS_CONTAINER, ENV_RUNS_TABLE, ENV_PREFIXES)
     return _verifier(tuple(os.environ.get(k, "") for k in keys))
 
 

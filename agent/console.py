@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from typing import Self
 
 from rich.console import Console
 from rich.markup import escape
@@ -30,8 +31,10 @@ def human_bytes(n: float) -> str:
     return f"{n:.1f} TB"
 
 
-class ConsoleProgress:
-    """A :class:`sync_core.sync.progress.ProgressSink` that writes to stderr."""
+class RunConsole:
+    """A run's progress on stderr (a bar on a terminal, periodic plain lines otherwise): the
+    :class:`sync_core.sync.progress.Progress` events but ``file_done``, which each run's console defines for
+    its own outcome type and ends with :meth:`finished`."""
 
     def __init__(self, console: Console, *, verbose: bool = False, label: str = "syncing"):
         self.console = console
@@ -46,7 +49,7 @@ class ConsoleProgress:
         self._t0 = time.monotonic()
         self._last_line = self._t0
 
-    def __enter__(self) -> ConsoleProgress:
+    def __enter__(self) -> Self:
         if self.console.is_terminal:
             self._progress = Progress(
                 TextColumn("[bold]{task.description}"),
@@ -65,7 +68,7 @@ class ConsoleProgress:
         if self._progress is not None:
             self._progress.stop()
 
-    # -- ProgressSink --------------------------------------------------------------------------------
+    # -- Progress ------------------------------------------------------------------------------------
     def planned(self, files: int, total_bytes: int) -> None:
         self._files_total, self._bytes_total = files, total_bytes
         self._t0 = self._last_line = time.monotonic()
@@ -79,16 +82,14 @@ class ConsoleProgress:
         if self._progress is not None and self._task is not None:
             self._progress.advance(self._task, nbytes)
 
-    def file_done(self, outcome: FileOutcome) -> None:
-        if outcome.kind not in (Kind.UNCHANGED,):
+    def finished(self, line: str | None = None, *, counted: bool = True) -> None:
+        """One file done: counted (unless ``counted`` is false), ``line`` printed when given."""
+        if counted:
             self._files_done += 1
         if self._progress is not None and self._task is not None:
             self._progress.update(self._task, files=f"{self._files_done}/{self._files_total}")
-        if outcome.kind == Kind.FAILED:
-            self.console.print(f"[red]failed[/red]  {escape(outcome.relpath)}: {escape(redact(outcome.detail))}")
-        elif self.verbose:
-            extra = f" ({escape(redact(outcome.detail))})" if outcome.detail else ""
-            self.console.print(f"{outcome.kind.value:<12} {escape(outcome.relpath)}{extra}")
+        if line is not None:
+            self.console.print(line)
         self._maybe_plain_line()
 
     def note(self, text: str, *, verbose: bool = False) -> None:
@@ -108,6 +109,24 @@ class ConsoleProgress:
             f"progress: {self._files_done}/{self._files_total} files, {human_bytes(self._bytes_done)}"
             f"/{human_bytes(self._bytes_total)}, {human_bytes(rate)}/s, ETA {left:.0f}s"
         )
+
+
+class ConsoleProgress(RunConsole):
+    """A sync's progress: failures always, every other file under ``--verbose``."""
+
+    def file_done(self, outcome: FileOutcome) -> None:
+        line = None
+        if outcome.kind == Kind.FAILED:
+            line = f"[red]failed[/red]  {escape(outcome.relpath)}: {escape(redact(outcome.detail))}"
+        elif self.verbose:
+            line = outcome_line(outcome.kind.value, outcome.relpath, outcome.detail)
+        self.finished(line, counted=outcome.kind != Kind.UNCHANGED)
+
+
+def outcome_line(kind: str, relpath: str, detail: str) -> str:
+    """The ``--verbose`` line of one file: its outcome, its path and why."""
+    extra = f" ({escape(redact(detail))})" if detail else ""
+    return f"{kind:<12} {escape(relpath)}{extra}"
 
 
 def print_summary(console: Console, s: RunSummary, where: str) -> None:

@@ -20,6 +20,7 @@ from sync_core.config import (
     ENV_ACCOUNT_URL,
     ENV_CONNECTION_STRING,
     ENV_CONTAINER,
+    ENV_STATE_DIR,
     ENV_TABLE,
     StorageConfig,
     remembered_source_id,
@@ -62,7 +63,7 @@ def storage_options() -> argparse.ArgumentParser:
     )
     g.add_argument(
         "--state-dir",
-        default=os.environ.get("AZPHOTOSYNC_STATE_DIR", DEFAULT_STATE_DIR),
+        default=os.environ.get(ENV_STATE_DIR, DEFAULT_STATE_DIR),
         help=f"where the local index lives (default {DEFAULT_STATE_DIR})",
     )
     g.add_argument("-v", "--verbose", action="store_true", help="per-file lines; tracebacks on errors")

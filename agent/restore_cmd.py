@@ -24,7 +24,7 @@ from sync_core.restore.run import (
 )
 from sync_core.storage.clients import table_service
 
-from .console import ConsoleProgress, human_bytes
+from .console import RunConsole, human_bytes, outcome_line
 from .options import open_storage, rate_arg, remembered_state
 
 MiB = 1024 * 1024
@@ -76,23 +76,18 @@ def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
     p.set_defaults(func=run)
 
 
-class RestoreConsole(ConsoleProgress):
-    """Problems (kept, rejected, corrupt, failed) are always printed, one line each."""
+class RestoreConsole(RunConsole):
+    """A restore's progress: problems (kept, rejected, corrupt, failed) always, one line each; every other
+    file under ``--verbose``."""
 
-    def file_done(self, outcome: RestoreOutcome) -> None:  # type: ignore[override]
+    def file_done(self, outcome: RestoreOutcome) -> None:
+        line = None
         if outcome.kind in PROBLEM_KINDS or outcome.kind == RestoreKind.PENDING:
             colour = "yellow" if outcome.kind in (RestoreKind.KEPT, RestoreKind.PENDING) else "red"
-            self.console.print(
-                f"[{colour}]{outcome.kind.value}[/{colour}]  {escape(outcome.relpath)}: {escape(outcome.detail)}"
-            )
-            outcome = RestoreOutcome(outcome.relpath, RestoreKind.RESTORED, outcome.size)  # printed already
-            verbose, self.verbose = self.verbose, False
-            try:
-                super().file_done(outcome)  # type: ignore[arg-type]
-            finally:
-                self.verbose = verbose
-            return
-        super().file_done(outcome)  # type: ignore[arg-type]
+            line = f"[{colour}]{outcome.kind.value}[/{colour}]  {escape(outcome.relpath)}: {escape(outcome.detail)}"
+        elif self.verbose:
+            line = outcome_line(outcome.kind.value, outcome.relpath, outcome.detail)
+        self.finished(line)
 
 
 def run(args: argparse.Namespace) -> int:

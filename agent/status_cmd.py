@@ -16,7 +16,7 @@ from azure.core.exceptions import AzureError
 from rich.console import Console
 from rich.markup import escape
 
-from sync_core.config import StorageConfig
+from sync_core.config import ENV_REPORTS_CONTAINER, StorageConfig
 from sync_core.errors import ConfigError, first_line, redact
 from sync_core.index.table_index import P_BLOB_NAME, P_RELPATH, P_VERIFY_DETAIL, P_VERIFY_STATUS
 from sync_core.index.table_mirror import flagged_rows, open_table
@@ -29,7 +29,6 @@ from sync_core.sync.pipeline import SyncEngine, SyncOptions
 from sync_core.sync.progress import ALWAYS_CHANGING_RUNS, always_changing
 from sync_core.verify.reports import (
     DEFAULT_REPORTS_CONTAINER,
-    ENV_REPORTS_CONTAINER,
     read_latest_report,
     report_is_clean,
 )

@@ -15,6 +15,7 @@ from azure.core.exceptions import AzureError, HttpResponseError
 from rich.console import Console
 from rich.markup import escape
 
+from sync_core.config import ENV_DEEP_BUDGET, ENV_REPORTS_CONTAINER, ENV_RUNS_TABLE
 from sync_core.errors import ConfigError, first_line
 from sync_core.index.table_mirror import open_table
 from sync_core.local.state import StateDB
@@ -24,12 +25,10 @@ from sync_core.verify.partition import partitions_for, unit_digits
 from sync_core.verify.reports import (
     DEFAULT_REPORTS_CONTAINER,
     DEFAULT_RUNS_TABLE,
-    ENV_REPORTS_CONTAINER,
-    ENV_RUNS_TABLE,
     iso,
     report_is_clean,
 )
-from sync_core.verify.run import ENV_DEEP_BUDGET, Verifier, VerifySettings
+from sync_core.verify.run import Verifier, VerifySettings
 from sync_core.verify.verdicts import PROBLEM_VERDICTS, Verdict
 
 from .console import human_bytes

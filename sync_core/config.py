@@ -15,6 +15,7 @@ from pathlib import Path
 
 from sync_core.errors import ConfigError
 
+# The environment variables the agent and the Function App read (flags win), named here only.
 ENV_ACCOUNT_URL = "AZURE_STORAGE_ACCOUNT_URL"
 ENV_CONNECTION_STRING = "AZURE_STORAGE_CONNECTION_STRING"
 ENV_CONTAINER = "AZURE_STORAGE_CONTAINER"
@@ -22,6 +23,14 @@ ENV_TABLE = "AZURE_STORAGE_TABLE"
 ENV_TABLE_ENDPOINT = "AZURE_STORAGE_TABLE_ENDPOINT"
 ENV_PREFIX = "AZPHOTOSYNC_PREFIX"
 ENV_SOURCE_ID = "AZPHOTOSYNC_SOURCE_ID"
+ENV_STATE_DIR = "AZPHOTOSYNC_STATE_DIR"
+ENV_PRICES = "AZPHOTOSYNC_PRICES"  # a storage price table of one's own (``status``)
+ENV_DEEP_BUDGET = "VERIFY_DEEP_BUDGET"  # bytes a verification run re-hashes
+ENV_PREFIXES = "VERIFY_PREFIXES"  # the prefixes the cloud verifies (default: all it finds)
+ENV_REPORTS_CONTAINER = "VERIFY_REPORTS_CONTAINER"
+ENV_RUNS_TABLE = "VERIFY_RUNS_TABLE"
+# The storage settings of a Function App (it has no flags): what a cached client depends on.
+STORAGE_ENV = (ENV_ACCOUNT_URL, ENV_CONNECTION_STRING, ENV_CONTAINER, ENV_TABLE, ENV_TABLE_ENDPOINT)
 
 DEFAULT_CONTAINER = "photos-archive"
 DEFAULT_TABLE = "azphotosyncindex"

@@ -8,9 +8,12 @@ from pathlib import Path
 import pytest
 from azure.storage.blob import ContainerClient
 
+from sync_core.config import StorageConfig
 from sync_core.errors import ConfigError
 from sync_core.storage import bandwidth
 from sync_core.storage.bandwidth import TokenBucket, parse_rate
+from sync_core.storage.clients import table_service
+from sync_core.verify.verdicts import Verdict
 from tests.conftest import det_bytes, run_cli, write_file
 
 
@@ -119,3 +122,52 @@ def test_bad_bwlimit_is_a_usage_error(tmp_path: Path) -> None:
     assert r.code == 2 and "invalid rate 'fast'" in r.err
     r = run_cli("restore", "--to", str(tmp_path), "--bwlimit", "0")
     assert r.code == 2 and "--bwlimit" in r.err
+
+
+def test_repair_goes_through_the_limiter(
+    tmp_path: Path, container: ContainerClient, cfg: StorageConfig, recorded: list[tuple[float, int]]
+) -> None:
+    """A re-upload of flagged blobs is capped like any upload: every byte it sends passes the bucket."""
+    from sync_core.index import table_index as ti
+    from tests.test_table_repair import flag, name_of, row
+
+    src, state = tmp_path / "src", tmp_path / "s"
+    small, big = det_bytes(4, 40_000), det_bytes(5, 9 * 1024 * 1024)
+    write_file(src, "small.jpg", small)
+    write_file(src, "big.mov", big)
+    r = run_cli("sync", "--source", str(src), "--state-dir", str(state), "--json")
+    assert r.code == 0, r.err
+    table = table_service(cfg).get_table_client(cfg.table)
+    for rel, data in (("small.jpg", small), ("big.mov", big)):
+        container.delete_blob(name_of(rel, data))
+        flag(table, name_of(rel, data), Verdict.MISSING)
+
+    recorded.clear()
+    r = run_cli("sync", "--source", str(src), "--state-dir", str(state), "--bwlimit", "1GB", "--json")
+    assert r.code == 0, r.err
+    assert (r.json()["repaired"], r.json()["bytes_uploaded"]) == (2, len(small) + len(big))
+    assert {rate for rate, _ in recorded} == {1e9}
+    assert sum(n for _, n in recorded) == len(small) + len(big)
+    assert row(table, name_of("big.mov", big))[ti.P_VERIFY_STATUS] == Verdict.REUPLOADED
+
+
+def test_repair_takes_the_time_the_limit_says(tmp_path: Path, container: ContainerClient, cfg: StorageConfig) -> None:
+    """3 MiB re-uploaded at 1 MiB/s on a fake clock: the first second's burst is free, the rest waits 2 s."""
+    from sync_core.local.state import StateDB
+    from tests.test_table_repair import _repairer, flag, name_of
+
+    src, state_dir = tmp_path / "src", tmp_path / "s"
+    data = det_bytes(6, 3 * 1024 * 1024)
+    write_file(src, "clip.mov", data)
+    assert run_cli("sync", "--source", str(src), "--state-dir", str(state_dir), "--json").code == 0
+    table = table_service(cfg).get_table_client(cfg.table)
+    container.delete_blob(name_of("clip.mov", data))
+    flag(table, name_of("clip.mov", data), Verdict.MISSING)
+
+    clock = FakeClock()
+    bucket = TokenBucket(1024 * 1024, clock=clock, sleep=clock.sleep)
+    state = StateDB(state_dir)
+    res = _repairer(cfg, state, src, table, read_hook=bucket).run()
+    state.close()
+    assert [i.outcome for i in res.items] == ["reuploaded"] and res.bytes_sent == len(data)
+    assert clock.now == pytest.approx(2.0)

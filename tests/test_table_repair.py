@@ -4,6 +4,7 @@ re-uploads from local copies (conditionally), clears the flag, and reports plain
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,7 @@ from sync_core.index.table_mirror import open_table, plain
 from sync_core.local.state import StateDB
 from sync_core.storage.clients import blob_service, table_service
 from sync_core.sync.repair import FAILED, LOST, RESTORED, REUPLOADED, Repairer
-from sync_core.sync.transfer import normalize_etag
+from sync_core.sync.transfer import BLOCK_SIZE, block_id, normalize_etag
 from sync_core.verify.verdicts import Verdict
 
 from .conftest import det_bytes, run_cli, write_file
@@ -135,10 +136,17 @@ def _synced(cfg: StorageConfig, tmp_path: Path, files: dict[str, bytes]) -> tupl
     return src, state_dir, open_table(table_service(cfg), cfg)
 
 
-def _repairer(cfg: StorageConfig, state: StateDB, src: Path, table: TableClient, **kw: Any) -> Repairer:
+def _repairer(
+    cfg: StorageConfig,
+    state: StateDB,
+    src: Path,
+    table: TableClient,
+    read_hook: Callable[[int], object] | None = None,
+    **kw: Any,
+) -> Repairer:
     container = blob_service(cfg, **kw).get_container_client(cfg.container)
     return Repairer(cfg.__class__(**{**cfg.__dict__, "prefix": PREFIX}), state, container, table, src,
-                    block_size=64 * 1024, single_put_max=64 * 1024)  # fmt: skip
+                    block_size=64 * 1024, single_put_max=64 * 1024, read_hook=read_hook)  # fmt: skip
 
 
 def test_large_file_repaired_in_blocks_only_when_its_bytes_still_match(storage_env, container, cfg, tmp_path):
@@ -231,3 +239,49 @@ def test_other_sources_flags_are_not_ours(storage_env, container, cfg, tmp_path)
     res = _repairer(cfg, state, src, table).run()
     state.close()
     assert (res.flagged, res.items) == (0, [])
+
+
+def test_repair_sends_the_blocks_of_any_upload(storage_env, container, cfg, tmp_path):
+    """A repair of a large file goes through the one transfer path: the agent's block size, block ids that
+    name their content, and the whole blob's Content-MD5."""
+    big = det_bytes(12, 2 * BLOCK_SIZE + 12_345)
+    src, state_dir, table = _synced(cfg, tmp_path, {"big.mov": big})
+    name = name_of("big.mov", big)
+    container.delete_blob(name)
+    flag(table, name, Verdict.MISSING)
+
+    out = sync(src, state_dir)
+    assert (out["repaired"], out["bytes_uploaded"]) == (1, len(big))
+    blob = container.get_blob_client(name)
+    committed, _ = blob.get_block_list("committed")
+    pieces = [big[i : i + BLOCK_SIZE] for i in range(0, len(big), BLOCK_SIZE)]
+    assert [b.size for b in committed] == [len(p) for p in pieces]
+    assert [b.id for b in committed] == [block_id(i, hashlib.sha256(p).digest()) for i, p in enumerate(pieces)]
+    assert bytes(blob.get_blob_properties().content_settings.content_md5) == hashlib.md5(big).digest()
+
+
+def test_a_file_edited_during_its_repair_is_not_committed(storage_env, container, cfg, tmp_path):
+    """The blocks a repair reads are proven against the hash pass, as for any upload: a file rewritten (same
+    size) after the hash pass and before its last block is read leaves the damaged blob as it was."""
+    big = det_bytes(13, 300_000)
+    src, state_dir, table = _synced(cfg, tmp_path, {"big.mov": big})
+    name = name_of("big.mov", big)
+    container.get_blob_client(name).upload_blob(b"x", overwrite=True)
+    flag(table, name, Verdict.SHA_MISMATCH)
+    reads: list[int] = []
+
+    def edit_after_first_block(nbytes: int) -> None:
+        reads.append(nbytes)
+        if len(reads) == 1:
+            with open(src / "big.mov", "r+b") as f:
+                f.seek(200_000)
+                f.write(b"edited!")
+
+    state = StateDB(state_dir)
+    res = _repairer(cfg, state, src, table, read_hook=edit_after_first_block).run()
+    state.close()
+    [item] = res.items
+    assert item.outcome == LOST and "no longer has this content" in item.detail
+    assert len(reads) >= 2  # blocks were read after the edit, and refused
+    assert container.get_blob_client(name).download_blob().readall() == b"x"
+    assert row(table, name)[ti.P_VERIFY_STATUS] == Verdict.SHA_MISMATCH

@@ -170,3 +170,19 @@ def parse_blob_name(prefix: str, name: str) -> tuple[str, str]:
     if len(parts) != 3 or not _SHA_RE.match(parts[1]) or parts[0] != parts[1][:2] or not parts[2]:
         raise ValueError(f"{name!r} does not follow <prefix>/<xx>/<sha256>/<path>")
     return parts[1], parts[2]
+
+
+def prefix_of(name: str, sha256: str) -> str:
+    """The prefix a contract blob name holding ``sha256`` was written under (it may differ from today's
+    ``--prefix``). ``ValueError`` when the name does not fit the contract."""
+    i = name.find(f"/{sha256[:2]}/{sha256}/")
+    if i <= 0 or parse_blob_name(name[:i], name)[0] != sha256:
+        raise ValueError(f"{name!r} does not follow <prefix>/<xx>/<sha256>/<path>")
+    return name[:i]
+
+
+def listing_prefix(prefix: str, shard: str = "") -> str:
+    """The listing prefix of every blob under ``prefix`` (``<prefix>/``), or of one shard's blobs
+    (``<prefix>/<xx>/``, ``shard`` being the first two hex digits of their SHA-256)."""
+    head = normalize_prefix(prefix) + "/"
+    return f"{head}{shard}/" if shard else head

@@ -17,7 +17,6 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -26,25 +25,15 @@ from azure.storage.blob import ContainerClient
 
 from sync_core.config import StorageConfig
 from sync_core.contracts.blobmeta import parse_metadata
-from sync_core.contracts.blobname import is_name_of, parse_blob_name
+from sync_core.contracts.blobname import is_name_of, listing_prefix, parse_blob_name, prefix_of
+from sync_core.index.entity import row_from_entity
 from sync_core.index.table_index import (
-    P_BLOB_ETAG,
     P_BLOB_NAME,
-    P_CAMERA_MODEL,
-    P_CAPTURE_TIME,
-    P_DELETED_AT,
-    P_IS_CURRENT,
-    P_MTIME_NS,
-    P_RELPATH,
-    P_SHA256,
-    P_SIZE,
-    P_SOURCE_ID,
-    P_UPLOADED_AT,
 )
-from sync_core.index.table_mirror import MirrorResult, TableMirror, blob_prefix, prefix_rows
+from sync_core.index.table_mirror import MirrorResult, TableMirror, prefix_rows
 from sync_core.local.state import BlobRow, FileRow, StateDB
 from sync_core.sync.transfer import normalize_etag
-from sync_core.timestamps import row_mtime_ns, row_size
+from sync_core.timestamps import row_mtime_ns
 
 
 @dataclass
@@ -82,28 +71,6 @@ class RebuildResult:
         }
 
 
-def _epoch(value: Any) -> float | None:
-    return value.timestamp() if isinstance(value, datetime) else None
-
-
-def _row_from_entity(e: dict[str, Any]) -> BlobRow:
-    current = bool(e.get(P_IS_CURRENT, True))
-    return BlobRow(
-        blob_name=str(e[P_BLOB_NAME]),
-        relpath=str(e[P_RELPATH]),
-        sha256=str(e[P_SHA256]),
-        size=row_size(e[P_SIZE]),
-        mtime_ns=row_mtime_ns(e.get(P_MTIME_NS) or 0),
-        etag=normalize_etag(str(e.get(P_BLOB_ETAG) or "")),
-        source_id=str(e[P_SOURCE_ID]),
-        uploaded_at=_epoch(e.get(P_UPLOADED_AT)) or 0.0,
-        is_current=current,
-        deleted_at=None if current else _epoch(e.get(P_DELETED_AT)),
-        capture_time=e.get(P_CAPTURE_TIME),
-        camera_model=e.get(P_CAMERA_MODEL),
-    )
-
-
 def _one_current_per_path(rows: Iterable[BlobRow]) -> tuple[list[BlobRow], set[str]]:
     """At most one current row per path: the newest claimant wins, the others become history.
     Returns the rows and the names of those demoted (their Table rows must be told)."""
@@ -135,7 +102,7 @@ def rebuild_index(
             continue
         res.table_rows += 1
         try:
-            read.append(_row_from_entity(e))
+            read.append(row_from_entity(e))
         except (KeyError, TypeError, ValueError) as exc:  # one unreadable row (another tool's) stops nothing;
             # its blob is re-indexed from its own metadata in step 2, which also rewrites the row
             res.unusable.append({"blob_name": str(e[P_BLOB_NAME]), "error": f"index row is not usable ({exc!r})"})
@@ -151,7 +118,7 @@ def rebuild_index(
     state.commit()
     known_current = table_current | {r.relpath for r in state.iter_blobs(current_only=True)}
     found: list[BlobRow] = []
-    for b in container.list_blobs(name_starts_with=cfg.prefix + "/", include=["metadata"]):
+    for b in container.list_blobs(name_starts_with=listing_prefix(cfg.prefix), include=["metadata"]):
         res.blobs_listed += 1
         if b.name in indexed:
             continue
@@ -211,6 +178,6 @@ def rebuild_index(
 
 def _under(row: BlobRow, prefix: str) -> bool:
     try:
-        return blob_prefix(row.blob_name, row.sha256) == prefix
+        return prefix_of(row.blob_name, row.sha256) == prefix
     except ValueError:
         return False

@@ -100,11 +100,6 @@ def _partition_key(prefix: str, shard: str) -> str:  # 256 per prefix: computed 
     return encode_key(f"{normalize_prefix(prefix)}/{shard}")
 
 
-def listing_prefix(prefix: str, shard: str) -> str:
-    """The blob-listing prefix that corresponds to a partition (``shard`` = two hex digits)."""
-    return f"{normalize_prefix(prefix)}/{shard}/"
-
-
 def all_shards() -> list[str]:
     return [f"{i:02x}" for i in range(256)]
 

@@ -21,35 +21,24 @@ import contextlib
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ALL_COMPLETED, FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 from azure.core.exceptions import AzureError, HttpResponseError, ResourceExistsError, ResourceNotFoundError
-from azure.data.tables import EdmType, EntityProperty, TableClient, TableServiceClient, UpdateMode
+from azure.data.tables import EntityProperty, TableClient, TableServiceClient, UpdateMode
 
 from sync_core.config import ENV_TABLE, StorageConfig
 from sync_core.errors import ConfigError, first_line
 from sync_core.index import table_batch
+from sync_core.index.entity import entity_for
 from sync_core.index.table_index import (
     BINDING_PARTITION,
     BINDING_ROW,
-    P_BLOB_ETAG,
-    P_BLOB_NAME,
     P_BOUND_ACCOUNT,
     P_BOUND_CONTAINER,
-    P_CAMERA_MODEL,
-    P_CAPTURE_TIME,
-    P_DELETED_AT,
-    P_IS_CURRENT,
     P_MTIME_NS,
-    P_RELPATH,
-    P_SHA256,
     P_SIZE,
-    P_SOURCE_ID,
-    P_UPLOADED_AT,
     P_VERIFY_STATUS,
     all_shards,
-    keys_for_blob,
     partition_key,
 )
 from sync_core.index.table_query import odata_string, query_pages
@@ -62,47 +51,7 @@ MAX_BATCH = table_batch.MAX_OPERATIONS  # the service's limit for one entity-gro
 _INT64_PROPS = (P_SIZE, P_MTIME_NS)
 
 
-# -- the entity ------------------------------------------------------------------------------------------
-def blob_prefix(blob_name: str, sha256: str) -> str:
-    """The prefix a contract blob name was written under (it may differ from today's ``--prefix``)."""
-    marker = f"/{sha256[:2]}/{sha256}/"
-    i = blob_name.find(marker)
-    if i <= 0:
-        raise ValueError(f"{blob_name!r} does not follow <prefix>/<xx>/<sha256>/<path>")
-    return blob_name[:i]
-
-
-def _ts(epoch: float) -> datetime:
-    return datetime.fromtimestamp(epoch, UTC)
-
-
-def entity_for(row: BlobRow) -> dict[str, Any]:
-    """The agent-written half of a row. ``Size``/``MtimeNs`` are Edm.Int64 (they pass 2^31)."""
-    pk, rk = keys_for_blob(blob_prefix(row.blob_name, row.sha256), row.blob_name)
-    e: dict[str, Any] = {
-        "PartitionKey": pk,
-        "RowKey": rk,
-        P_BLOB_NAME: row.blob_name,
-        P_RELPATH: row.relpath,
-        P_SIZE: EntityProperty(row.size, EdmType.INT64),
-        P_MTIME_NS: EntityProperty(row.mtime_ns, EdmType.INT64),
-        P_SHA256: row.sha256,
-        P_BLOB_ETAG: row.etag,
-        P_SOURCE_ID: row.source_id,
-        P_IS_CURRENT: row.is_current,
-        P_UPLOADED_AT: _ts(row.uploaded_at),
-    }
-    # A merge cannot remove a property: DeletedAt stays from the last local deletion and only means
-    # something while IsCurrent is false.
-    if row.deleted_at is not None:
-        e[P_DELETED_AT] = _ts(row.deleted_at)
-    if row.capture_time:
-        e[P_CAPTURE_TIME] = row.capture_time
-    if row.camera_model:
-        e[P_CAMERA_MODEL] = row.camera_model
-    return e
-
-
+# -- reading entities ------------------------------------------------------------------------------------------
 def plain(entity: Any) -> dict[str, Any]:
     """An entity read from the service as a plain dict: Int64 properties as ``int``, keys included.
 

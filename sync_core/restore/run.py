@@ -28,18 +28,25 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Any, Literal
 
 from azure.core.exceptions import AzureError, HttpResponseError
 from azure.data.tables import TableClient
 from azure.storage.blob import ContainerClient
 
 from sync_core.contracts.blobmeta import parse_metadata
-from sync_core.contracts.blobname import blob_name, decode_path, is_name_of, normalize_prefix, parse_blob_name
+from sync_core.contracts.blobname import (
+    blob_name,
+    decode_path,
+    is_name_of,
+    listing_prefix,
+    normalize_prefix,
+    parse_blob_name,
+)
 from sync_core.errors import ConfigError, first_line
+from sync_core.index.entity import sort_epoch
 from sync_core.index.table_index import P_BLOB_NAME, P_MTIME_NS, P_RELPATH, P_SHA256, P_SIZE, P_SOURCE_ID, P_UPLOADED_AT
 from sync_core.restore.rehydrate import Priority, rehydrate
 from sync_core.restore.target import (
@@ -54,6 +61,7 @@ from sync_core.restore.target import (
 )
 from sync_core.storage.bandwidth import limiter
 from sync_core.storage.tiering import is_archived_error
+from sync_core.sync.progress import NullProgress, Progress
 from sync_core.timestamps import row_mtime_ns, row_size
 
 IndexSource = Literal["auto", "table", "listing"]
@@ -154,28 +162,7 @@ class RestoreSummary:
         return d
 
 
-class RestoreProgress(Protocol):
-    def planned(self, files: int, total_bytes: int) -> None: ...
-
-    def advance(self, nbytes: int) -> None: ...
-
-    def file_done(self, outcome: RestoreOutcome) -> None: ...
-
-    def note(self, text: str, *, verbose: bool = False) -> None: ...
-
-
-class _NullProgress:
-    def planned(self, files: int, total_bytes: int) -> None:
-        pass
-
-    def advance(self, nbytes: int) -> None:
-        pass
-
-    def file_done(self, outcome: RestoreOutcome) -> None:
-        pass
-
-    def note(self, text: str, *, verbose: bool = False) -> None:
-        pass
+RestoreProgress = Progress[RestoreOutcome]  # a restore's
 
 
 # -- names ---------------------------------------------------------------------------------------------
@@ -196,15 +183,6 @@ def path_selected(relpath: str, patterns: Sequence[str]) -> bool:
 
 
 # -- catalogs ------------------------------------------------------------------------------------------
-def _epoch(value: Any) -> float:
-    if isinstance(value, datetime):
-        return value.timestamp()
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        return 0.0
-
-
 def _check(prefix: str, relpath: str, sha: str, blob: str, size: Any, mtime: Any) -> str | None:
     """Consistency of an entry with its own blob name (the contract: the name holds sha and path)."""
     try:
@@ -246,7 +224,7 @@ def table_catalog(table: TableClient, prefix: str, source_id: str | None) -> Ite
         sid = row.get(P_SOURCE_ID)
         yield RestoreEntry(
             prefix, rel, sha, int(row[P_SIZE]), int(row[P_MTIME_NS]), sid if isinstance(sid, str) else "",
-            _epoch(row.get(P_UPLOADED_AT)),
+            sort_epoch(row.get(P_UPLOADED_AT)),
         )  # fmt: skip
 
 
@@ -254,7 +232,7 @@ def listing_catalog(
     container: ContainerClient, prefix: str, source_id: str | None
 ) -> Iterator[RestoreEntry | Rejected]:
     """Every blob under ``prefix`` with its metadata (one paged listing, no per-blob request)."""
-    for b in container.list_blobs(name_starts_with=normalize_prefix(prefix) + "/", include=["metadata"]):
+    for b in container.list_blobs(name_starts_with=listing_prefix(prefix), include=["metadata"]):
         try:
             sha, stored = parse_blob_name(prefix, b.name)
         except ValueError:
@@ -357,7 +335,7 @@ class RestoreEngine:
         self.opts = opts
         self.table = table
         self.table_error = table_error  # why the table could not be opened (auto mode falls back)
-        self.progress: RestoreProgress = progress or _NullProgress()
+        self.progress: RestoreProgress = progress or NullProgress()
         self.summary = RestoreSummary()
         self._bucket: Callable[[int], float] | None = limiter(opts.bwlimit)
         self._stop = threading.Event()

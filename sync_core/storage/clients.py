@@ -187,6 +187,11 @@ def default_credential() -> TokenCredential:
     return _credential
 
 
+# The largest content sent from memory in one Put Blob: a file up to this size is read once, hashed and sent
+# from that buffer (larger ones are streamed twice: hashed, then staged as blocks).
+SINGLE_PUT_MAX = 8 * 1024 * 1024
+
+
 def blob_service(
     cfg: StorageConfig, *, pool_size: int = 16, credential: TokenCredential | None = None, **kwargs: Any
 ) -> BlobServiceClient:
@@ -195,8 +200,8 @@ def blob_service(
         "retry_policy": blob_retry_policy(),
         "raw_response_hook": THROTTLE,  # every attempt's answer feeds the adaptive concurrency
         "transport": make_transport(pool_size),
-        "max_single_put_size": 8 * 1024 * 1024,
-        "max_block_size": 8 * 1024 * 1024,
+        "max_single_put_size": SINGLE_PUT_MAX,
+        "max_block_size": SINGLE_PUT_MAX,
         **kwargs,
     }
     with client_config_checked():

@@ -16,11 +16,11 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from sync_core.config import ENV_PRICES
 from sync_core.errors import ConfigError
 
 TIERS = ("Hot", "Cool", "Cold", "Archive")
 ONLINE_TIERS = frozenset({"Hot", "Cool", "Cold"})
-ENV_PRICES = "AZPHOTOSYNC_PRICES"
 GB = 1024**3  # Azure bills storage per GiB, and calls it GB
 
 

@@ -24,7 +24,7 @@ from azure.storage.blob import ContainerClient
 
 from sync_core.config import StorageConfig
 from sync_core.contracts.blobmeta import BlobMeta
-from sync_core.contracts.blobname import blob_name
+from sync_core.contracts.blobname import blob_name, listing_prefix
 from sync_core.contracts.mediatypes import content_type
 from sync_core.errors import ConfigError, UnstorableNameError, first_line
 from sync_core.index import table_mirror
@@ -34,6 +34,7 @@ from sync_core.local.hasher import FileChangedError, Hashed, NotScannedFileError
 from sync_core.local.scanner import ScanEntry, ScanProblem, ScanResult, scan
 from sync_core.local.state import FileRow, StateDB, StatRow
 from sync_core.storage.bandwidth import limiter
+from sync_core.storage.clients import SINGLE_PUT_MAX
 from sync_core.storage.concurrency import THROTTLE, AdaptiveLimiter, OutageWatch, abandoning_pool
 from sync_core.sync import repair
 from sync_core.sync.progress import FileOutcome, Kind, NullProgress, ProgressSink, RunSummary
@@ -49,7 +50,7 @@ class SyncOptions:
     dry_run: bool = False
     max_workers: int = 8
     rules: ExcludeRules = field(default_factory=ExcludeRules)
-    small_file_max: int = 8 * MiB  # read once, hashed and sent from memory in a single Put Blob
+    small_file_max: int = SINGLE_PUT_MAX  # read once, hashed and sent from memory in a single Put Blob
     block_size: int = BLOCK_SIZE  # larger files: staged in blocks of this size...
     blocks_in_flight: int = BLOCKS_IN_FLIGHT  # ...this many at a time per file
     memory_budget: int = 64 * MiB  # bytes held for uploads across all workers
@@ -103,6 +104,7 @@ class SyncEngine:
         self._probe_first = False
         self._transfer: Transfer | None = None
         self._limiter = AdaptiveLimiter(max(1, opts.max_workers))
+        self._bucket = limiter(opts.bwlimit)  # one --bwlimit for the repairs and the uploads of the run
         self._outage = OutageWatch()
 
     # -- the run -----------------------------------------------------------------------------------
@@ -140,7 +142,10 @@ class SyncEngine:
         and the scan. Only the query runs early: repairs still wait until the scan proved the source mounted."""
         if self.opts.dry_run or self.table is None or self.cfg is None or self.container is None:
             return None, None
-        repairer = repair.Repairer(self.cfg, self.state, self.container, self.table, self.opts.source)
+        repairer = repair.Repairer(
+            self.cfg, self.state, self.container, self.table, self.opts.source,
+            block_size=self.opts.block_size, single_put_max=self.opts.small_file_max, read_hook=self._bucket,
+        )  # fmt: skip
         answer: Future[list[dict[str, object]]] = Future()
 
         def query() -> None:
@@ -247,7 +252,8 @@ class SyncEngine:
     def _container_has_blobs(self) -> bool:
         """A fresh index over a non-empty prefix means a lost state dir: check before each upload."""
         assert self.container is not None and self.cfg is not None
-        pages = self.container.list_blobs(name_starts_with=self.cfg.prefix + "/", results_per_page=1).by_page()
+        under = listing_prefix(self.cfg.prefix)
+        pages = self.container.list_blobs(name_starts_with=under, results_per_page=1).by_page()
         first = next(iter(pages), None)
         return bool(first and next(iter(first), None))
 
@@ -283,7 +289,7 @@ class SyncEngine:
                 blocks_in_flight=opts.blocks_in_flight,
                 block_pool=block_pool,
                 budget=self._budget,
-                read_hook=limiter(opts.bwlimit),
+                read_hook=self._bucket,
             )
             # Finished futures arrive on a queue (a done-callback per file) instead of ``wait(FIRST_COMPLETED)``,
             # which installs and removes a waiter on every pending future each time (docs/benchmarks.md).

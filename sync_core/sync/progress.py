@@ -1,10 +1,11 @@
-"""What a sync run reports while it works and when it ends; rendering is the agent's business."""
+"""What a run reports while it works (one :class:`Progress` protocol for sync and restore) and what a sync
+reports when it ends; rendering is the agent's business."""
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 MAX_LISTED = 1000  # per-file lists kept in a summary (failures, changing files); the counts are complete
 ALWAYS_CHANGING_RUNS = 3  # a file skipped as changing in this many consecutive runs needs attention
@@ -121,20 +122,27 @@ def always_changing(summaries: list[dict[str, Any]], runs: int = ALWAYS_CHANGING
     return sorted(set.intersection(*sets))
 
 
-class ProgressSink(Protocol):
-    """Receives the run's events from the pipeline's main thread (``advance`` from any thread)."""
+O_contra = TypeVar("O_contra", contravariant=True)
+
+
+class Progress(Protocol[O_contra]):
+    """What a run reports while it works, whatever it moves (a sync's :class:`FileOutcome`, a restore's
+    ``RestoreOutcome``): events from the run's main thread, ``advance`` from any thread."""
 
     def planned(self, files: int, total_bytes: int) -> None: ...
 
     def advance(self, nbytes: int) -> None: ...
 
-    def file_done(self, outcome: FileOutcome) -> None: ...
+    def file_done(self, outcome: O_contra) -> None: ...
 
     def note(self, text: str, *, verbose: bool = False) -> None: ...
 
 
+ProgressSink = Progress[FileOutcome]  # a sync's
+
+
 class NullProgress:
-    """A sink that ignores everything (library use, tests)."""
+    """A sink that ignores everything (library use, tests), for any run."""
 
     def planned(self, files: int, total_bytes: int) -> None:
         pass
@@ -142,7 +150,7 @@ class NullProgress:
     def advance(self, nbytes: int) -> None:
         pass
 
-    def file_done(self, outcome: FileOutcome) -> None:
+    def file_done(self, outcome: object) -> None:
         pass
 
     def note(self, text: str, *, verbose: bool = False) -> None:

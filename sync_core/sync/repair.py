@@ -3,7 +3,8 @@
 At the start of a run the agent reads the rows of its source id whose ``VerifyStatus`` is a damage verdict
 (:data:`~sync_core.verify.verdicts.DAMAGE_VERDICTS`). For each one it looks for a local file that still has the
 row's SHA-256 (found through SQLite, then re-hashed — the bytes are proven, not assumed), and puts those
-bytes back under the same blob name, conditionally:
+bytes back under the same blob name through the sync's own :class:`~sync_core.sync.transfer.Transfer` (the
+same blocks, per-block checks, Content-MD5, retries and ``--bwlimit`` bucket), conditionally:
 
 * the blob is absent — create-only (``If-None-Match: *``);
 * the blob is present — replace only the exact blob just inspected (``If-Match: <its etag>``), so a blob
@@ -16,44 +17,39 @@ local copy has those bytes any more, the loss is reported plainly and logged, an
 
 from __future__ import annotations
 
-import hashlib
+import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from azure.core import MatchConditions
 from azure.core.exceptions import AzureError, HttpResponseError, ResourceExistsError, ResourceNotFoundError
 from azure.data.tables import TableClient, UpdateMode
-from azure.storage.blob import BlobBlock, BlobClient, BlobProperties, ContainerClient, ContentSettings
+from azure.storage.blob import BlobProperties, ContainerClient
 
 from sync_core.config import StorageConfig
-from sync_core.contracts.blobmeta import K_SHA256, BlobMeta, build_metadata
-from sync_core.contracts.blobname import blob_name as contract_name
+from sync_core.contracts.blobmeta import K_SHA256, BlobMeta
+from sync_core.contracts.blobname import is_name_of, prefix_of
 from sync_core.contracts.mediatypes import content_type
 from sync_core.errors import first_line
+from sync_core.index.entity import row_from_entity
 from sync_core.index.table_index import (
     P_BLOB_ETAG,
     P_BLOB_NAME,
-    P_IS_CURRENT,
-    P_MTIME_NS,
     P_RELPATH,
     P_SHA256,
-    P_SIZE,
-    P_SOURCE_ID,
     P_VERIFY_DETAIL,
     P_VERIFY_STATUS,
 )
-from sync_core.index.table_mirror import blob_prefix, flagged_rows, unavailable_reason
+from sync_core.index.table_mirror import flagged_rows, unavailable_reason
+from sync_core.local.hasher import FileChangedError, NotScannedFileError, hash_file
 from sync_core.local.state import BlobRow, StateDB
+from sync_core.storage.clients import SINGLE_PUT_MAX
 from sync_core.sync.progress import RunSummary
-from sync_core.sync.transfer import block_id, normalize_etag
-from sync_core.timestamps import row_size
+from sync_core.sync.transfer import BLOCK_SIZE, BlobConflictError, StoreResult, Transfer, normalize_etag
 from sync_core.verify.verdicts import Verdict
-
-MiB = 1024 * 1024
 
 # Outcomes (also the ``repair_log.outcome`` values)
 REUPLOADED = "reuploaded"  # bytes sent again from a local copy
@@ -105,16 +101,19 @@ class Repairer:
         table: TableClient,
         source: Path,
         *,
-        block_size: int = 8 * MiB,
-        single_put_max: int = 8 * MiB,
+        block_size: int = BLOCK_SIZE,
+        single_put_max: int = SINGLE_PUT_MAX,
+        read_hook: Callable[[int], object] | None = None,
     ):
+        """``block_size``, ``single_put_max`` and ``read_hook`` (the ``--bwlimit`` bucket) as for the sync's own
+        uploads: a repair sends its bytes through the same :class:`~sync_core.sync.transfer.Transfer`."""
         self.cfg = cfg
         self.state = state
         self.container = container
         self.table = table
         self.source = source
-        self.block_size = block_size
         self.single_put_max = single_put_max
+        self.transfer = Transfer(container, block_size=block_size, read_hook=read_hook)
 
     def run(self, flags: FlagQuery | None = None) -> RepairResult:
         """``flags``: the answer of a flagged-rows query started earlier (the engine sends it during its scan);
@@ -146,17 +145,17 @@ class Repairer:
         name, verdict = str(row.get(P_BLOB_NAME, "")), str(row.get(P_VERIFY_STATUS, ""))
         sha, rel = str(row.get(P_SHA256, "")), str(row.get(P_RELPATH, ""))
         try:
-            if contract_name(blob_prefix(name, sha), sha, rel) != name:
+            if not is_name_of(prefix_of(name, sha), name, sha, rel):
                 raise ValueError("name, SHA-256 and path disagree")
-            size = row_size(row[P_SIZE])
+            known = row_from_entity(row)
+            size = known.size
         except (ValueError, KeyError, TypeError) as exc:
             if self.state.get_blob(name) is not None:  # our own row, damaged: the local index rewrites it
                 self.state.set_mirror_pending([name])  # at the end of this run; the next run repairs
                 return RepairItem(name, verdict, FAILED, f"row is not usable ({exc}); rewritten from the local index")
             return RepairItem(name, verdict, FAILED, f"row is not usable ({exc}); left for the verifier")
-        blob = self.container.get_blob_client(name)
         try:
-            props: BlobProperties | None = blob.get_blob_properties()
+            props: BlobProperties | None = self.container.get_blob_client(name).get_blob_properties()
         except ResourceNotFoundError:
             props = None
         except AzureError as exc:
@@ -172,14 +171,14 @@ class Repairer:
         last = ""
         for rel_local in candidates:
             try:
-                etag, sent = self._upload(blob, props, rel_local, row, sha, size, rel)
-            except _NotThatContent:
+                stored = self._upload(props, known, rel_local)
+            except (_NotThatContent, FileChangedError, NotScannedFileError):
                 last = f"{rel_local!r} no longer has this content"
                 continue
             except OSError as exc:
                 last = f"cannot read {rel_local!r}: {exc.strerror or exc}"
                 continue
-            except (ResourceExistsError, ResourceNotFoundError) as exc:
+            except (ResourceExistsError, ResourceNotFoundError, BlobConflictError) as exc:
                 detail = f"the blob changed while it was being repaired ({first_line(exc)}); retried next run"
                 return RepairItem(name, verdict, FAILED, detail)
             except HttpResponseError as exc:
@@ -190,9 +189,12 @@ class Repairer:
                 return RepairItem(name, verdict, FAILED, detail)
             except AzureError as exc:
                 return RepairItem(name, verdict, FAILED, f"re-upload failed: {first_line(exc)}")
+            if stored.action == "present":  # re-created meanwhile, with this content: nothing of ours was sent
+                detail = "the blob was re-created meanwhile with the expected size and SHA-256 metadata"
+                return self._cleared(row, name, verdict, stored.etag, RESTORED, detail, 0)
             how = "replaced the damaged blob" if props is not None else "re-created the missing blob"
             detail = f"{how} from {rel_local!r}"
-            return self._cleared(row, name, verdict, etag, REUPLOADED, detail, sent)
+            return self._cleared(row, name, verdict, stored.etag, REUPLOADED, detail, stored.bytes_sent)
         return RepairItem(name, verdict, LOST, f"no local file has this content any more ({last})")
 
     def _is_ours(self, props: BlobProperties, name: str, sha: str, size: int, verdict: str) -> bool:
@@ -211,50 +213,20 @@ class Repairer:
         rels.sort(key=lambda r: r != rel)
         return [r for r in rels if (self.source / r).is_file()]
 
-    def _upload(
-        self,
-        blob: BlobClient,
-        props: BlobProperties | None,
-        rel_local: str,
-        row: dict[str, Any],
-        sha: str,
-        size: int,
-        rel: str,
-    ) -> tuple[str, int]:
-        """Send the local bytes, proving on the way that they hash to ``sha``; returns (etag, bytes sent)."""
-        meta = BlobMeta(sha, rel, size, int(row.get(P_MTIME_NS) or 0), str(row.get(P_SOURCE_ID) or ""))
-        cond: dict[str, Any] = (
-            {"match_condition": MatchConditions.IfMissing}
-            if props is None
-            else {"etag": props.etag, "match_condition": MatchConditions.IfNotModified}
+    def _upload(self, props: BlobProperties | None, known: BlobRow, rel_local: str) -> StoreResult:
+        """Send the local bytes through the one transfer path, after a hash pass proved they are the row's; the
+        blocks it reads are proven against that pass, so bytes changed meanwhile are never committed."""
+        path = str(self.source / rel_local)
+        st = os.stat(path, follow_symlinks=False)
+        hashed = hash_file(
+            path, st.st_size, st.st_mtime_ns, keep_up_to=self.single_put_max, block_size=self.transfer.block_size
         )
-        common = {"metadata": build_metadata(meta), **cond}
-        ctype = content_type(rel)
-        path = self.source / rel_local
-        with open(path, "rb") as f:
-            if size <= self.single_put_max:
-                data = f.read(size + 1)
-                if len(data) != size or hashlib.sha256(data).hexdigest() != sha:
-                    raise _NotThatContent
-                settings = ContentSettings(ctype, content_md5=hashlib.md5(data).digest())
-                resp = blob.upload_blob(data, overwrite=props is not None, content_settings=settings, **common)
-                return normalize_etag(str(resp["etag"])), size
-            h, m = hashlib.sha256(), hashlib.md5()
-            ids: list[str] = []
-            for i in range(-(-size // self.block_size)):
-                chunk = f.read(self.block_size)
-                if not chunk:
-                    raise _NotThatContent
-                h.update(chunk)
-                m.update(chunk)
-                bid = block_id(i, hashlib.sha256(chunk).digest())
-                blob.stage_block(bid, chunk, length=len(chunk))
-                ids.append(bid)
-            if f.read(1) or h.hexdigest() != sha:
-                raise _NotThatContent  # staged blocks are never committed; the service discards them
-            settings = ContentSettings(ctype, content_md5=m.digest())
-            resp = blob.commit_block_list([BlobBlock(block_id=b) for b in ids], content_settings=settings, **common)
-            return normalize_etag(str(resp["etag"])), size
+        if hashed.sha256 != known.sha256:
+            raise _NotThatContent
+        meta = BlobMeta(known.sha256, known.relpath, known.size, known.mtime_ns, known.source_id)
+        etag = None if props is None else str(props.etag)
+        ctype = content_type(known.relpath)
+        return self.transfer.upload(known.blob_name, path, meta, ctype, hashed.data, hashed, replace_etag=etag)
 
     # -- clearing the flag -------------------------------------------------------------------------
     def _cleared(
@@ -262,7 +234,9 @@ class Repairer:
     ) -> RepairItem:
         """Record the blob's etag locally and in the Table, and replace the verdict with ``reuploaded``."""
         if self.state.get_blob(name) is None:
-            self.state.insert_blob_if_absent(_row_from_entity(row, etag), mirror_pending=True)
+            # Known to the Table only (a lost state dir): recorded as the blob just written.
+            recorded = replace(row_from_entity(row), etag=etag, uploaded_at=time.time(), deleted_at=None)
+            self.state.insert_blob_if_absent(recorded, mirror_pending=True)
         self.state.set_blob_etag(name, etag)
         self.state.commit()
         when = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -280,21 +254,6 @@ class Repairer:
             # The blob is whole again; the flag stays and the next run finds the blob is ours and clears it.
             return RepairItem(name, verdict, outcome, f"{detail}; flag not cleared yet ({first_line(exc)})", sent)
         return RepairItem(name, verdict, outcome, detail, sent)
-
-
-def _row_from_entity(row: dict[str, Any], etag: str) -> BlobRow:
-    return BlobRow(
-        blob_name=str(row[P_BLOB_NAME]),
-        relpath=str(row[P_RELPATH]),
-        sha256=str(row[P_SHA256]),
-        size=int(row[P_SIZE]),
-        mtime_ns=int(row.get(P_MTIME_NS) or 0),
-        etag=etag,
-        source_id=str(row.get(P_SOURCE_ID) or ""),
-        uploaded_at=time.time(),
-        is_current=bool(row.get(P_IS_CURRENT, False)),
-        deleted_at=None,
-    )
 
 
 def add_to_summary(res: RepairResult, summary: RunSummary) -> None:

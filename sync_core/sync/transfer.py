@@ -13,6 +13,9 @@ Three ways to get there, cheapest first:
 
 Every blob gets the standard Content-MD5 property whichever way it was made: the service computes it for a
 single Put Blob; a block list and a copy whose headers are set get the MD5 of the hash pass.
+
+This is the agent's only upload path: a repair (:mod:`sync_core.sync.repair`) sends its bytes through
+:meth:`Transfer.upload` too, replacing a damaged blob only while it keeps the etag the repair inspected.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from azure.core import MatchConditions
 from azure.core.exceptions import HttpResponseError, ResourceExistsError, ResourceNotFoundError
@@ -170,31 +173,48 @@ class Transfer:
         return StoreResult("copied", props.etag, 0)
 
     def upload(
-        self, name: str, path: str, meta: BlobMeta, content_type: str, data: bytes | None, hashed: Hashed | None = None
+        self,
+        name: str,
+        path: str,
+        meta: BlobMeta,
+        content_type: str,
+        data: bytes | None,
+        hashed: Hashed | None = None,
+        *,
+        replace_etag: str | None = None,
     ) -> StoreResult:
-        """Create-only upload; adopts the blob instead if it turns out to exist.
+        """Create-only upload (unless ``replace_etag``); adopts the blob instead if it turns out to exist.
 
         ``data``: the whole content (small files); otherwise ``hashed`` (the hash pass over ``path``, with
-        its block digests) says what the blocks read now must be."""
+        its block digests) says what the blocks read now must be. ``replace_etag``: replace the existing blob
+        only while it still has this etag (``If-Match``; a repair), instead of creating it — a blob changed
+        meanwhile raises the service's 412 and is left as it is."""
         md = build_metadata(meta)
+        cond: dict[str, Any] = (
+            {"match_condition": MatchConditions.IfMissing}
+            if replace_etag is None
+            else {"etag": replace_etag, "match_condition": MatchConditions.IfNotModified}
+        )
         try:
             if data is not None:
                 if self.read_hook:
                     self.read_hook(len(data))
-                if self._put is not None and len(data) <= self._put.max_size:
+                if replace_etag is None and self._put is not None and len(data) <= self._put.max_size:
                     # A single Put Blob: the service computes and keeps its Content-MD5.
                     return StoreResult("uploaded", self._put.put(name, data, md, content_type), len(data))
                 # upload_blob may send blocks, whose list gets a Content-MD5 only if we give one.
                 settings = ContentSettings(content_type=content_type, content_md5=hashlib.md5(data).digest())
                 blob = self.container.get_blob_client(name)
-                resp = blob.upload_blob(data, overwrite=False, metadata=md, content_settings=settings)
+                resp = blob.upload_blob(
+                    data, overwrite=replace_etag is not None, metadata=md, content_settings=settings, **cond
+                )
                 return StoreResult("uploaded", resp["etag"], len(data))
             if hashed is None or hashed.block_size != self.block_size or not hashed.blocks:
                 raise ValueError("a block upload needs the hash pass's block digests at the transfer's block size")
             settings = ContentSettings(content_type=content_type, content_md5=hashed.md5 or None)
-            return self._upload_blocks(self.container.get_blob_client(name), path, meta, md, settings, hashed)
+            return self._upload_blocks(self.container.get_blob_client(name), path, md, settings, hashed, cond)
         except ResourceExistsError:
-            adopted = self.adopt_existing(name, meta)
+            adopted = self.adopt_existing(name, meta) if replace_etag is None else None
             if adopted is None:  # deleted between our write and the check: let the next run retry
                 raise
             return adopted
@@ -204,14 +224,14 @@ class Transfer:
         self,
         blob: BlobClient,
         path: str,
-        meta: BlobMeta,
         md: dict[str, str],
         settings: ContentSettings,
         hashed: Hashed,
+        cond: dict[str, Any],
     ) -> StoreResult:
         """Stage the blocks the service lacks, each proven to hash as in the hash pass, then commit the ids
-        of the hash pass: the committed blob is exactly the content that was hashed."""
-        size, bs = meta.size, self.block_size
+        of the hash pass (under ``cond``): the committed blob is exactly the content that was hashed."""
+        size, bs = hashed.size, self.block_size
         count = max(1, -(-size // bs))
         if len(hashed.blocks) != count:
             raise FileChangedError("changed since it was hashed; nothing committed")
@@ -219,7 +239,7 @@ class Transfer:
         staged = self._uncommitted(blob)
         sent = 0
         inflight: list[Future[int]] = []
-        with open_scanned(path, size, meta.mtime_ns, inode=hashed.inode, dev=hashed.dev) as f:
+        with open_scanned(path, size, hashed.mtime_ns, inode=hashed.inode, dev=hashed.dev) as f:
             for i, bid in enumerate(ids):
                 length = min(bs, size - i * bs)
                 if staged.get(bid) == length:
@@ -245,13 +265,10 @@ class Transfer:
             # Every block matched the hash pass; a changed size or mtime still means the file is being
             # written: leave the blocks uncommitted (reusable, since their ids name their content).
             st = os.fstat(f.fileno())
-            if st.st_size != size or st.st_mtime_ns != meta.mtime_ns:
+            if st.st_size != size or st.st_mtime_ns != hashed.mtime_ns:
                 raise FileChangedError("changed while it was being uploaded; nothing committed")
         resp = blob.commit_block_list(
-            [BlobBlock(block_id=b) for b in ids],
-            metadata=md,
-            content_settings=settings,
-            match_condition=MatchConditions.IfMissing,
+            [BlobBlock(block_id=b) for b in ids], metadata=md, content_settings=settings, **cond
         )
         return StoreResult("uploaded", resp["etag"], sent)
 

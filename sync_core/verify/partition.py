@@ -28,7 +28,7 @@ import re
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 from urllib.parse import unquote
 
@@ -39,22 +39,19 @@ from azure.core.exceptions import (
     ResourceModifiedError,
     ResourceNotFoundError,
 )
-from azure.data.tables import EdmType, EntityProperty, TableClient, TableTransactionError, UpdateMode
+from azure.data.tables import EntityProperty, TableClient, TableTransactionError, UpdateMode
 from azure.storage.blob import ContainerClient
 
 from sync_core.contracts.blobmeta import K_SHA256, parse_metadata
-from sync_core.contracts.blobname import is_name_of, normalize_prefix, parse_blob_name
+from sync_core.contracts.blobname import is_name_of, listing_prefix, normalize_prefix, parse_blob_name
+from sync_core.index.entity import entity_from_blob, sort_epoch
 from sync_core.index.table_index import (
     P_BLOB_ETAG,
     P_BLOB_NAME,
-    P_IS_CURRENT,
     P_LAST_DEEP_VERIFIED,
     P_LAST_VERIFIED,
-    P_MTIME_NS,
-    P_RELPATH,
     P_SHA256,
     P_SIZE,
-    P_SOURCE_ID,
     P_UPLOADED_AT,
     P_VERIFY_DETAIL,
     P_VERIFY_STATUS,
@@ -63,7 +60,6 @@ from sync_core.index.table_index import (
     encode_key,
     is_reserved_partition,
     keys_for_blob,
-    listing_prefix,
 )
 from sync_core.index.table_query import ETAG, odata_string, query_pages
 from sync_core.storage.listing import LISTING_PAGE, BlobEntry, list_pages
@@ -219,25 +215,11 @@ def orphan_verdict(prefix: str, blob: BlobView) -> tuple[Verdict, str]:
     return Verdict.ORPHAN_REPAIRED, "index row re-created from the blob's metadata"
 
 
-def _epoch(value: Any) -> float:
-    value = plain(value)
-    if isinstance(value, datetime):
-        return (value if value.tzinfo else value.replace(tzinfo=UTC)).timestamp()
-    if isinstance(value, int | float):
-        return float(value)
-    if isinstance(value, str) and value:
-        try:
-            return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
-        except ValueError:
-            return 0.0
-    return 0.0
-
-
 def deep_key(row: Mapping[str, Any]) -> float:
     """Rotation order: last deep verification, or upload time for a row never deep-verified (so new
     uploads queue behind rows verified before they arrived, and nobody starves)."""
     last = row.get(P_LAST_DEEP_VERIFIED)
-    return _epoch(last) if last is not None else _epoch(row.get(P_UPLOADED_AT))
+    return sort_epoch(last) if last is not None else sort_epoch(row.get(P_UPLOADED_AT))
 
 
 def deep_allowance(candidate_bytes: int, budget: int, reference_total: int | None, partitions_total: int) -> int:
@@ -597,26 +579,8 @@ def _handle_orphan(table: TableClient, prefix: str, view: BlobView, res: Partiti
     if verdict == Verdict.ORPHAN_REPAIRED:
         meta = parse_metadata(dict(view.metadata))
         assert meta is not None
-        pk, rk = keys_for_blob(prefix, view.name)
-        entity: dict[str, Any] = {
-            "PartitionKey": pk,
-            "RowKey": rk,
-            P_BLOB_NAME: view.name,
-            P_RELPATH: meta.relpath,
-            P_SIZE: EntityProperty(meta.size, EdmType.INT64),
-            P_MTIME_NS: EntityProperty(meta.mtime_ns, EdmType.INT64),
-            P_SHA256: meta.sha256,
-            P_BLOB_ETAG: view.etag,
-            P_SOURCE_ID: meta.source_id,
-            # Unknown from the blob alone; "current" keeps the file visible to a restore, and the agent's
-            # mirror corrects it if this is in fact an older version.
-            P_IS_CURRENT: True,
-            P_VERIFY_STATUS: Verdict.ORPHAN_REPAIRED,
-            P_VERIFY_DETAIL: detail,
-            P_LAST_VERIFIED: now,
-        }
-        if view.created is not None:
-            entity[P_UPLOADED_AT] = view.created
+        entity = entity_from_blob(view.name, meta, view.etag, view.created)
+        entity.update({P_VERIFY_STATUS: Verdict.ORPHAN_REPAIRED, P_VERIFY_DETAIL: detail, P_LAST_VERIFIED: now})
         res.writes += 1
         try:
             table.create_entity(entity)

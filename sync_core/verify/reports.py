@@ -25,14 +25,13 @@ from azure.core.exceptions import HttpResponseError, ResourceExistsError, Resour
 from azure.data.tables import EdmType, EntityProperty, TableServiceClient
 from azure.storage.blob import BlobServiceClient, ContainerClient, ContentSettings
 
+from sync_core.config import ENV_REPORTS_CONTAINER, ENV_RUNS_TABLE
 from sync_core.errors import redact
 from sync_core.storage.tiering import read_cost_figure
 from sync_core.verify.summary import Summary
 from sync_core.verify.verdicts import ALL_VERDICTS, PROBLEM_VERDICTS
 
 REPORT_SCHEMA = 1
-ENV_REPORTS_CONTAINER = "VERIFY_REPORTS_CONTAINER"
-ENV_RUNS_TABLE = "VERIFY_RUNS_TABLE"
 DEFAULT_REPORTS_CONTAINER = "azphotosync-reports"
 DEFAULT_RUNS_TABLE = "azphotosyncruns"
 LATEST_NAME = "reports/latest.json"

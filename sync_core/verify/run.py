@@ -20,7 +20,7 @@ from azure.core.exceptions import AzureError, ResourceNotFoundError
 from azure.data.tables import TableClient, TableServiceClient
 from azure.storage.blob import BlobServiceClient, ContainerClient
 
-from sync_core.config import StorageConfig, resolve_storage_config
+from sync_core.config import ENV_DEEP_BUDGET, ENV_PREFIXES, StorageConfig, resolve_storage_config
 from sync_core.contracts.blobname import normalize_prefix
 from sync_core.errors import ConfigError, UnstorableNameError, first_line
 from sync_core.index.table_mirror import check_binding
@@ -30,8 +30,6 @@ from sync_core.verify import reports
 from sync_core.verify.partition import PartitionResult, Problem, discover_prefixes, verify_partition
 from sync_core.verify.summary import Job, Plan, Summary, run_job, run_summary, unit_job
 
-ENV_DEEP_BUDGET = "VERIFY_DEEP_BUDGET"
-ENV_PREFIXES = "VERIFY_PREFIXES"
 DEFAULT_CLOUD_DEEP_BUDGET = "2GiB"
 
 
