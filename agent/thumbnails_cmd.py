@@ -72,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
         decode_slots=args.max_workers,
     )
     t = Thumbnailer(settings, pool_size=2 * args.max_workers + 4)
-    open_container(t.blobs, cfg)  # one-line errors for a missing container or missing rights
+    open_container(t.clients.blobs, cfg)  # one-line errors for a missing container or missing rights
     open_table(table_service(cfg), cfg)
     plan = t.plan()
     partitions = partitions_for(plan["prefixes"])

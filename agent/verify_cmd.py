@@ -103,7 +103,7 @@ def run(args: argparse.Namespace) -> int:
         discover=bool(args.all_prefixes),
     )
     v = Verifier(settings, pool_size=2 * (args.max_workers or 8) + 4)
-    open_container(v.blobs, cfg)  # one-line errors for a missing container or missing rights
+    open_container(v.clients.blobs, cfg)  # one-line errors for a missing container or missing rights
     open_table(table_service(cfg), cfg)
     err = Console(stderr=True, highlight=False, soft_wrap=True)
 

@@ -27,8 +27,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from azure.core.exceptions import AzureError, HttpResponseError, ResourceExistsError, ResourceNotFoundError
-from azure.data.tables import TableClient, TableServiceClient
-from azure.storage.blob import BlobServiceClient, ContainerClient
+from azure.storage.blob import ContainerClient
 
 from sync_core.config import StorageConfig, resolve_storage_config
 from sync_core.derived.blob_reader import BlobReader
@@ -48,7 +47,7 @@ from sync_core.index.table_index import (
     encode_key,
 )
 from sync_core.index.table_query import odata_string, query_pages
-from sync_core.storage.clients import blob_service, table_service
+from sync_core.storage.clients import ArchiveClients
 from sync_core.verify.partition import discover_prefixes, partition_id, plain, split_partition
 from sync_core.verify.run import ENV_PREFIXES, parse_prefixes
 from sync_core.verify.verdicts import DAMAGE_VERDICTS
@@ -118,26 +117,16 @@ class Thumbnailer:
 
     settings: ThumbnailSettings
     pool_size: int = 16
-    blobs: BlobServiceClient = field(init=False)
-    tables: TableServiceClient = field(init=False)
     clock: Any = time.monotonic  # tests move time on to see a partition stop at its deadline
+    clients: ArchiveClients = field(init=False)
 
     def __post_init__(self) -> None:
         self._decoding = threading.BoundedSemaphore(max(1, self.settings.decode_slots))
-        self.blobs = blob_service(self.settings.cfg, pool_size=self.pool_size)
-        self.tables = table_service(self.settings.cfg, pool_size=self.pool_size)
-
-    @property
-    def data(self) -> ContainerClient:
-        return self.blobs.get_container_client(self.settings.cfg.container)
+        self.clients = ArchiveClients(self.settings.cfg, self.pool_size)
 
     @property
     def thumbs(self) -> ContainerClient:
-        return self.blobs.get_container_client(self.settings.container)
-
-    @property
-    def table(self) -> TableClient:
-        return self.tables.get_table_client(self.settings.cfg.table)
+        return self.clients.blobs.get_container_client(self.settings.container)
 
     # -- step 1 -----------------------------------------------------------------------------------------
     def plan(self) -> dict[str, Any]:
@@ -145,7 +134,7 @@ class Thumbnailer:
         found: list[str] = []
         if self.settings.discover:
             try:
-                found = discover_prefixes(self.table)
+                found = discover_prefixes(self.clients.table)
             except ResourceNotFoundError as exc:
                 raise ConfigError(
                     f"index table {self.settings.cfg.table!r} does not exist: run a sync first or check "
@@ -161,7 +150,7 @@ class Thumbnailer:
     # -- last step --------------------------------------------------------------------------------------
     def refresh_catalog(self, prefix: str) -> dict[str, Any]:
         """The gallery's catalog of ``prefix`` rebuilt with the rendition facts this run recorded."""
-        return {"prefix": prefix, "items": refresh_catalog(self.table, self.thumbs, prefix)}
+        return {"prefix": prefix, "items": refresh_catalog(self.clients.table, self.thumbs, prefix)}
 
     # -- step 2 -----------------------------------------------------------------------------------------
     def partition(self, partition: str) -> tuple[dict[str, Any], list[dict[str, str]]]:
@@ -177,7 +166,7 @@ class Thumbnailer:
         outcomes: dict[str, tuple[MediaFacts | None, str]] = {}  # per SHA-256: identical content is decoded once
         rows = 0
         query = "PartitionKey eq " + odata_string(encode_key(partition_id(prefix, shard)))
-        for page in query_pages(self.table, query, select=_SELECT):
+        for page in query_pages(self.clients.table, query, select=_SELECT):
             for entity in page:
                 rows += 1
                 row, skip = self._candidate(entity)
@@ -196,7 +185,7 @@ class Thumbnailer:
                 if facts is None:  # the blob is gone: nothing recorded, the next run looks again
                     counts["missing"] += 1
                     continue
-                if write_facts(self.table, row.pk, row.rk, facts):
+                if write_facts(self.clients.table, row.pk, row.rk, facts):
                     counts[how if facts.made else "failed"] += 1
                     if not facts.made:
                         failures.append({"blob_name": row.name, "reason": facts.detail})
@@ -230,7 +219,7 @@ class Thumbnailer:
             return MediaFacts(RENDITION_FAILED, "empty file (0 bytes)", at=now), "failed"
         kind = kind_of(row.name)
         assert kind is not None
-        blob = self.data.get_blob_client(row.name)
+        blob = self.clients.container.get_blob_client(row.name)
         try:
             props = blob.get_blob_properties()
         except ResourceNotFoundError:

@@ -17,6 +17,7 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from typing import Any
 
 from azure.core.credentials import TokenCredential
@@ -30,7 +31,7 @@ from azure.core.exceptions import (
 )
 from azure.core.pipeline.policies import RetryPolicy
 from azure.core.pipeline.transport import RequestsTransport
-from azure.data.tables import TableServiceClient
+from azure.data.tables import TableClient, TableServiceClient
 from azure.storage.blob import BlobServiceClient, ContainerClient, ExponentialRetry
 
 from sync_core.config import StorageConfig, credential_refused, table_endpoint_from_blob_url
@@ -305,3 +306,26 @@ def table_service(
         assert cfg.account_url
         endpoint = cfg.table_endpoint or table_endpoint_from_blob_url(cfg.account_url)
         return TableServiceClient(endpoint, credential=credential or default_credential(), **common)
+
+
+@dataclass
+class ArchiveClients:
+    """The blob and Table service clients of one archive, made once and shared by every worker of a run,
+    and the data container and index table they reach (the verifier and the renditions run each hold one)."""
+
+    cfg: StorageConfig
+    pool_size: int = 16
+    blobs: BlobServiceClient = field(init=False)
+    tables: TableServiceClient = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.blobs = blob_service(self.cfg, pool_size=self.pool_size)
+        self.tables = table_service(self.cfg, pool_size=self.pool_size)
+
+    @property
+    def container(self) -> ContainerClient:
+        return self.blobs.get_container_client(self.cfg.container)
+
+    @property
+    def table(self) -> TableClient:
+        return self.tables.get_table_client(self.cfg.table)

@@ -17,15 +17,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 from azure.core.exceptions import AzureError, ResourceNotFoundError
-from azure.data.tables import TableClient, TableServiceClient
-from azure.storage.blob import BlobServiceClient, ContainerClient
 
 from sync_core.config import ENV_DEEP_BUDGET, ENV_PREFIXES, StorageConfig, resolve_storage_config
 from sync_core.contracts.blobname import normalize_prefix
 from sync_core.errors import ConfigError, UnstorableNameError, first_line
 from sync_core.index.table_mirror import check_binding
 from sync_core.sizes import parse_size
-from sync_core.storage.clients import blob_service, table_service
+from sync_core.storage.clients import ArchiveClients
 from sync_core.verify import reports
 from sync_core.verify.partition import PartitionResult, Problem, discover_prefixes, verify_partition
 from sync_core.verify.summary import Job, Plan, Summary, run_job, run_summary, unit_job
@@ -69,31 +67,21 @@ class Verifier:
     """Clients for one settings object, created once and shared by every partition (thread-safe)."""
 
     settings: VerifySettings
-    blobs: BlobServiceClient = field(init=False)
-    tables: TableServiceClient = field(init=False)
     pool_size: int = 16
+    clients: ArchiveClients = field(init=False)
 
     def __post_init__(self) -> None:
-        self.blobs = blob_service(self.settings.cfg, pool_size=self.pool_size)
-        self.tables = table_service(self.settings.cfg, pool_size=self.pool_size)
-
-    @property
-    def container(self) -> ContainerClient:
-        return self.blobs.get_container_client(self.settings.cfg.container)
-
-    @property
-    def table(self) -> TableClient:
-        return self.tables.get_table_client(self.settings.cfg.table)
+        self.clients = ArchiveClients(self.settings.cfg, self.pool_size)
 
     # -- step 1 -----------------------------------------------------------------------------------------
     def plan(self) -> Plan:
         """Which prefixes to verify and the byte total the deep-verify shares are computed against (the
         previous report's), as ids and counts."""
         found: list[str] = []
-        check_binding(self.table, self.settings.cfg)  # another container's table: its rows are not ours
+        check_binding(self.clients.table, self.settings.cfg)  # another container's table: its rows are not ours
         if self.settings.discover:
             try:
-                found = discover_prefixes(self.table)
+                found = discover_prefixes(self.clients.table)
             except ResourceNotFoundError as exc:
                 raise ConfigError(
                     f"index table {self.settings.cfg.table!r} does not exist: run a sync first or check "
@@ -101,7 +89,7 @@ class Verifier:
                 ) from exc
         previous = None
         try:
-            previous = reports.read_latest_report(self.blobs, self.settings.reports_container)
+            previous = reports.read_latest_report(self.clients.blobs, self.settings.reports_container)
         except (ValueError, ResourceNotFoundError):
             previous = None
         prefixes = sorted(set(found) | set(self.settings.prefixes))
@@ -120,8 +108,8 @@ class Verifier:
         """Verify one unit. With ``stage`` its problems are parked for :meth:`publish` (cloud runs, where
         only ids and counts travel between functions); without, the caller keeps them (the CLI)."""
         res = verify_partition(
-            self.container,
-            self.table,
+            self.clients.container,
+            self.clients.table,
             job["partition"],
             now=reports.parse_iso(job["started_at"]),
             deep_budget=int(job.get("deep_budget") or 0),
@@ -131,7 +119,7 @@ class Verifier:
         if stage:
             problems = [p.to_dict() for p in res.problems]
             reports.stage_problems(
-                self.blobs, self.settings.reports_container, job["run_id"], job["partition"], problems
+                self.clients.blobs, self.settings.reports_container, job["run_id"], job["partition"], problems
             )
         return res.summary(), res.problems
 
@@ -162,12 +150,12 @@ class Verifier:
         ``problems`` they are gathered from the staging blobs (and those removed afterwards)."""
         staged = problems is None
         if staged:
-            problems = reports.collect_staged(self.blobs, self.settings.reports_container, run_id)
+            problems = reports.collect_staged(self.clients.blobs, self.settings.reports_container, run_id)
         report = self.report(run_id=run_id, started_at=started_at, summary=summary, problems=problems or [])
-        name = reports.write_report(self.blobs, self.settings.reports_container, report)
-        reports.write_run_row(self.tables, self.settings.runs_table, report, name)
+        name = reports.write_report(self.clients.blobs, self.settings.reports_container, report)
+        reports.write_run_row(self.clients.tables, self.settings.runs_table, report, name)
         if staged:
-            reports.clear_staged(self.blobs, self.settings.reports_container, run_id)
+            reports.clear_staged(self.clients.blobs, self.settings.reports_container, run_id)
         return report
 
     def report(
