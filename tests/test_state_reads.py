@@ -55,3 +55,30 @@ def test_close_closes_the_reader_of_every_thread(tmp_path: Path) -> None:
             if db in files:
                 still_open.append(obj)
     assert still_open == []
+
+
+def test_close_leaves_the_reader_of_a_thread_still_running(tmp_path: Path) -> None:
+    """A pool abandoned on Ctrl-C or a fatal error leaves workers running: closing the connection one of them
+    is using is undefined behaviour in SQLite (it crashed the process with SIGSEGV), so its reader stays."""
+    import threading
+
+    state = StateDB(tmp_path / "state")
+    opened, closed = threading.Event(), threading.Event()
+    seen: list[object] = []
+
+    def worker() -> None:
+        state.blob_for_sha("0" * 64)  # opens this thread's reader
+        opened.set()
+        closed.wait(10)
+        try:
+            seen.append(state.blob_for_sha("1" * 64))  # the same reader, after close() in the main thread
+        except Exception as exc:  # a closed reader raises ProgrammingError (or worse, mid-query)
+            seen.append(exc)
+
+    t = threading.Thread(target=worker)
+    t.start()
+    assert opened.wait(10)
+    state.close()
+    closed.set()
+    t.join(10)
+    assert seen == [None]

@@ -189,7 +189,7 @@ class StateDB:
         self.readonly = readonly
         self._lock = threading.RLock()
         self._local = threading.local()
-        self._readers: list[sqlite3.Connection] = []  # every thread's reader, closed by close()
+        self._readers: list[tuple[threading.Thread, sqlite3.Connection]] = []  # each thread's reader
         self._in_tx = False
         self._pending_writes = 0
         self._tx_started = 0.0
@@ -242,10 +242,14 @@ class StateDB:
         with self._lock:
             self.commit()
             self._w.close()
-            # Every worker thread's reader, not only this thread's: a reader left to the garbage collector
-            # would close (and checkpoint the WAL) at an arbitrary later moment.
-            for conn in self._readers:
-                conn.close()
+            # Every finished worker thread's reader, not only this thread's: a reader left to the garbage
+            # collector would close (and checkpoint the WAL) at an arbitrary later moment. A thread still
+            # running (a pool abandoned on Ctrl-C or a fatal error) keeps its reader: closing a connection
+            # another thread is using is undefined behaviour in SQLite's C API (it crashed the process).
+            me = threading.current_thread()
+            for owner, conn in self._readers:
+                if owner is me or not owner.is_alive():
+                    conn.close()
             self._readers.clear()
 
     def _reader(self) -> sqlite3.Connection:
@@ -256,7 +260,7 @@ class StateDB:
             conn = sqlite3.connect(self.path, timeout=30, check_same_thread=False)
             self._local.conn = conn
             with self._lock:
-                self._readers.append(conn)
+                self._readers.append((threading.current_thread(), conn))
         return conn
 
     # -- write batching --------------------------------------------------------------------------
