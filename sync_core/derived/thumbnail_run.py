@@ -48,7 +48,7 @@ from sync_core.index.table_index import (
 )
 from sync_core.index.table_query import odata_string, query_pages
 from sync_core.storage.clients import ArchiveClients
-from sync_core.verify.partition import discover_prefixes, partition_id, plain, split_partition
+from sync_core.verify.partition import indexed_prefixes, partition_id, plain, split_partition
 from sync_core.verify.run import ENV_PREFIXES, parse_prefixes
 from sync_core.verify.verdicts import DAMAGE_VERDICTS
 
@@ -133,13 +133,7 @@ class Thumbnailer:
         """The prefixes to cover; creates the renditions container when it is missing (emulator, first run)."""
         found: list[str] = []
         if self.settings.discover:
-            try:
-                found = discover_prefixes(self.clients.table)
-            except ResourceNotFoundError as exc:
-                raise ConfigError(
-                    f"index table {self.settings.cfg.table!r} does not exist: run a sync first or check "
-                    "AZURE_STORAGE_TABLE"
-                ) from exc
+            found = indexed_prefixes(self.clients.table, self.settings.cfg.table)
         try:
             self.thumbs.get_container_properties()
         except ResourceNotFoundError:

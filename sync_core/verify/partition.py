@@ -42,8 +42,10 @@ from azure.core.exceptions import (
 from azure.data.tables import EntityProperty, TableClient, TableTransactionError, UpdateMode
 from azure.storage.blob import ContainerClient
 
+from sync_core.config import ENV_TABLE
 from sync_core.contracts.blobmeta import K_SHA256, parse_metadata
 from sync_core.contracts.blobname import is_name_of, listing_prefix, normalize_prefix, parse_blob_name
+from sync_core.errors import ConfigError
 from sync_core.index.entity import entity_from_blob, sort_epoch
 from sync_core.index.table_index import (
     P_BLOB_ETAG,
@@ -109,6 +111,16 @@ def partitions_for(prefixes: Iterable[str], digits: int = 2) -> list[str]:
         raise ValueError("digits must be 1 or 2")
     shards = all_shards() if digits == 2 else [f"{i:x}" for i in range(16)]
     return [partition_id(p, s) for p in sorted({normalize_prefix(p) for p in prefixes}) for s in shards]
+
+
+def indexed_prefixes(table: TableClient, table_name: str) -> list[str]:
+    """:func:`discover_prefixes`, with a missing index table said in one line (a run before any sync)."""
+    try:
+        return discover_prefixes(table)
+    except ResourceNotFoundError as exc:
+        raise ConfigError(
+            f"index table {table_name!r} does not exist: run a sync first or check {ENV_TABLE}"
+        ) from exc
 
 
 def discover_prefixes(table: TableClient) -> list[str]:

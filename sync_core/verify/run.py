@@ -25,7 +25,7 @@ from sync_core.index.table_mirror import check_binding
 from sync_core.sizes import parse_size
 from sync_core.storage.clients import ArchiveClients
 from sync_core.verify import reports
-from sync_core.verify.partition import PartitionResult, Problem, discover_prefixes, verify_partition
+from sync_core.verify.partition import PartitionResult, Problem, indexed_prefixes, verify_partition
 from sync_core.verify.summary import Job, Plan, Summary, run_job, run_summary, unit_job
 
 DEFAULT_CLOUD_DEEP_BUDGET = "2GiB"
@@ -80,13 +80,7 @@ class Verifier:
         found: list[str] = []
         check_binding(self.clients.table, self.settings.cfg)  # another container's table: its rows are not ours
         if self.settings.discover:
-            try:
-                found = discover_prefixes(self.clients.table)
-            except ResourceNotFoundError as exc:
-                raise ConfigError(
-                    f"index table {self.settings.cfg.table!r} does not exist: run a sync first or check "
-                    "AZURE_STORAGE_TABLE"
-                ) from exc
+            found = indexed_prefixes(self.clients.table, self.settings.cfg.table)
         previous = None
         try:
             previous = reports.read_latest_report(self.clients.blobs, self.settings.reports_container)
