@@ -10,6 +10,8 @@ from pathlib import Path
 from azure.data.tables import TableServiceClient
 from azure.storage.blob import BlobServiceClient
 
+from sync_core.sync.progress import NullProgress
+
 from .conftest import det_bytes, run_cli, write_file
 
 
@@ -63,20 +65,11 @@ def test_index_mirror_catches_up_after_the_table_appears(azurite, storage_env, t
     assert (r.json()["mirrored"], r.json()["pending"]) == (1, 0)
 
 
-class Notes:
+class Notes(NullProgress):
     """A progress sink that keeps the notes (the lines a run prints besides per-file ones)."""
 
     def __init__(self) -> None:
         self.lines: list[str] = []
-
-    def planned(self, files: int, total_bytes: int) -> None:
-        pass
-
-    def advance(self, nbytes: int) -> None:
-        pass
-
-    def file_done(self, outcome: object) -> None:
-        pass
 
     def note(self, text: str, *, verbose: bool = False) -> None:
         self.lines.append(text)
