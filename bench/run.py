@@ -32,6 +32,7 @@ from azure.data.tables import TableServiceClient
 from azure.storage.blob import BlobServiceClient
 
 from agent.emulator import ACCOUNT, ACCOUNT_KEY, Azurite, start_azurite
+from sync_core.index import flags
 
 from . import corpora, plan, tools
 from .measure import Mode, Sample, ToolFailed, make_modes, median, run, schedule, wrote_now
@@ -261,6 +262,7 @@ class Bench:
         have = plan.ROWS_SOURCE_FILES
         print(f"  (rows: {have} real files synced in {s.wall:.1f}s, untimed)", flush=True)
         table = self.tables.get_table_client(t.table)
+        flags.mark_ready(table, ["photos/bench"])  # as after a verification of the (healthy) library
         for n in counts:
             t0 = time.monotonic()
             seed_rows(table, "photos/bench", "bench", start=have, stop=n)

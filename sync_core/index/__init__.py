@@ -1,1 +1,1 @@
-"""The Azure Table index: keys and entities, paged reads, the mirror from SQLite, rebuilds."""
+"""The Azure Table index: keys and entities, paged reads, the mirror from SQLite, the flags, rebuilds."""

@@ -28,7 +28,7 @@ from azure.data.tables import EntityProperty, TableClient, TableServiceClient, U
 
 from sync_core.config import ENV_TABLE, StorageConfig
 from sync_core.errors import ConfigError, first_line
-from sync_core.index import table_batch
+from sync_core.index import flags, table_batch
 from sync_core.index.entity import entity_for
 from sync_core.index.table_index import (
     BINDING_PARTITION,
@@ -103,9 +103,22 @@ def prefix_rows(
                 yield plain(row)
 
 
-def flagged_rows(table_client: TableClient, prefix: str, source_id: str) -> list[dict[str, Any]]:
+def flagged_rows(
+    table_client: TableClient, prefix: str, source_id: str, *, tidy: bool = False
+) -> list[dict[str, Any]]:
     """Rows of ``source_id`` under ``prefix`` that the cloud flagged as damaged (``VerifyStatus`` in
-    :data:`~sync_core.verify.verdicts.DAMAGE_VERDICTS`). One filtered range query over the prefix's partitions."""
+    :data:`~sync_core.verify.verdicts.DAMAGE_VERDICTS`): through the source's flags (:mod:`~sync_core.index.flags`,
+    a cost independent of the library's size) when they are complete, else :func:`scan_flagged_rows`.
+    ``tidy``: drop the stale flags met (a sync; ``status`` only reads)."""
+    found = flags.flagged_rows(table_client, prefix, source_id, tidy=tidy)
+    if found is not None:
+        return [plain(row) for row in found]
+    return scan_flagged_rows(table_client, prefix, source_id)
+
+
+def scan_flagged_rows(table_client: TableClient, prefix: str, source_id: str) -> list[dict[str, Any]]:
+    """The same rows by one filtered range query over the prefix's partitions: the service reads every row
+    under the prefix."""
     verdicts = sorted(DAMAGE_VERDICTS)
     extra = " or ".join(f"{P_VERIFY_STATUS} eq @v{i}" for i in range(len(verdicts)))
     params = {f"v{i}": v for i, v in enumerate(verdicts)}

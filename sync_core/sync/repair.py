@@ -35,6 +35,7 @@ from sync_core.contracts.blobname import is_name_of, prefix_of
 from sync_core.contracts.mediatypes import content_type
 from sync_core.errors import first_line
 from sync_core.index.entity import row_from_entity
+from sync_core.index.flags import drop_flag
 from sync_core.index.table_index import (
     P_BLOB_ETAG,
     P_BLOB_NAME,
@@ -138,7 +139,7 @@ class Repairer:
 
     def query_flags(self) -> list[dict[str, Any]]:
         """The rows to repair: one Table query, safe to run on another thread before :meth:`run`."""
-        return flagged_rows(self.table, self.cfg.prefix, self.cfg.source_id)
+        return flagged_rows(self.table, self.cfg.prefix, self.cfg.source_id, tidy=True)
 
     # -- one row -----------------------------------------------------------------------------------
     def _repair(self, row: dict[str, Any]) -> RepairItem:
@@ -253,6 +254,7 @@ class Repairer:
         except AzureError as exc:
             # The blob is whole again; the flag stays and the next run finds the blob is ours and clears it.
             return RepairItem(name, verdict, outcome, f"{detail}; flag not cleared yet ({first_line(exc)})", sent)
+        drop_flag(self.table, self.cfg.source_id, row["PartitionKey"], row["RowKey"])
         return RepairItem(name, verdict, outcome, detail, sent)
 
 

@@ -47,6 +47,7 @@ from sync_core.contracts.blobmeta import K_SHA256, parse_metadata
 from sync_core.contracts.blobname import is_name_of, listing_prefix, normalize_prefix, parse_blob_name
 from sync_core.errors import ConfigError
 from sync_core.index.entity import entity_from_blob, sort_epoch
+from sync_core.index.flags import is_damaged, write_flags
 from sync_core.index.table_index import (
     P_BLOB_ETAG,
     P_BLOB_NAME,
@@ -54,6 +55,7 @@ from sync_core.index.table_index import (
     P_LAST_VERIFIED,
     P_SHA256,
     P_SIZE,
+    P_SOURCE_ID,
     P_UPLOADED_AT,
     P_VERIFY_DETAIL,
     P_VERIFY_STATUS,
@@ -67,7 +69,7 @@ from sync_core.index.table_query import ETAG, odata_string, query_pages
 from sync_core.storage.listing import LISTING_PAGE, BlobEntry, list_pages
 from sync_core.storage.tiering import add_tier_bytes, is_online
 from sync_core.verify.summary import Summary
-from sync_core.verify.verdicts import Verdict
+from sync_core.verify.verdicts import DAMAGE_VERDICTS, Verdict
 
 QUERY_PAGE = 1000  # the service maximum
 TRANSACTION_SIZE = 100  # entity-group transaction limit
@@ -77,7 +79,7 @@ UNIT_ROWS = 10_000  # rows a one-digit unit may hold (memory per worker) before 
 MAX_PROPERTY_CALLS = 32  # above this many blobs needing metadata, list the unit again with metadata
 _SELECT = [
     "PartitionKey", "RowKey", P_BLOB_NAME, P_SIZE, P_SHA256, P_BLOB_ETAG, P_UPLOADED_AT,
-    P_VERIFY_STATUS, P_VERIFY_DETAIL, P_LAST_VERIFIED, P_LAST_DEEP_VERIFIED,
+    P_VERIFY_STATUS, P_VERIFY_DETAIL, P_LAST_VERIFIED, P_LAST_DEEP_VERIFIED, P_SOURCE_ID,
 ]  # fmt: skip
 
 
@@ -366,7 +368,14 @@ def verify_partition(
 
     add_tier_bytes(res.tier_bytes, [c.blob for c in checks if c.blob is not None] + [*blobs.values(), *foreign])
     _deep_verify(container, checks, res, deep_budget, deep_reference, partitions_total)
+    # Flags before verdicts, so no damage verdict is ever without its flag; then the rows a re-check
+    # judged damaged, or left damaged (a verdict that could not be written, an old verdict read).
+    flagged = [c for c in checks if c.verdict in DAMAGE_VERDICTS]
+    res.writes += write_flags(table, prefix, [(c.row, c.verdict) for c in flagged])
     _write_verdicts(container, table, checks, res, now)
+    done = {id(c) for c in flagged}
+    late = [c for c in checks if id(c) not in done and (c.verdict in DAMAGE_VERDICTS or is_damaged(c.row))]
+    res.writes += write_flags(table, prefix, [(c.row, c.verdict) for c in late])
     for c in checks:
         res.counts[c.verdict] += 1
         if c.verdict != Verdict.OK:

@@ -21,6 +21,7 @@ from azure.core.exceptions import AzureError, ResourceNotFoundError
 from sync_core.config import ENV_DEEP_BUDGET, ENV_PREFIXES, StorageConfig, resolve_storage_config
 from sync_core.contracts.blobname import normalize_prefix
 from sync_core.errors import ConfigError, UnstorableNameError, first_line
+from sync_core.index import flags
 from sync_core.index.table_mirror import check_binding
 from sync_core.sizes import parse_size
 from sync_core.storage.clients import ArchiveClients
@@ -141,7 +142,11 @@ class Verifier:
         self, *, run_id: str, started_at: str, summary: Summary, problems: Iterable[Mapping[str, Any]] | None = None
     ) -> dict[str, Any]:
         """Build and store the report and the runs-table row; returns the report document. Without
-        ``problems`` they are gathered from the staging blobs (and those removed afterwards)."""
+        ``problems`` they are gathered from the staging blobs (and those removed afterwards). A run that
+        verified every unit first marks its prefixes' flags complete (:func:`~sync_core.index.flags.mark_ready`)."""
+        if not summary.get("partitions_failed") and summary.get("prefixes"):
+            # Every row under these prefixes was read by this code, which flags what it finds damaged.
+            flags.mark_ready(self.clients.table, summary["prefixes"])
         staged = problems is None
         if staged:
             problems = reports.collect_staged(self.clients.blobs, self.settings.reports_container, run_id)
