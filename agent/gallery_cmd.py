@@ -51,15 +51,18 @@ def thumbnails_option(p: argparse.ArgumentParser) -> None:
     )
 
 
-def keep_catalog_current(blobs: BlobServiceClient, refresh: Callable[[ContainerClient], object]) -> None:
+def keep_catalog_current(blobs: BlobServiceClient, refresh: Callable[[ContainerClient], object]) -> bool:
     """``refresh(thumbnails container)`` after a command changed what the gallery lists. The catalog is
-    derived data: a failure is one note on stderr, never a failed command (the next run rebuilds it)."""
+    derived data: a failure is one note on stderr and ``False``, never a failed command (the next run
+    rebuilds it)."""
     try:
         refresh(blobs.get_container_client(thumbnails_container_name()))
     except AzureError as exc:
         Console(stderr=True, highlight=False, soft_wrap=True).print(
             f"note: gallery catalog not refreshed: {escape(first_line(exc))}"
         )
+        return False
+    return True
 
 
 def open_archive(args: argparse.Namespace) -> Archive:

@@ -116,17 +116,28 @@ def _run(args: argparse.Namespace) -> int:
         engine = SyncEngine(storage.cfg, state, storage.container, opts, table=table, table_unavailable=why)
         code = _sync(args, state, engine, storage.cfg.describe())
         if table is not None and not engine.table_unavailable:
-            _refresh_catalog(table, storage.service, storage.cfg.prefix, create=create_table)
+            owed = state_dir(args) / CATALOG_OWED
+            if engine.summary.mirrored or engine.summary.repaired:
+                owed.touch()
+            if owed.exists() and _refresh_catalog(table, storage.service, storage.cfg.prefix, create=create_table):
+                owed.unlink(missing_ok=True)
         return code
 
 
-def _refresh_catalog(table: TableClient, blobs: BlobServiceClient, prefix: str, *, create: bool) -> None:
-    """Keep the gallery's catalog current after the mirror (``create``: the thumbnails container too)."""
+# Present while the gallery's catalog lags the index: rows were mirrored and the refresh has not succeeded
+# yet. A run that changed nothing and owes nothing skips the refresh, which reads every current row of the
+# prefix (an unchanged rerun stays independent of the library's size).
+CATALOG_OWED = "catalog-owed"
+
+
+def _refresh_catalog(table: TableClient, blobs: BlobServiceClient, prefix: str, *, create: bool) -> bool:
+    """Keep the gallery's catalog current after the mirror (``create``: the thumbnails container too);
+    ``False`` when the refresh failed (said in one note, and owed to the next run)."""
     from sync_core.derived.catalog import refresh_if_set_up  # imported only by a real run with a table
 
     from .gallery_cmd import keep_catalog_current
 
-    keep_catalog_current(blobs, lambda thumbs: refresh_if_set_up(table, thumbs, prefix, create=create))
+    return keep_catalog_current(blobs, lambda thumbs: refresh_if_set_up(table, thumbs, prefix, create=create))
 
 
 def _sync(args: argparse.Namespace, state: StateDB, engine: SyncEngine, where: str) -> int:

@@ -113,3 +113,30 @@ def test_album_commands_update_the_catalogs_albums_without_a_scan(container, thu
     r = run_cli("album", "delete", "Trip", "--state-dir", state)
     assert r.code == 0 and "catalog" not in (r.out + r.err).lower()
     assert _catalog(thumbs)["albums"] == {}
+
+
+def test_an_unchanged_rerun_leaves_the_catalog_alone(container, thumbs, tmp_path):
+    """The refresh reads every current row of the prefix: a sync that mirrored nothing skips it, so a clean
+    rerun's cost does not grow with the library."""
+    thumbs.create_container()
+    src = _library(tmp_path)
+    assert run_cli("--source", str(src), "--state-dir", str(tmp_path / "state")).code == 0
+    before = thumbs.get_blob_client(catalog_blob_name(PREFIX)).get_blob_properties().etag
+    assert run_cli("--source", str(src), "--state-dir", str(tmp_path / "state")).code == 0
+    assert thumbs.get_blob_client(catalog_blob_name(PREFIX)).get_blob_properties().etag == before
+
+
+def test_a_failed_refresh_is_owed_until_a_later_run_succeeds(container, thumbs, tmp_path):
+    thumbs.create_container()
+    held = thumbs.upload_blob(catalog_blob_name(PREFIX), b"old")
+    lease = held.acquire_lease()
+    src = _library(tmp_path)
+    r = run_cli("--source", str(src), "--state-dir", str(tmp_path / "state"))
+    assert r.code == 0 and "catalog not refreshed" in r.err
+    lease.release()
+    r = run_cli("--source", str(src), "--state-dir", str(tmp_path / "state"), "--json")
+    assert r.code == 0 and r.json()["uploaded"] == 0, r.err  # nothing changed, but the refresh was owed
+    assert {it["n"] for it in _catalog(thumbs)["items"]} == {"2024/portrait.jpg", "2024/clip.mp4", "2024/broken.jpg"}
+    again = thumbs.get_blob_client(catalog_blob_name(PREFIX)).get_blob_properties().etag
+    assert run_cli("--source", str(src), "--state-dir", str(tmp_path / "state")).code == 0
+    assert thumbs.get_blob_client(catalog_blob_name(PREFIX)).get_blob_properties().etag == again  # paid
