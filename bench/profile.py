@@ -1,7 +1,7 @@
 """Profile the agent on one benchmark corpus with py-spy (sampling, all threads, idle included).
 
-    .venv/bin/python -m bench.profile tiny            # first sync, then an unchanged rerun
-    .venv/bin/python -m bench.profile big --quick
+    .venv/bin/python -m bench.profile tiny            # first sync, an unchanged rerun, a restore
+    .venv/bin/python -m bench.profile big --quick --phases first,restore
 
 Writes collapsed stacks and a summary (top frames by wall-clock share, per phase) to
 bench/results/profiles/, which docs/benchmarks.md quotes where a target is missed.
@@ -55,6 +55,8 @@ def main() -> int:
     p.add_argument("--quick", action="store_true")
     p.add_argument("--work", type=Path, default=tools.REPO / "bench" / ".work" / "profile")
     p.add_argument("--idle", action="store_true", help="include idle (waiting) samples")
+    p.add_argument("--gil", action="store_true", help="only samples holding the GIL (where Python CPU goes)")
+    p.add_argument("--phases", default="first,rerun,restore", help="comma-separated: first, rerun, restore")
     args = p.parse_args()
     ensure_tools()
     spec = corpora.specs(args.quick)[args.corpus]
@@ -67,7 +69,10 @@ def main() -> int:
         name = f"prof-{args.corpus}"
         t = tools.Target(az.blob_url, ACCOUNT, ACCOUNT_KEY, az.connection_string, name, "prof" + args.corpus, state)
         env = tools.agent_env(args.work, t)
-        for phase in ("first", "rerun"):
+        phases = args.phases.split(",")
+        if "first" not in phases:  # the other phases need the corpus synced
+            subprocess.run(tools.agent_sync(src, t), env=env, check=True, stdout=subprocess.DEVNULL)
+        for phase in phases:
             raw = OUT / f"{args.corpus}-{phase}.collapsed"
             cmd = [
                 str(PYSPY),
@@ -83,7 +88,11 @@ def main() -> int:
             ]
             if args.idle:
                 cmd.append("--idle")
-            cmd += ["--", *tools.agent_sync(src, t)]
+            if args.gil:
+                cmd.append("--gil")
+            dest = Path(tempfile.mkdtemp(prefix="restore-", dir=args.work)) / "out"
+            run = tools.agent_restore(dest, t) if phase == "restore" else tools.agent_sync(src, t)
+            cmd += ["--", *run]
             subprocess.run(cmd, env=env, check=True, stdout=subprocess.DEVNULL)
             text = summarize(raw)
             (OUT / f"{args.corpus}-{phase}.txt").write_text(text + "\n")

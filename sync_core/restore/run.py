@@ -48,6 +48,7 @@ from sync_core.contracts.blobname import (
 from sync_core.errors import ConfigError, first_line
 from sync_core.index.entity import sort_epoch
 from sync_core.index.table_index import P_BLOB_NAME, P_MTIME_NS, P_RELPATH, P_SHA256, P_SIZE, P_SOURCE_ID, P_UPLOADED_AT
+from sync_core.local.durability import GroupSync
 from sync_core.restore.rehydrate import Priority, rehydrate
 from sync_core.restore.target import (
     DestDir,
@@ -339,6 +340,7 @@ class RestoreEngine:
         self.summary = RestoreSummary()
         self._bucket: Callable[[int], float] | None = limiter(opts.bwlimit)
         self._stop = threading.Event()
+        self._flushes = GroupSync()  # each file on disk before it takes its name, a flush per group
 
     def catalog(self) -> Selection:
         """Read the catalog (table first in auto mode, listing as the fallback) and select from it."""
@@ -524,7 +526,7 @@ class RestoreEngine:
                     f"corrupted blob {e.blob_name!r}: got {got}, expected {e.size} bytes with SHA-256 {e.sha256};"
                     " not written — run `azphotosync verify`"
                 )
-            os.fsync(fd)
+            self._flushes.durable(fd)
             os.utime(fd, ns=(e.mtime_ns, e.mtime_ns))
             placed = True
             return received
