@@ -15,7 +15,7 @@ from rich.markup import escape
 from sync_core.errors import ConfigError
 from sync_core.index.table_mirror import open_table_if_usable
 from sync_core.local.exclude import ExcludeRules
-from sync_core.local.state import DB_NAME, StateDB, damaged_error, is_damage, read_meta
+from sync_core.local.state import DB_NAME, BlobRow, StateDB, damaged_error, is_damage, read_meta
 from sync_core.storage.clients import table_service
 from sync_core.sync.pipeline import SyncEngine, SyncOptions
 from sync_core.sync.progress import ALWAYS_CHANGING_RUNS, RunSummary, always_changing
@@ -117,10 +117,15 @@ def _run(args: argparse.Namespace) -> int:
         code = _sync(args, state, engine, storage.cfg.describe())
         if table is not None and not engine.table_unavailable:
             owed = state_dir(args) / CATALOG_OWED
-            if engine.summary.mirrored or engine.summary.repaired:
+            # This run's mirrored rows update the catalog in place; a refresh owed by an earlier run, a
+            # repair (verdicts changed) or more rows than are kept rebuild it from the index.
+            delta = engine.mirrored_rows
+            whole = owed.exists() or engine.summary.repaired or delta.overflowed
+            if whole or delta.rows:
                 owed.touch()
-            if owed.exists() and _refresh_catalog(table, storage.service, storage.cfg.prefix, create=create_table):
-                owed.unlink(missing_ok=True)
+                rows = None if whole else delta.rows
+                if _refresh_catalog(table, storage.service, storage.cfg.prefix, create=create_table, rows=rows):
+                    owed.unlink(missing_ok=True)
         return code
 
 
@@ -130,14 +135,19 @@ def _run(args: argparse.Namespace) -> int:
 CATALOG_OWED = "catalog-owed"
 
 
-def _refresh_catalog(table: TableClient, blobs: BlobServiceClient, prefix: str, *, create: bool) -> bool:
-    """Keep the gallery's catalog current after the mirror (``create``: the thumbnails container too);
-    ``False`` when the refresh failed (said in one note, and owed to the next run)."""
+def _refresh_catalog(
+    table: TableClient, blobs: BlobServiceClient, prefix: str, *, create: bool, rows: list[BlobRow] | None
+) -> bool:
+    """Keep the gallery's catalog current after the mirror (``create``: the thumbnails container too; ``rows``:
+    the rows mirrored, else it is rebuilt from the index); ``False`` when the refresh failed (said in one
+    note, and owed to the next run)."""
     from sync_core.derived.catalog import refresh_if_set_up  # imported only by a real run with a table
 
     from .gallery_cmd import keep_catalog_current
 
-    return keep_catalog_current(blobs, lambda thumbs: refresh_if_set_up(table, thumbs, prefix, create=create))
+    return keep_catalog_current(
+        blobs, lambda thumbs: refresh_if_set_up(table, thumbs, prefix, create=create, rows=rows)
+    )
 
 
 def _sync(args: argparse.Namespace, state: StateDB, engine: SyncEngine, where: str) -> int:

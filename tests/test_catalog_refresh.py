@@ -140,3 +140,28 @@ def test_a_failed_refresh_is_owed_until_a_later_run_succeeds(container, thumbs, 
     again = thumbs.get_blob_client(catalog_blob_name(PREFIX)).get_blob_properties().etag
     assert run_cli("--source", str(src), "--state-dir", str(tmp_path / "state")).code == 0
     assert thumbs.get_blob_client(catalog_blob_name(PREFIX)).get_blob_properties().etag == again  # paid
+
+
+def test_a_sync_applies_its_own_rows_to_the_catalog_without_reading_the_index(container, thumbs, tmp_path, monkeypatch):
+    """After the first build, a sync's new and deleted files change the stored catalog in place (the index is
+    not read), and what the renditions step recorded for the other items stays."""
+    from sync_core.derived import catalog
+
+    src = _library(tmp_path)
+    state = str(tmp_path / "state")
+    assert run_cli("--source", str(src), "--state-dir", state).code == 0
+    assert run_cli("thumbnails", "--state-dir", state, "--json").code == 1  # broken.jpg cannot be rendered
+    write_file(src, "2025/new.jpg", jpeg_oriented(200, 100, 1))
+    (src / "2024/clip.mp4").unlink()
+
+    def no_scan(*_a: object, **_k: object) -> None:
+        raise AssertionError("the catalog was rebuilt from the index")
+
+    monkeypatch.setattr(catalog, "prefix_rows", no_scan)
+    r = run_cli("--source", str(src), "--state-dir", state, "--json")
+    assert r.code == 0, r.err
+    assert r.json()["mirrored"] == 2
+    items = {it["n"]: it for it in _catalog(thumbs)["items"]}
+    assert sorted(items) == ["2024/broken.jpg", "2024/portrait.jpg", "2025/new.jpg"]
+    assert (items["2024/portrait.jpg"]["rs"], items["2024/portrait.jpg"]["w"]) == ("made", 300)
+    assert items["2025/new.jpg"]["rs"] is None

@@ -21,7 +21,8 @@ from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
+from azure.core import MatchConditions
+from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
 from azure.data.tables import TableClient
 from azure.storage.blob import ContainerClient, ContentSettings
 
@@ -30,6 +31,7 @@ from sync_core.contracts.mediatypes import content_type
 from sync_core.derived.albums import AlbumStore, resolve
 from sync_core.derived.facts import read_facts
 from sync_core.derived.timeline import Item
+from sync_core.index.entity import entity_for
 from sync_core.index.table_index import (
     P_BLOB_NAME,
     P_CAMERA_MODEL,
@@ -43,7 +45,8 @@ from sync_core.index.table_index import (
     P_SIZE,
     P_VERIFY_STATUS,
 )
-from sync_core.index.table_mirror import prefix_rows
+from sync_core.index.table_mirror import plain, prefix_rows
+from sync_core.local.state import BlobRow
 
 SCHEMA = 1
 
@@ -131,15 +134,71 @@ def build_catalog(table: TableClient, prefix: str, *, now: datetime | None = Non
     return {"schema": SCHEMA, "prefix": normalize_prefix(prefix), "built_at": built, "items": items, "albums": albums}
 
 
-def write_catalog(thumbnails: ContainerClient, doc: Mapping[str, Any]) -> str:
-    """Store the document (replacing the previous catalog); returns its blob name."""
+def write_catalog(thumbnails: ContainerClient, doc: Mapping[str, Any], *, etag: str | None = None) -> str:
+    """Store the document (replacing the previous catalog; with ``etag``, only the version read, else
+    ``ResourceModifiedError``); returns its blob name."""
     name = catalog_blob_name(doc["prefix"])
     data = gzip.compress(json.dumps(doc, separators=(",", ":")).encode(), compresslevel=6, mtime=0)
+    condition = {"etag": etag, "match_condition": MatchConditions.IfNotModified} if etag else {}
     thumbnails.upload_blob(
         name, data, overwrite=True,
-        content_settings=ContentSettings(content_type="application/json", content_encoding="gzip"),
+        content_settings=ContentSettings(content_type="application/json", content_encoding="gzip"), **condition,
     )  # fmt: skip
     return name
+
+
+def _parsed(raw: bytes) -> dict[str, Any] | None:
+    """A stored catalog of this schema, or ``None`` for anything else (damaged, foreign, older): rebuilt."""
+    try:
+        doc = json.loads(gzip.decompress(raw))
+    except (OSError, EOFError, ValueError):
+        return None
+    if not isinstance(doc, dict) or doc.get("schema") != SCHEMA or not isinstance(doc.get("items"), list):
+        return None
+    return doc
+
+
+# What a row written by the mirror does not carry but the stored item may: the verifier's and the
+# renditions step's facts, kept when a changed row's item replaces the stored one.
+_KEPT_FROM_STORED = ("v", "vt", "vd", "w", "h", "dur", "rs", "rr")
+
+
+def apply_rows(table: TableClient, thumbnails: ContainerClient, prefix: str, rows: Iterable[BlobRow]) -> int | None:
+    """Bring the stored catalog up to date with ``rows`` (the rows one sync mirrored) without reading the
+    index: their items replace, join or leave the stored ones and the albums are resolved again. ``None``
+    when that cannot be done safely — no catalog yet, another schema, or another writer replaced it
+    meanwhile (the write is conditional on the version read) — and the caller rebuilds it whole."""
+    blob = thumbnails.get_blob_client(catalog_blob_name(prefix))
+    try:
+        download = blob.download_blob(decompress=False)
+        raw, etag = download.readall(), download.properties.etag
+    except ResourceNotFoundError:
+        return None
+    doc = _parsed(raw)
+    if doc is None or doc.get("prefix") != normalize_prefix(prefix):
+        return None
+    items = {it["b"]: it for it in doc["items"]}
+    for row in rows:
+        stored = items.pop(row.blob_name, None)
+        item = item_from_row(plain(entity_for(row))) if row.is_current else None
+        if item is None:
+            continue
+        if stored is not None:
+            for key in _KEPT_FROM_STORED:
+                if item.get(key) is None:
+                    item[key] = stored.get(key)
+        items[row.blob_name] = item
+    listed = sorted(items.values(), key=lambda it: (it["t"][:19], it["n"]), reverse=True)
+    doc.update(
+        items=listed,
+        albums=album_ids(AlbumStore(table, "catalog"), prefix, listed),
+        built_at=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+    )
+    try:
+        write_catalog(thumbnails, doc, etag=etag)
+    except ResourceModifiedError:
+        return None
+    return len(listed)
 
 
 def refresh_catalog(table: TableClient, thumbnails: ContainerClient, prefix: str) -> int:
@@ -156,8 +215,8 @@ def refresh_albums(table: TableClient, thumbnails: ContainerClient, prefix: str)
         raw = thumbnails.download_blob(catalog_blob_name(prefix), decompress=False).readall()
     except ResourceNotFoundError:
         return False
-    doc = json.loads(gzip.decompress(raw))
-    if doc.get("schema") != SCHEMA:
+    doc = _parsed(raw)
+    if doc is None:
         return False
     doc["albums"] = album_ids(AlbumStore(table, "catalog"), prefix, doc["items"])
     write_catalog(thumbnails, doc)
@@ -165,11 +224,16 @@ def refresh_albums(table: TableClient, thumbnails: ContainerClient, prefix: str)
 
 
 def refresh_if_set_up(
-    table: TableClient, thumbnails: ContainerClient, prefix: str, *, create: bool = False
+    table: TableClient,
+    thumbnails: ContainerClient,
+    prefix: str,
+    *,
+    create: bool = False,
+    rows: Iterable[BlobRow] | None = None,
 ) -> int | None:
-    """:func:`refresh_catalog`, unless the thumbnails container does not exist: then no gallery is set up for
-    this archive and there is nothing to keep current (``None``). ``create``: make the container instead
-    (the emulator, ``--create-container``)."""
+    """:func:`refresh_catalog` (or, given the ``rows`` a sync mirrored, :func:`apply_rows` when it can), unless
+    the thumbnails container does not exist: then no gallery is set up for this archive and there is nothing
+    to keep current (``None``). ``create``: make the container instead (the emulator, ``--create-container``)."""
     try:
         thumbnails.get_container_properties()
     except ResourceNotFoundError:
@@ -177,4 +241,8 @@ def refresh_if_set_up(
             return None
         with contextlib.suppress(ResourceExistsError):
             thumbnails.create_container()
+    if rows is not None:
+        updated = apply_rows(table, thumbnails, prefix, rows)
+        if updated is not None:
+            return updated
     return refresh_catalog(table, thumbnails, prefix)

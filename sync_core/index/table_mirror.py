@@ -237,6 +237,24 @@ class _Sent:
 _ENTITY_ERRORS = (400, 409, 413)  # about one entity (bad property, too large): isolate it, go on
 
 
+class MirroredRows:
+    """The rows one run's mirror wrote, kept for a delta update of derived data, up to ``limit``: beyond it
+    (a first sync) only the fact that there were more is kept, and the derived data is rebuilt whole."""
+
+    def __init__(self, limit: int = 20_000):
+        self.limit = limit
+        self.rows: list[BlobRow] = []
+        self.overflowed = False
+
+    def add(self, rows: Iterable[BlobRow]) -> None:
+        if self.overflowed:
+            return
+        self.rows.extend(rows)
+        if len(self.rows) > self.limit:
+            self.rows.clear()
+            self.overflowed = True
+
+
 class TableMirror:
     """Writes pending ``blobs`` rows of ``state`` into ``table``. One instance per run, main thread only."""
 
@@ -249,9 +267,12 @@ class TableMirror:
         workers: int = 8,
         on_transaction: Callable[[str, int], None] | None = None,
         fresh_since: float | None = None,
+        accepted: MirroredRows | None = None,
     ):
         """``fresh_since``: rows first recorded at or after this time (``uploaded_at``) were never mirrored
-        from this state dir, so they are inserted rather than merged (a conflict falls back to a merge)."""
+        from this state dir, so they are inserted rather than merged (a conflict falls back to a merge).
+        ``accepted``: told every row the service accepted (what derived data, the gallery's catalog, must
+        learn from this run)."""
         if not 1 <= batch_size <= MAX_BATCH:
             raise ValueError(f"batch_size must be 1..{MAX_BATCH}")
         self.table = table
@@ -260,6 +281,7 @@ class TableMirror:
         self.workers = max(1, workers)
         self.on_transaction = on_transaction  # (partition key, operations) after each accepted transaction
         self.fresh_since = fresh_since
+        self.accepted = accepted
 
     def run(self) -> MirrorResult:
         """Mirror every pending row; stops at the first service error that is not about one entity.
@@ -304,6 +326,8 @@ class TableMirror:
             res.mirrored += len(sent.accepted)
             res.rejected += sent.rejected
             self.state.mark_mirrored(sent.accepted)
+            if self.accepted is not None:
+                self.accepted.add(sent.accepted)
             if sent.transactions and self.on_transaction is not None:
                 self.on_transaction(pk, len(sent.accepted))
         self.state.maybe_commit(every=1000)

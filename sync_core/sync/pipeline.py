@@ -98,6 +98,7 @@ class SyncEngine:
         self.opts = opts
         self.progress: ProgressSink = progress or NullProgress()
         self.summary = RunSummary(dry_run=opts.dry_run)
+        self.mirrored_rows = table_mirror.MirroredRows()  # what the gallery's catalog learns from this run
         self._lock = threading.Lock()
         self._claims: dict[str, threading.Event] = {}
         self._stored: dict[str, str] = {}  # sha -> blob name stored this run, until committed
@@ -178,7 +179,9 @@ class SyncEngine:
                 self._note_table_unavailable()
             return
         t0 = time.monotonic()
-        res = table_mirror.TableMirror(self.table, self.state, fresh_since=self._fresh_since).run()
+        res = table_mirror.TableMirror(
+            self.table, self.state, fresh_since=self._fresh_since, accepted=self.mirrored_rows
+        ).run()
         if self._live_result is not None:  # what went out during the uploads; what it could not send or
             res.mirrored += self._live_result.mirrored  # had refused was pending for the pass above
             res.transactions += self._live_result.transactions
@@ -270,7 +273,9 @@ class SyncEngine:
         self._fresh_since = time.time()
         if self.table is not None:
             self._live = table_mirror.LiveMirror(
-                table_mirror.TableMirror(self.table, self.state, fresh_since=self._fresh_since)
+                table_mirror.TableMirror(
+                    self.table, self.state, fresh_since=self._fresh_since, accepted=self.mirrored_rows
+                )
             )
         interrupted = False
         with (
