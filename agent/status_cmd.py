@@ -202,7 +202,15 @@ def _last_sync(state: StateDB, now: float, stale_days: float, attention: list[st
             f"{len(changing)} file(s) changed while being read in each of the last {ALWAYS_CHANGING_RUNS} syncs "
             f"and are not backed up: {', '.join(changing[:5])}{', …' if len(changing) > 5 else ''}"
         )
-    if (now - started) / 86400 > stale_days:
+    days = (now - started) / 86400
+    if info["state"] == "running":
+        info["running_hours"] = round(days * 24, 1)
+        if days > stale_days:  # long for a daily run; a first backup of a large library over a slow link may be
+            attention.append(
+                f"a sync has been running for {days * 24:.0f} hours (since {info['started_at']}): a first backup "
+                "of a large library can take that long; if its progress has stopped, stop it (the next run resumes)"
+            )
+    elif days > stale_days:
         attention.append(f"no sync since {info['started_at']}: is the timer running?")
     return info
 

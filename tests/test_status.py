@@ -198,6 +198,25 @@ def test_a_sync_that_never_finished_needs_attention_unless_it_is_still_running(s
     assert doc["last_sync"]["state"] == "running" and code == 0, doc["attention"]
 
 
+def test_a_sync_running_for_days_is_named_as_such_not_as_missing(synced: tuple[Path, Path]) -> None:
+    """A sync that has held the lock longer than --stale-days is a running sync to look at, not "no sync since"."""
+    import sqlite3
+
+    from agent.lock import StateLock
+
+    _, state = synced
+    db = StateDB(state)
+    run = db.start_run("sync")
+    db.close()
+    with sqlite3.connect(state / "index.db") as conn:
+        conn.execute("UPDATE runs SET started_at = started_at - 4 * 86400 WHERE id = ?", (run,))
+    with StateLock(state, "sync"):
+        code, doc = status(state, "--local")
+    assert doc["last_sync"]["state"] == "running" and doc["last_sync"]["running_hours"] >= 96
+    assert code == 1 and any("has been running for 96 hours" in a for a in doc["attention"]), doc["attention"]
+    assert not any("no sync since" in a for a in doc["attention"])
+
+
 def test_a_file_that_is_always_changing_needs_attention_after_three_runs(
     synced: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
