@@ -58,6 +58,7 @@ THUMBNAILS_ORCHESTRATOR = "thumbnails_orchestrator"
 THUMBNAILS_PREFIX_ORCHESTRATOR = "thumbnails_prefix"
 BATCH = 32  # partitions in flight per prefix (host.json bounds activities per instance as well)
 PREFIX_FANOUT = 4  # prefixes (sub-orchestrations) in flight
+ERROR_CHARS = 300  # an error line kept in an orchestration's state: one line, bounded
 ACTIVITY_RETRY = df.RetryOptions(first_retry_interval_in_milliseconds=15_000, max_number_of_attempts=3)
 ACTIVE = {
     df.OrchestrationRuntimeStatus.Running,
@@ -130,7 +131,8 @@ def verify_orchestrator(context: df.DurableOrchestrationContext) -> Generator[An
         try:
             summaries.extend((yield context.task_all(tasks)))
         except Exception as exc:  # a prefix failed after its retries: report it (never as verified), keep the rest
-            summaries.append(failed_summary(f"prefixes {', '.join(group)}", _first_line(exc), 256 * len(group)))
+            error = first_line(exc, limit=ERROR_CHARS)
+            summaries.append(failed_summary(f"prefixes {', '.join(group)}", error, 256 * len(group)))
     summary = run_summary(plan, summaries)
     result = yield context.call_activity_with_retry(
         "publish_report", ACTIVITY_RETRY, {"run_id": run_id, "started_at": started_at, "summary": summary}
@@ -153,7 +155,8 @@ def verify_prefix(context: df.DurableOrchestrationContext) -> Generator[Any, Any
         try:
             summaries.extend((yield context.task_all(tasks)))
         except Exception as exc:
-            summaries.append(failed_summary(f"partitions {batch[0]} … {batch[-1]}", _first_line(exc), len(batch)))
+            error = first_line(exc, limit=ERROR_CHARS)
+            summaries.append(failed_summary(f"partitions {batch[0]} … {batch[-1]}", error, len(batch)))
     return merge_summaries(summaries)
 
 
@@ -196,7 +199,7 @@ def thumbnails_prefix(context: df.DurableOrchestrationContext) -> Generator[Any,
             "refresh_catalog", ACTIVITY_RETRY, {"run_id": job["run_id"], "prefix": job["prefix"]}
         )
     except Exception as exc:
-        errors.append(f"catalog of {job['prefix']}: {_first_line(exc)}")
+        errors.append(f"catalog of {job['prefix']}: {first_line(exc, limit=ERROR_CHARS)}")
     summary = merge_thumbnail_summaries(summaries)
     summary["errors"] = summary["errors"] + errors
     return summary
@@ -218,12 +221,8 @@ def _in_groups(
         try:
             results.extend((yield context.task_all([task(i + k, item) for k, item in enumerate(group)])))
         except Exception as exc:
-            errors.append(f"{describe(group)}: {_first_line(exc)}")
+            errors.append(f"{describe(group)}: {first_line(exc, limit=ERROR_CHARS)}")
     return results, errors
-
-
-def _first_line(exc: BaseException) -> str:
-    return first_line(exc)[:300]
 
 
 # -- activities (thin: sync_core does the work) --------------------------------------------------------------

@@ -5,15 +5,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 
 from azure.core.exceptions import AzureError
 from rich.console import Console
 from rich.markup import escape
 
 from sync_core.derived.thumbnail_run import (
-    DEFAULT_THUMBNAILS_CONTAINER,
-    ENV_THUMBNAILS_CONTAINER,
     Thumbnailer,
     ThumbnailSettings,
     run_all,
@@ -24,6 +21,7 @@ from sync_core.local.state import StateDB
 from sync_core.storage.clients import open_container, table_service
 from sync_core.verify.partition import partitions_for
 
+from .gallery_cmd import thumbnails_option
 from .options import state_dir, storage_config
 
 EXIT_OK, EXIT_FAILED = 0, 1
@@ -39,11 +37,7 @@ def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
         "duration and the outcome in its row. Files that cannot be decoded are recorded with the reason and "
         "not tried again unless --force. What the cloud does on THUMBNAILS_SCHEDULE.",
     )
-    p.add_argument(
-        "--thumbnails-container",
-        default=os.environ.get(ENV_THUMBNAILS_CONTAINER, DEFAULT_THUMBNAILS_CONTAINER),
-        help=f"where renditions are stored (env {ENV_THUMBNAILS_CONTAINER}; default {DEFAULT_THUMBNAILS_CONTAINER})",
-    )
+    thumbnails_option(p)
     p.add_argument("--all-prefixes", action="store_true", help="every prefix in the index, not only this device's")
     p.add_argument("--force", action="store_true", help="look again at files already done, retrying failed ones")
     p.add_argument("--max-workers", type=int, default=2, help="partitions worked on in parallel (default 2)")

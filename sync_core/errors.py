@@ -40,8 +40,10 @@ class UnstorableNameError(ValueError):
     """A file name that Azure Blob Storage cannot store exactly; reported, never silently altered."""
 
 
-def first_line(exc: BaseException) -> str:
+def first_line(exc: BaseException, *, limit: int | None = None) -> str:
     """The first line of an exception's text, redacted: service errors carry multi-line XML and request
-    URLs (with a SAS in their query), users get one clean line."""
+    URLs (with a SAS in their query), users get one clean line (at most ``limit`` characters, for records
+    that travel between functions)."""
     lines = str(exc).strip().splitlines()
-    return redact(lines[0]) if lines else type(exc).__name__
+    line = redact(lines[0]) if lines else type(exc).__name__
+    return line if limit is None else line[:limit]
