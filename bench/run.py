@@ -358,8 +358,8 @@ def machine() -> dict[str, Any]:
 
 
 def ensure_tools() -> None:
-    if not (tools.RCLONE.exists() and tools.AZCOPY.exists()):
-        subprocess.run(["bash", str(REPO / "bench" / "install_tools.sh")], check=True)
+    """The peers and the agent's own venv (reinstalled when pyproject.toml changed): a few seconds when present."""
+    subprocess.run(["bash", str(REPO / "bench" / "install_tools.sh")], check=True)
 
 
 def main(argv: list[str] | None = None) -> int:
