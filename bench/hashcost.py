@@ -1,7 +1,15 @@
-"""CPU cost of what the read pass hashes per byte of a large file (docs/benchmarks.md, "The hashing cost").
+"""CPU cost of what the agent hashes per byte of a large file (docs/benchmarks.md, "The hashing cost").
 
-Hashes 512 MiB of random bytes held in memory, in 8 MiB pieces, four ways (SHA-256 alone; + MD5; + a
-SHA-256 per block; + the block re-hash at staging) and prints the median CPU seconds of three runs each.
+Part 1 hashes 512 MiB of random bytes held in memory, in 8 MiB pieces, and prints the median CPU seconds of
+three runs for each composition: the one before XXH3 block ids (SHA-256 alone; + MD5; + a SHA-256 per block
+in the read pass; + the SHA-256 re-hash of each block at staging) and the one now (SHA-256 + MD5 + an XXH3-128
+per block in the read pass; + the XXH3-128 re-hash at staging).
+
+Part 2 runs the read pass itself (``sync_core.local.hasher.hash_stream``, 4 MiB blocks) over a 512 MiB
+temporary file in the page cache with MD5 inline and on its own thread, on every core this process may use
+and pinned to one of them, and prints the median wall and CPU seconds of three runs each.
+
+Run it as ``python -m bench.hashcost`` from the repository root.
 """
 
 from __future__ import annotations
@@ -9,39 +17,87 @@ from __future__ import annotations
 import hashlib
 import os
 import statistics
+import tempfile
 import time
+from collections.abc import Callable
+
+from sync_core.local.hasher import block_digest, hash_stream
 
 PIECE = os.urandom(8 << 20)
 TOTAL = 512 << 20
-LABELS = (
-    "SHA-256 only",
-    "+ MD5",
-    "+ MD5 + per-block SHA-256 (the read pass)",
-    "+ the block re-hash at staging (all hashing)",
+BLOCK = 4 << 20
+RUNS = 3
+
+
+def _sha256(view: memoryview) -> None:
+    hashlib.sha256(view).digest()
+
+
+def _block_digest(view: memoryview) -> None:
+    block_digest(view)  # the agent's own: XXH3-128
+
+
+# (label, block hash, steps): 1 whole-file SHA-256, 2 + MD5, 3 + the block hash in the read pass, 4 + again
+COMPOSITIONS: tuple[tuple[str, Callable[[memoryview], None], int], ...] = (
+    ("SHA-256 only", _sha256, 1),
+    ("+ MD5", _sha256, 2),
+    ("+ MD5 + per-block SHA-256 (the read pass before)", _sha256, 3),
+    ("+ the block SHA-256 again at staging (all hashing before)", _sha256, 4),
+    ("+ MD5 + per-block XXH3-128 (the read pass now)", _block_digest, 3),
+    ("+ the block XXH3-128 again at staging (all hashing now)", _block_digest, 4),
 )
 
 
-def run(kind: int) -> float:
+def composition(block_hash: Callable[[memoryview], None], steps: int) -> float:
+    """CPU seconds to hash TOTAL bytes as ``steps`` says (the pieces are whole blocks: 8 MiB = 2 x 4 MiB)."""
     start = time.process_time()
-    whole, md5, block = hashlib.sha256(), hashlib.md5(), hashlib.sha256()
+    whole, md5 = hashlib.sha256(), hashlib.md5()
     view = memoryview(PIECE)
     for _ in range(TOTAL // len(PIECE)):
         whole.update(view)
-        if kind >= 1:
+        if steps >= 2:
             md5.update(view)
-        if kind >= 2:
-            block.update(view)
-        if kind >= 3:
-            hashlib.sha256(view).digest()
+        for _block_pass in range(steps - 2):
+            for off in range(0, len(view), BLOCK):
+                block_hash(view[off : off + BLOCK])
     return time.process_time() - start
 
 
+def read_pass(path: str, md5_beside: bool) -> tuple[float, float]:
+    """Wall and CPU seconds of one read pass over the file at ``path`` (in the page cache)."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    with open(path, "rb", buffering=0) as f:
+        got = hash_stream(f, BLOCK, md5_beside=md5_beside)
+    assert got.size == TOTAL and len(got.blocks) == TOTAL // BLOCK
+    return time.perf_counter() - wall, time.process_time() - cpu
+
+
 def main() -> None:
+    print(f"Part 1: CPU per 512 MiB, median of {RUNS}")
     base = 0.0
-    for kind, label in enumerate(LABELS):
-        cpu = statistics.median(run(kind) for _ in range(3))
+    for label, block_hash, steps in COMPOSITIONS:
+        cpu = statistics.median(composition(block_hash, steps) for _ in range(RUNS))
         base = base or cpu
-        print(f"{label}: {cpu:.2f} s CPU per 512 MiB = {512 / cpu:.0f} MiB/s; {cpu / base:.2f}x")
+        print(f"  {label}: {cpu:.2f} s CPU = {512 / cpu:.0f} MiB/s; {cpu / base:.2f}x")
+
+    print(f"Part 2: the read pass (hash_stream, 4 MiB blocks) of a 512 MiB file in the page cache, median of {RUNS}")
+    every = os.sched_getaffinity(0)
+    with tempfile.NamedTemporaryFile(prefix="hashcost-") as tmp:
+        for _ in range(TOTAL // len(PIECE)):
+            tmp.write(PIECE)
+        tmp.flush()
+        read_pass(tmp.name, False)  # into the page cache
+        for cores in (every, {min(every)}):
+            os.sched_setaffinity(0, cores)  # this thread, and the MD5 thread it starts, inherit it
+            try:
+                for beside in (False, True):
+                    runs = [read_pass(tmp.name, beside) for _ in range(RUNS)]
+                    wall = statistics.median(w for w, _ in runs)
+                    cpu = statistics.median(c for _, c in runs)
+                    how = "on its own thread" if beside else "inline"
+                    print(f"  {len(cores)} core(s), MD5 {how}: {wall:.2f} s wall, {cpu:.2f} s CPU")
+            finally:
+                os.sched_setaffinity(0, every)
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ from sync_core.config import StorageConfig
 from sync_core.contracts.blobmeta import parse_metadata
 from sync_core.index import table_index as ti
 from sync_core.index.table_mirror import open_table, plain
+from sync_core.local.hasher import block_digest
 from sync_core.local.state import StateDB
 from sync_core.storage.clients import blob_service, table_service
 from sync_core.sync.repair import FAILED, LOST, RESTORED, REUPLOADED, Repairer
@@ -256,7 +257,7 @@ def test_repair_sends_the_blocks_of_any_upload(storage_env, container, cfg, tmp_
     committed, _ = blob.get_block_list("committed")
     pieces = [big[i : i + BLOCK_SIZE] for i in range(0, len(big), BLOCK_SIZE)]
     assert [b.size for b in committed] == [len(p) for p in pieces]
-    assert [b.id for b in committed] == [block_id(i, hashlib.sha256(p).digest()) for i, p in enumerate(pieces)]
+    assert [b.id for b in committed] == [block_id(i, block_digest(p)) for i, p in enumerate(pieces)]
     assert bytes(blob.get_blob_properties().content_settings.content_md5) == hashlib.md5(big).digest()
 
 

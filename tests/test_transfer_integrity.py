@@ -1,7 +1,8 @@
 """What is committed is what was hashed, from the file that was scanned, with the standard Content-MD5.
 
-* Staged blocks are named by their own SHA-256: a block staged from bytes edited mid-upload is never
-  committed by a later run, even after the file is put back with a new mtime.
+* Staged blocks are named by their own XXH3-128: a block staged from bytes edited mid-upload is never
+  committed by a later run, even after the file is put back with a new mtime; a block staged under an
+  earlier version's id is never reused and does not stop the upload.
 * A file swapped for a symlink, a FIFO or another file between the scan and the read is refused (the
   target's bytes are never uploaded under the library name, and nothing blocks).
 * Every blob (single put, blocks, server-side copy) carries Content-MD5 and rclone's ``mtime`` key.
@@ -9,6 +10,7 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import os
 import threading
@@ -19,12 +21,13 @@ import pytest
 from azure.storage.blob import ContainerClient
 
 from sync_core.config import StorageConfig
+from sync_core.local.hasher import block_digest
 from sync_core.local.state import StateDB
 from sync_core.storage.clients import blob_service, open_container
 from sync_core.sync import pipeline
 from sync_core.sync.pipeline import SyncEngine, SyncOptions
 from sync_core.sync.progress import FileOutcome, Kind, NullProgress, RunSummary
-from sync_core.sync.transfer import Transfer
+from sync_core.sync.transfer import Transfer, block_id
 
 from .conftest import det_bytes, write_file
 
@@ -96,6 +99,36 @@ def test_blocks_staged_from_edited_bytes_are_never_committed(cfg, container, tmp
     assert content_matches_names(container) == [f"{cfg.prefix}/{sha[:2]}/{sha}/video/big.MOV"]
     assert (s2.uploaded, s2.failed) == (1, 0)
     assert 0 < s2.bytes_uploaded < len(original)  # blocks proven by their ids were reused, not re-sent
+
+
+def sha256_block_id(index: int, piece: bytes) -> str:
+    """The id the previous version gave a block: ``c``, its number, 26 characters of its SHA-256 in base64."""
+    return f"c{index:05d}" + base64.urlsafe_b64encode(hashlib.sha256(piece).digest()).decode()[:26]
+
+
+def test_blocks_staged_under_an_earlier_versions_ids_are_not_reused(cfg, container, tmp_path):
+    """An upload interrupted under the previous version left its blocks uncommitted, one of them with the
+    same index and bytes as ours: nothing of it is reused, staging beside it is accepted (same id length),
+    and the commit holds exactly our ids and the file's bytes."""
+    src = tmp_path / "lib"
+    data = det_bytes(17, 3 * MiB + 999)  # 4 blocks of 1 MiB
+    write_file(src, "video/old.MOV", data)
+    pieces = [data[i : i + MiB] for i in range(0, len(data), MiB)]
+    sha = hashlib.sha256(data).hexdigest()
+    blob = container.get_blob_client(f"{cfg.prefix}/{sha[:2]}/{sha}/video/old.MOV")
+    blob.stage_block(sha256_block_id(0, pieces[0]), pieces[0])  # block 0 as the previous version staged it
+    blob.stage_block(sha256_block_id(1, b"\0" * MiB), b"\0" * MiB)  # block 1 from other bytes
+    assert len(blob.get_block_list("uncommitted")[1]) == 2
+
+    s = sync(cfg, src, tmp_path / "state", block_size=MiB, small_file_max=MiB, max_workers=1)
+
+    assert (s.uploaded, s.failed, s.bytes_uploaded) == (1, 0, len(data))  # every block sent: none reused
+    committed, uncommitted = blob.get_block_list("all")
+    ids = [b.id for b in committed]
+    assert ids == [block_id(i, block_digest(p)) for i, p in enumerate(pieces)]
+    assert all(len(b) == 32 and b.startswith("x") for b in ids)
+    assert not uncommitted  # the commit dropped the earlier version's blocks
+    assert content_matches_names(container) == [blob.blob_name]
 
 
 # -- the file read is the file scanned ----------------------------------------------------------------

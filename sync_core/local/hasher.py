@@ -3,7 +3,8 @@
 Small files are read once into memory: the same buffer is hashed and then uploaded, so they cost one
 read (the service computes the Content-MD5 of a single Put Blob itself). Larger files are hashed in a
 streaming pass and read again, block by block, by the transfer stage; that pass also computes their MD5
-(a block list has no Content-MD5 unless the client sends it) and the SHA-256 of each block, so the
+(a block list has no Content-MD5 unless the client sends it), on a thread of its own when a second core
+may take it (:func:`hash_stream`), and the XXH3-128 of each block (see :func:`block_digest`), so the
 transfer can prove every block it sends (or finds already staged) is the content hashed here.
 
 The file is opened with ``O_NOFOLLOW | O_NONBLOCK`` and checked on the open descriptor: a path swapped for
@@ -16,14 +17,23 @@ from __future__ import annotations
 import errno
 import fcntl
 import hashlib
+import itertools
 import os
 import stat
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import BinaryIO
+from typing import BinaryIO, NamedTuple
+
+import xxhash
 
 READ_CHUNK = 1024 * 1024
+# A read pass over a file this large runs MD5 on a thread of its own (hash_stream) when the process may use
+# more than one core; below it, a thread's start and hand-offs would be a noticeable share of the work. Files
+# this small are only streamed when the caller keeps less in memory (tests): every streamed file qualifies.
+MD5_BESIDE_MIN = 4 * READ_CHUNK
+_MD5_BUFFERS = 3  # the one being read and hashed here, and up to two waiting for (or in) MD5
 
 
 class FileChangedError(Exception):
@@ -44,7 +54,20 @@ class Hashed:
     md5: bytes = b""  # the standard Content-MD5 of the whole content (only when ``data`` is None)
     dev: int = 0
     block_size: int = 0  # when the content was not kept: the block size of ``blocks``
-    blocks: tuple[bytes, ...] = ()  # SHA-256 digest of each ``block_size`` piece, in order
+    blocks: tuple[bytes, ...] = ()  # the block_digest of each ``block_size`` piece, in order
+
+
+def block_digest(data: bytes | memoryview) -> bytes:
+    """The XXH3-128 digest of one block, as the read pass records it and the transfer checks it again.
+
+    A non-cryptographic hash is enough here, and a cryptographic one bought nothing for its CPU: it only
+    has to tell whether the bytes of a block changed by accident (the file edited) between the read pass
+    and the transfer's read, or whether a staged block is one an earlier run sent from other bytes. Neither
+    is chosen to collide: 128 well-mixed bits (104 of them in the block id) make a match by chance
+    negligible. A party able to stage blocks in the container could stage any bytes under any id whatever
+    the hash, since the service never checks an id against the bytes; what proves the blob is its name's
+    SHA-256, computed by the read pass over the whole file and re-checked by deep verification."""
+    return xxhash.xxh3_128_digest(data)
 
 
 def _same(st: os.stat_result, size: int, mtime_ns: int) -> bool:
@@ -95,6 +118,71 @@ def open_scanned(
         yield f  # type: ignore[misc]
 
 
+def _cores() -> int:
+    """The cores this thread may run on (a process pinned with ``taskset`` has one: a second thread of
+    hashing would only take turns with the first)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+class Streamed(NamedTuple):
+    sha256: str  # hex
+    md5: bytes
+    blocks: tuple[bytes, ...]  # the block_digest of each block (none without a block size)
+    size: int  # the bytes read
+
+
+def hash_stream(f: BinaryIO, block_size: int = 0, *, md5_beside: bool = False) -> Streamed:
+    """SHA-256, MD5 and the :func:`block_digest` of each ``block_size`` block of what is left to read in
+    ``f``, in one pass of ``READ_CHUNK`` reads.
+
+    ``md5_beside``: run MD5 on a thread of its own, beside the SHA-256 and block digests on this one.
+    MD5 has no instruction-set support and is the slowest of the three; hashlib releases the GIL while it
+    hashes a large buffer, so with a second core free the pass takes about as long as MD5 alone, and on a
+    single core the hand-offs only add a little CPU (figures in docs/benchmarks.md). Each read goes into one
+    of ``_MD5_BUFFERS`` buffers, which is filled again only after the MD5 thread is done with it; the MD5
+    thread's error is raised here, and on any exit the thread has finished and no buffer is in use."""
+    sha, md5 = hashlib.sha256(), hashlib.md5()
+    blocks: list[bytes] = []
+    bh, in_block, total = xxhash.xxh3_128(), 0, 0
+    bufs = [bytearray(READ_CHUNK) for _ in range(_MD5_BUFFERS if md5_beside else 1)]
+    md5_of: list[Future[None] | None] = [None] * len(bufs)  # the MD5 update still reading each buffer
+    pool = ThreadPoolExecutor(1, thread_name_prefix="md5") if md5_beside else None
+    try:
+        for k in itertools.cycle(range(len(bufs))):
+            if (pending := md5_of[k]) is not None:
+                pending.result()  # wait until the MD5 thread has read this buffer, before filling it again
+            n = f.readinto(bufs[k])
+            if not n:
+                break
+            piece = memoryview(bufs[k])[:n]
+            if pool is None:
+                md5.update(piece)
+            else:
+                md5_of[k] = pool.submit(md5.update, piece)  # one worker: the updates run in read order
+            sha.update(piece)
+            total += n
+            off = 0
+            while block_size and off < n:
+                take = min(n - off, block_size - in_block)
+                bh.update(piece[off : off + take])
+                in_block += take
+                off += take
+                if in_block == block_size:
+                    blocks.append(bh.digest())
+                    bh, in_block = xxhash.xxh3_128(), 0
+        for pending in md5_of:
+            if pending is not None:
+                pending.result()
+    finally:
+        if pool is not None:  # an early exit drops the queued updates and waits for the running one
+            pool.shutdown(wait=True, cancel_futures=True)
+    if block_size and (in_block or not blocks):
+        blocks.append(bh.digest())
+    return Streamed(sha.hexdigest(), md5.digest(), tuple(blocks), total)
+
+
 def hash_file(
     path: str,
     expect_size: int,
@@ -106,7 +194,8 @@ def hash_file(
     dev: int | None = None,
 ) -> Hashed:
     """Hash ``path``; keep its bytes when it is at most ``keep_up_to`` long, otherwise also compute its MD5
-    and the SHA-256 of each ``block_size`` block (when ``block_size`` is given), in the same read.
+    and the :func:`block_digest` of each ``block_size`` block (when ``block_size`` is given), in the same
+    read.
 
     Raises :class:`FileChangedError` when the file's size or mtime differ from what the scan saw, before
     or after reading — a file being written must not be recorded as backed up — and
@@ -114,7 +203,7 @@ def hash_file(
     """
     with open_scanned(path, expect_size, expect_mtime_ns, inode=inode, dev=dev) as f:
         st = os.fstat(f.fileno())
-        blocks: list[bytes] = []
+        blocks: tuple[bytes, ...] = ()
         if st.st_size <= keep_up_to:
             data = f.read(st.st_size + 1)
             if len(data) != st.st_size:
@@ -123,34 +212,14 @@ def hash_file(
             block_size = 0
         else:
             data = None
-            h, m = hashlib.sha256(), hashlib.md5()
-            bh, in_block = hashlib.sha256(), 0
-            buf = bytearray(READ_CHUNK)
-            view = memoryview(buf)
-            total = 0
-            while n := f.readinto(buf):
-                piece = view[:n]
-                h.update(piece)
-                m.update(piece)
-                total += n
-                off = 0
-                while block_size and off < n:
-                    take = min(n - off, block_size - in_block)
-                    bh.update(piece[off : off + take])
-                    in_block += take
-                    off += take
-                    if in_block == block_size:
-                        blocks.append(bh.digest())
-                        bh, in_block = hashlib.sha256(), 0
-            if total != st.st_size:
+            streamed = hash_stream(f, block_size, md5_beside=st.st_size >= MD5_BESIDE_MIN and _cores() > 1)
+            if streamed.size != st.st_size:
                 raise FileChangedError("size changed while reading")
-            if block_size and (in_block or not blocks):
-                blocks.append(bh.digest())
-            digest, md5 = h.hexdigest(), m.digest()
+            digest, md5, blocks = streamed.sha256, streamed.md5, streamed.blocks
         after = os.fstat(f.fileno())
         if not _same(after, expect_size, expect_mtime_ns):
             raise FileChangedError("changed while it was being read")
-    return Hashed(digest, st.st_size, st.st_mtime_ns, st.st_ino, data, md5, st.st_dev, block_size, tuple(blocks))
+    return Hashed(digest, st.st_size, st.st_mtime_ns, st.st_ino, data, md5, st.st_dev, block_size, blocks)
 
 
 def file_unchanged(path: str, size: int, mtime_ns: int) -> bool:

@@ -7,7 +7,7 @@ Three ways to get there, cheapest first:
 * **copy** — the same content is already stored under another name (a duplicate, a rename, a moved
   folder): a server-side Copy Blob inside the account, carrying the new file's own metadata.
 * **upload** — create-only (``If-None-Match: *``). Small files in one Put Blob from memory; large files as
-  blocks whose ids name their own content (a SHA-256 of the block), so an interrupted upload resumes by
+  blocks whose ids name their own content (the block's XXH3-128), so an interrupted upload resumes by
   staging only the missing blocks, and a block staged from other bytes (the file was edited mid-upload,
   then put back) is never taken for the one the hash pass saw.
 
@@ -20,7 +20,6 @@ This is the agent's only upload path: a repair (:mod:`sync_core.sync.repair`) se
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import os
 import threading
@@ -35,7 +34,7 @@ from azure.core.exceptions import HttpResponseError, ResourceExistsError, Resour
 from azure.storage.blob import BlobBlock, BlobClient, ContainerClient, ContentSettings
 
 from sync_core.contracts.blobmeta import K_SHA256, BlobMeta, build_metadata
-from sync_core.local.hasher import FileChangedError, Hashed, open_scanned
+from sync_core.local.hasher import FileChangedError, Hashed, block_digest, open_scanned
 from sync_core.storage.put_blob import put_sender
 from sync_core.storage.tiering import is_archived_error
 
@@ -81,17 +80,19 @@ class BufferBudget:
         self._sem.release()
 
 
-BLOCK_ID_DIGEST_CHARS = 26  # of the block's SHA-256 in URL-safe base64: 156 bits
+BLOCK_ID_DIGEST_CHARS = 26  # hex characters of the block's XXH3-128: 104 bits
 
 
 def block_id(index: int, digest: bytes) -> str:
-    """The id of block ``index`` whose bytes have SHA-256 ``digest``: a staged block with this id is this
-    content, so it may be reused by any later run that hashed the same block.
+    """The id of block ``index`` whose bytes have the :func:`~sync_core.local.hasher.block_digest`
+    ``digest``: a staged block with this id is this content, so it may be reused by any later run that
+    hashed the same block.
 
-    Always 32 characters (the service wants one length for all the ids of a blob, and earlier versions
-    staged 32-character ids, which start with a hex digit where these start with ``c``); the SDK
-    base64-encodes it on the wire."""
-    return f"c{index:05d}" + base64.urlsafe_b64encode(digest).decode()[:BLOCK_ID_DIGEST_CHARS]
+    Always 32 characters: the service wants one length for all the ids of a blob and refuses to stage an id
+    of another length next to uncommitted ones. Earlier versions staged 32-character ids too, starting with
+    ``c`` (SHA-256 ids) or a hex digit where these start with ``x``, so theirs never match and an upload
+    they left unfinished is sent again in full, once. The SDK base64-encodes the id on the wire."""
+    return f"x{index:05d}" + digest.hex()[:BLOCK_ID_DIGEST_CHARS]
 
 
 class Transfer:
@@ -273,11 +274,11 @@ class Transfer:
         return StoreResult("uploaded", resp["etag"], sent)
 
     def _submit(self, blob: BlobClient, bid: str, chunk: bytes, digest: bytes) -> Future[int]:
-        """Stage ``chunk`` as ``bid`` if it hashes to ``digest`` (on the block pool, hashes run in parallel)."""
+        """Stage ``chunk`` as ``bid`` if its block digest is still ``digest`` (on the block pool, if any)."""
 
         def stage() -> int:
             try:
-                if hashlib.sha256(chunk).digest() != digest:
+                if block_digest(chunk) != digest:
                     raise FileChangedError("changed while it was being uploaded; nothing committed")
                 # Content-MD5 per block: the service rejects a block damaged in transit, and Azurite
                 # stages ~2.5x faster when it need not read the block back to checksum it (bench/).
