@@ -33,8 +33,15 @@ from typing import Any
 import azure.durable_functions as df
 import azure.functions as func
 
-from sync_core.config import ENV_DEEP_BUDGET, ENV_PREFIXES, ENV_REPORTS_CONTAINER, ENV_RUNS_TABLE, STORAGE_ENV
-from sync_core.derived.thumbnail_run import Thumbnailer, ThumbnailSettings, thumbnails_container_name
+from sync_core.config import (
+    ENV_DEEP_BUDGET,
+    ENV_PREFIXES,
+    ENV_REPORTS_CONTAINER,
+    ENV_RUNS_TABLE,
+    STORAGE_ENV,
+    thumbnails_container_name,
+)
+from sync_core.derived.thumbnail_run import Thumbnailer, ThumbnailSettings
 from sync_core.derived.thumbnail_run import merge_summaries as merge_thumbnail_summaries
 from sync_core.errors import first_line
 from sync_core.verify.partition import partitions_for

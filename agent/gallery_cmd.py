@@ -17,10 +17,10 @@ from azure.storage.blob import BlobServiceClient, ContainerClient
 from rich.console import Console
 from rich.markup import escape
 
-from sync_core.config import StorageConfig
-from sync_core.derived.thumbnail_run import (
+from sync_core.config import (
     DEFAULT_THUMBNAILS_CONTAINER,
     ENV_THUMBNAILS_CONTAINER,
+    StorageConfig,
     thumbnails_container_name,
 )
 from sync_core.errors import ConfigError, first_line

@@ -29,12 +29,14 @@ ENV_DEEP_BUDGET = "VERIFY_DEEP_BUDGET"  # bytes a verification run re-hashes
 ENV_PREFIXES = "VERIFY_PREFIXES"  # the prefixes the cloud verifies (default: all it finds)
 ENV_REPORTS_CONTAINER = "VERIFY_REPORTS_CONTAINER"
 ENV_RUNS_TABLE = "VERIFY_RUNS_TABLE"
+ENV_THUMBNAILS_CONTAINER = "AZURE_STORAGE_THUMBNAILS_CONTAINER"  # renditions and the gallery's catalog
 # The storage settings of a Function App (it has no flags): what a cached client depends on.
 STORAGE_ENV = (ENV_ACCOUNT_URL, ENV_CONNECTION_STRING, ENV_CONTAINER, ENV_TABLE, ENV_TABLE_ENDPOINT)
 
 DEFAULT_CONTAINER = "photos-archive"
 DEFAULT_TABLE = "azphotosyncindex"
 DEFAULT_PREFIX = "photos"
+DEFAULT_THUMBNAILS_CONTAINER = "thumbnails"
 
 _CONTAINER_RE = re.compile(r"^(?!.*--)[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$")
 _TABLE_RE = re.compile(r"^[A-Za-z][A-Za-z0-9]{2,62}$")
@@ -44,6 +46,13 @@ NO_CREDENTIALS_HINT = (
     f"no storage configured: set {ENV_ACCOUNT_URL} (and sign in with `az login` or run with a managed "
     f"identity), or {ENV_CONNECTION_STRING} for Azurite, or pass --emulator to try it locally"
 )
+
+
+def thumbnails_container_name(env: Mapping[str, str] | None = None) -> str:
+    """The container of the renditions and the gallery's catalog (here, not with the renditions code: a sync
+    that keeps the catalog current must not import the image libraries to learn a name)."""
+    env = os.environ if env is None else env
+    return env.get(ENV_THUMBNAILS_CONTAINER) or DEFAULT_THUMBNAILS_CONTAINER
 
 
 def validate_container_name(name: str) -> str:

@@ -65,3 +65,15 @@ def test_in_process_main_leaves_the_collector_alone(tmp_path: Path) -> None:
     before = gc.get_freeze_count()
     assert main(["sync", "--dry-run", "--source", str(tmp_path / "missing")]) == 2  # usage error, nothing done
     assert gc.get_freeze_count() == before
+
+
+def test_keeping_the_catalog_current_imports_no_image_library() -> None:
+    """A sync refreshes the gallery's catalog: that path (sync_cmd, gallery_cmd's helper, the catalog) must not
+    import Pillow, pillow-heif, PyAV or rawpy, which cost most of a second of every run's start."""
+    code = (
+        "import sys\n"
+        "import agent.sync_cmd, agent.gallery_cmd, sync_core.derived.catalog\n"
+        "print(sorted(m for m in ('PIL', 'pillow_heif', 'av', 'rawpy') if m in sys.modules))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip().splitlines()[-1] == "[]"

@@ -29,7 +29,12 @@ from typing import Any
 from azure.core.exceptions import AzureError, HttpResponseError, ResourceExistsError, ResourceNotFoundError
 from azure.storage.blob import ContainerClient
 
-from sync_core.config import StorageConfig, resolve_storage_config
+from sync_core.config import (
+    DEFAULT_THUMBNAILS_CONTAINER,
+    StorageConfig,
+    resolve_storage_config,
+    thumbnails_container_name,
+)
 from sync_core.derived.blob_reader import BlobReader
 from sync_core.derived.catalog import refresh_catalog
 from sync_core.derived.decoders import DecodeError, Limits, decode, kind_of
@@ -52,8 +57,6 @@ from sync_core.verify.partition import indexed_prefixes, partition_id, plain, sp
 from sync_core.verify.run import ENV_PREFIXES, parse_prefixes
 from sync_core.verify.verdicts import DAMAGE_VERDICTS
 
-ENV_THUMBNAILS_CONTAINER = "AZURE_STORAGE_THUMBNAILS_CONTAINER"
-DEFAULT_THUMBNAILS_CONTAINER = "thumbnails"
 ENV_UNIT_SECONDS = "THUMBNAILS_UNIT_SECONDS"
 DEFAULT_UNIT_SECONDS = 20 * 60.0  # under the Functions timeout (host.json: 30 min)
 ENV_DECODE_SLOTS = "THUMBNAILS_DECODE_SLOTS"
@@ -95,11 +98,6 @@ class ThumbnailSettings:
             unit_seconds=seconds,
             decode_slots=slots,
         )
-
-
-def thumbnails_container_name(env: Mapping[str, str] | None = None) -> str:
-    env = os.environ if env is None else env
-    return env.get(ENV_THUMBNAILS_CONTAINER) or DEFAULT_THUMBNAILS_CONTAINER
 
 
 @dataclass
