@@ -109,15 +109,30 @@ def _parse_head(head: bytes) -> tuple[str, dict[str, str]]:
 
 
 async def _relay_body(
-    src: asyncio.StreamReader, dst: asyncio.StreamWriter | None, headers: dict[str, str], *, to_eof: bool
+    src: asyncio.StreamReader,
+    dst: asyncio.StreamWriter | None,
+    headers: dict[str, str],
+    *,
+    to_eof: bool,
+    limit: int | None = None,
 ) -> int:
-    """Copy one message body (Content-Length, chunked, or up to EOF); ``dst`` None discards it."""
+    """Copy one message body (Content-Length, chunked, or up to EOF); ``dst`` None discards it. ``limit``:
+    relay only that many bytes, then raise ``ConnectionAbortedError`` (the caller drops the connection)."""
     n = 0
+    relayed = 0
 
     async def put(data: bytes) -> None:
+        nonlocal relayed
+        cut = limit is not None and relayed + len(data) > limit
+        if cut:
+            assert limit is not None
+            data = data[: limit - relayed]
+        relayed += len(data)
         if dst is not None:
             dst.write(data)
             await dst.drain()
+        if cut:
+            raise ConnectionAbortedError("body cut short by the fault proxy")
 
     if "chunked" in headers.get("transfer-encoding", "").lower():
         while True:
@@ -275,6 +290,11 @@ class FaultProxy:
         """The upstream's status line and headers as relayed; a subclass may rewrite headers (not the body)."""
         return head
 
+    def _body_limit(self, req: Request, status: int) -> int | None:
+        """How many bytes of the upstream's response body to relay before dropping the connection (a body
+        broken off mid-way); ``None``: all of it."""
+        return None
+
     def _choose(self, req: Request) -> str | None:
         with self._lock:
             plan = self.plan
@@ -370,7 +390,8 @@ class FaultProxy:
                         keep = "content-length" in resp_headers or "chunked" in resp_headers.get(
                             "transfer-encoding", ""
                         )
-                        await _relay_body(up_r, writer, resp_headers, to_eof=not keep)
+                        limit = self._body_limit(req, ex.status)
+                        await _relay_body(up_r, writer, resp_headers, to_eof=not keep, limit=limit)
                         if not keep:
                             return
                     await writer.drain()

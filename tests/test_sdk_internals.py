@@ -1,6 +1,6 @@
 """sync_core.storage.sdk_internals is the one door to the Azure SDKs' private names: no other product file touches
 them, this SDK takes every fast path, and with a fast path switched off its public-API fallback gives the same
-result against Azurite (List Blobs, Put Blob, Query Entities, entity-group transactions)."""
+result against Azurite (List Blobs, Put Blob, Get Blob, Query Entities, entity-group transactions)."""
 
 from __future__ import annotations
 
@@ -23,6 +23,7 @@ from sync_core.index.table_mirror import open_table
 from sync_core.index.table_query import query_pages
 from sync_core.storage import sdk_internals
 from sync_core.storage.clients import blob_service, open_container, table_service
+from sync_core.storage.download import Downloads
 from sync_core.storage.listing import list_pages
 from sync_core.storage.put_blob import put_sender
 from sync_core.sync.transfer import Transfer
@@ -57,10 +58,11 @@ def test_only_the_door_touches_sdk_internals():
 
 
 def test_this_sdk_takes_every_fast_path(cfg: StorageConfig, container: ContainerClient):
-    assert sdk_internals.BLOB_PIPELINE and sdk_internals.BLOB_PUT_ERRORS
+    assert sdk_internals.BLOB_PIPELINE and sdk_internals.BLOB_PUT_ERRORS and sdk_internals.BLOB_GET_ERRORS
     assert sdk_internals.TABLE_PIPELINE and sdk_internals.TABLE_ERRORS
     client = open_container(blob_service(cfg), cfg)
     assert put_sender(client) is not None and Transfer(client)._put is not None
+    assert Downloads(client).direct
     table = open_table(table_service(cfg), cfg, create=True)
     assert sdk_internals.table_sender(table) is not None and sdk_internals.table_query_sender(table) is not None
 

@@ -18,6 +18,7 @@ outside it.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import fnmatch
 import hashlib
@@ -61,6 +62,7 @@ from sync_core.restore.target import (
     unsafe_reason,
 )
 from sync_core.storage.bandwidth import limiter
+from sync_core.storage.download import Downloads
 from sync_core.storage.tiering import is_archived_error
 from sync_core.sync.progress import NullProgress, Progress
 from sync_core.timestamps import row_mtime_ns, row_size
@@ -341,6 +343,7 @@ class RestoreEngine:
         self._bucket: Callable[[int], float] | None = limiter(opts.bwlimit)
         self._stop = threading.Event()
         self._flushes = GroupSync()  # each file on disk before it takes its name, a flush per group
+        self._downloads = Downloads(container)
 
     def catalog(self) -> Selection:
         """Read the catalog (table first in auto mode, listing as the fallback) and select from it."""
@@ -541,26 +544,23 @@ class RestoreEngine:
     def _stream(self, e: RestoreEntry, fd: int, h: Any, offset: int) -> int:
         """Write the blob from ``offset`` on into ``fd`` (truncated there), hashing as it goes; stops
         early once more than the expected size arrived. Returns the bytes received."""
-        blob = self.container.get_blob_client(e.blob_name)
         os.ftruncate(fd, offset)
         try:
-            downloader = blob.download_blob(offset=offset or None, max_concurrency=1)
+            pieces = self._downloads.open(e.blob_name, offset=offset)
         except HttpResponseError as exc:
             if offset and exc.status_code == 416:  # the blob is shorter than our partial: let the caller restart
                 return 0
             raise
         received = 0
-        with os.fdopen(os.dup(fd), "r+b") as f:
-            f.seek(offset)
-            for chunk in downloader.chunks():
+        with contextlib.closing(pieces):
+            for piece in pieces:
                 if self._stop.is_set():
-                    f.flush()
                     raise RestoreStopped
                 if self._bucket is not None:
-                    self._bucket(len(chunk))
-                h.update(chunk)
-                f.write(chunk)
-                received += len(chunk)
+                    self._bucket(len(piece))
+                h.update(piece)
+                _write_at(fd, piece, offset + received)
+                received += len(piece)
                 if offset + received > e.size:
                     break
         return received
@@ -585,3 +585,12 @@ class RestoreEngine:
             return existing
         os.rename(tmp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
         return None
+
+
+def _write_at(fd: int, data: bytes, pos: int) -> None:
+    """All of ``data`` at ``pos`` (``pwrite`` may write less, e.g. on a disk filling up: the rest then
+    raises)."""
+    view = memoryview(data)
+    while view:
+        n = os.pwrite(fd, view, pos)
+        view, pos = view[n:], pos + n

@@ -145,6 +145,12 @@ def blob_retry_policy() -> ExponentialRetry:
     )
 
 
+# Downloads (restore, deep verify) are read in pieces of this size, not azure-core's default 4 KiB: each
+# piece costs a Python iteration and a GIL round trip, and one piece is all a download holds in memory.
+# Larger pieces cost more CPU again (their allocation); docs/benchmarks.md, "Downloads".
+DOWNLOAD_PIECE = 1024 * 1024
+
+
 def make_transport(pool_size: int) -> RequestsTransport:
     """A requests transport whose connection pool fits ``pool_size`` concurrent requests (a
     :class:`~sync_core.storage.lean_http.LeanSession`: requests' objects without its per-request bookkeeping)."""
@@ -163,14 +169,12 @@ def make_transport(pool_size: int) -> RequestsTransport:
     adapter = LeanAdapter(pool_connections=4, pool_maxsize=max(10, pool_size))
     session.mount("https://", adapter)
     session.mount("http://", adapter)
-    # Downloads (restore, deep verify) are read in 256 KiB pieces, not azure-core's default 4 KiB: a
-    # quarter less CPU per byte, where each piece costs a Python iteration and a GIL round trip (bench/).
     return RequestsTransport(
         session=session,
         session_owner=True,
         connection_timeout=CONNECT_TIMEOUT,
         read_timeout=READ_TIMEOUT,
-        connection_data_block_size=256 * 1024,
+        connection_data_block_size=DOWNLOAD_PIECE,
         **verify,
     )
 

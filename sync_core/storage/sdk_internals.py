@@ -1,20 +1,22 @@
 """The one door to the Azure SDKs' private names: nothing else in the project may touch them.
 
-The fast paths (:mod:`~sync_core.storage.put_blob`, :mod:`~sync_core.storage.listing`,
-:mod:`~sync_core.index.table_query`, :mod:`~sync_core.index.table_batch`) send their own requests through a
-client's own pipeline, so its credential, retry policy, throttle hook and connection pool all apply, and
-raise what the SDK would by handing a failed response to the SDK's own error mapping. Neither the pipeline's
-place (``client._client._client``) nor the error mappings are public API, so a new SDK release may move them.
+The fast paths (:mod:`~sync_core.storage.put_blob`, :mod:`~sync_core.storage.download`,
+:mod:`~sync_core.storage.listing`, :mod:`~sync_core.index.table_query`, :mod:`~sync_core.index.table_batch`)
+send their own requests through a client's own pipeline, so its credential, retry policy, throttle hook and
+connection pool all apply, and raise what the SDK would by handing a failed response to the SDK's own error
+mapping. Neither the pipeline's place (``client._client._client``) nor the error mappings are public API, so
+a new SDK release may move them.
 
 Whether this SDK keeps them where we look is decided once, here at import, on throwaway clients (no request
 is sent). When it does not, the accessors below answer ``None`` and every caller takes its public-API
-fallback (``upload_blob``, ``list_blobs``, ``query_entities``, ``submit_transaction``); tests check that the
-fast path and the fallback give the same result. pyproject.toml caps the SDK majors, so a breaking layout
-needs a deliberate upgrade.
+fallback (``upload_blob``, ``download_blob``, ``list_blobs``, ``query_entities``, ``submit_transaction``);
+tests check that the fast path and the fallback give the same result. pyproject.toml caps the SDK majors, so
+a breaking layout needs a deliberate upgrade.
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from typing import Any, NoReturn
 
@@ -26,6 +28,8 @@ from azure.core.exceptions import (
     ResourceModifiedError,
     ResourceNotFoundError,
     ResourceNotModifiedError,
+    StreamClosedError,
+    StreamConsumedError,
     map_error,
 )
 from azure.data.tables import TableClient
@@ -33,11 +37,14 @@ from azure.storage.blob import ContainerClient
 
 Send = Callable[..., Any]  # PipelineClient.send_request(request, *, stream=False)
 
-try:  # the SDK's own error mapping, so a failed put raises exactly what upload_blob raises
+try:  # the SDK's own error mapping, so a failed get or put raises exactly what download_blob or upload_blob raises
     from azure.storage.blob._shared.response_handlers import process_storage_error
-    from azure.storage.blob._upload_helpers import _convert_mod_error
 except ImportError:  # pragma: no cover - another SDK layout: the fallback is used
     process_storage_error = None  # type: ignore[assignment]
+
+try:  # a create-only put's 412 as upload_blob reports it
+    from azure.storage.blob._upload_helpers import _convert_mod_error
+except ImportError:  # pragma: no cover - another SDK layout: the fallback is used
     _convert_mod_error = None  # type: ignore[assignment]
 
 try:  # the SDK's own error mapping, so a failed page raises exactly what query_entities raises
@@ -86,6 +93,7 @@ def _probe_table() -> bool:
 # Decided once, at import. Tests set them to False to run the public-API fallbacks.
 BLOB_PIPELINE: bool = _probe_blob()  # a ContainerClient's pipeline and single-put size are where we read them
 BLOB_PUT_ERRORS: bool = process_storage_error is not None and _convert_mod_error is not None
+BLOB_GET_ERRORS: bool = process_storage_error is not None
 TABLE_PIPELINE: bool = _probe_table()  # a TableClient's pipeline is where we read it
 TABLE_ERRORS: bool = _process_table_error is not None
 
@@ -103,6 +111,12 @@ def put_blob_parts(container: ContainerClient) -> tuple[Send, int] | None:
     send = blob_sender(container)
     size = _put_size(container)
     return (send, size) if send is not None and size > 0 else None
+
+
+def get_blob_sender(container: ContainerClient) -> Send | None:
+    """The pipeline for a direct Get Blob that fails as ``download_blob`` fails, or ``None`` (use
+    ``download_blob``)."""
+    return blob_sender(container) if BLOB_GET_ERRORS else None
 
 
 def table_sender(table: TableClient) -> Send | None:
@@ -129,6 +143,22 @@ def raise_put_blob_error(response: Any) -> NoReturn:
         except ResourceModifiedError as mod_error:
             _convert_mod_error(mod_error)
             raise
+    raise AssertionError("unreachable")  # process_storage_error always raises
+
+
+def raise_get_blob_error(response: Any) -> NoReturn:
+    """What ``download_blob`` raises for a failed first answer ``response`` (a streamed one: its error body
+    is read here, as the generated operation reads it): the generated operation's ``map_error`` +
+    ``HttpResponseError``, then ``process_storage_error``. Only called when :func:`get_blob_sender` gave a
+    sender."""
+    assert process_storage_error is not None
+    with contextlib.suppress(StreamConsumedError, StreamClosedError):
+        response.read()
+    try:
+        map_error(status_code=response.status_code, response=response, error_map=_ERROR_MAP)
+        raise HttpResponseError(response=response)
+    except HttpResponseError as error:
+        process_storage_error(error)
     raise AssertionError("unreachable")  # process_storage_error always raises
 
 

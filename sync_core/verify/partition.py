@@ -66,6 +66,7 @@ from sync_core.index.table_index import (
     keys_for_blob,
 )
 from sync_core.index.table_query import ETAG, odata_string, query_pages
+from sync_core.storage.download import Downloads
 from sync_core.storage.listing import LISTING_PAGE, BlobEntry, list_pages
 from sync_core.storage.tiering import add_tier_bytes, is_online
 from sync_core.verify.summary import Summary
@@ -460,13 +461,14 @@ def _deep_verify(
     res.deep_archived = len(listed_ok) - len(pool)
     res.candidate_bytes = sum(c.blob.size for c in pool if c.blob)
     allowance = deep_allowance(res.candidate_bytes, budget, reference, partitions_total)
+    downloads = Downloads(container)
     spent = 0
     for c in sorted(pool, key=lambda c: (deep_key(c.row), c.row["RowKey"])):
         if spent >= allowance:  # the last blob may cross the line: that is what makes progress certain
             break
         assert c.blob is not None
         spent += c.blob.size
-        digest = _rehash(container, c.blob)
+        digest = _rehash(downloads, c.blob)
         if digest is None:
             res.skipped_changed += 1
             continue
@@ -482,17 +484,15 @@ def _deep_verify(
             c.detail = f"content re-hash gives {sha}, the name says {c.sha} (content replaced or corrupted)"
 
 
-def _rehash(container: ContainerClient, blob: BlobView) -> tuple[str, int] | None:
+def _rehash(downloads: Downloads, blob: BlobView) -> tuple[str, int] | None:
     """SHA-256 and length of the blob version we listed; ``None`` if it changed or vanished since."""
     h = hashlib.sha256()
     n = 0
     try:
-        stream = container.get_blob_client(blob.name).download_blob(
-            etag=blob.etag, match_condition=MatchConditions.IfNotModified, max_concurrency=1
-        )
-        for chunk in stream.chunks():
-            h.update(chunk)
-            n += len(chunk)
+        with contextlib.closing(downloads.open(blob.name, etag=blob.etag)) as pieces:
+            for piece in pieces:
+                h.update(piece)
+                n += len(piece)
     except (ResourceModifiedError, ResourceNotFoundError):
         return None
     except HttpResponseError as exc:
