@@ -93,6 +93,25 @@ def test_a_refused_operation_refuses_the_whole_transaction(tables, path):
     assert rows(ours)[0]["Small"] == 1
 
 
+def test_a_conditional_update_merges_into_the_version_read_and_refuses_another(tables, path):
+    """The verifier's verdicts: a merge under the etag it read lands; after another write, 412, nothing."""
+    _, ours = tables
+    table_batch.submit(ours, [("create", entity("p", "a", 1)), ("create", entity("p", "b", 2))])
+    etags = {e["RowKey"]: e.metadata["etag"] for e in ours.list_entities()}
+    ok: list[table_batch.Operation] = [
+        ("update", {"PartitionKey": "p", "RowKey": rk, "VerifyStatus": "ok"}, etags[rk]) for rk in ("a", "b")
+    ]
+    table_batch.submit(ours, ok)
+    got = {r["RowKey"]: r for r in rows(ours)}
+    assert got["a"]["VerifyStatus"] == "ok" and got["a"]["Small"] == 1  # merged: the rest kept
+    patch = {"PartitionKey": "p", "RowKey": "a", "VerifyStatus": "missing"}
+    stale: list[table_batch.Operation] = [("update", patch, etags["a"])]
+    with pytest.raises(table_batch.TransactionError) as info:
+        table_batch.submit(ours, stale)
+    assert info.value.status_code == 412
+    assert {r["RowKey"]: r["VerifyStatus"] for r in rows(ours)} == {"a": "ok", "b": "ok"}
+
+
 def test_a_missing_table_and_bad_input_are_errors(cfg, tables, path):
     missing = table_service(cfg).get_table_client("nosuchtable")
     with pytest.raises(HttpResponseError) as info:

@@ -258,19 +258,10 @@ def test_verdicts_are_written_in_transactions_of_at_most_100(container, table):
     assert all(r[P_VERIFY_STATUS] == "missing" for r in table.list_entities())
 
 
-class RacingTable(TableClient):
-    """A real TableClient that lets "the agent" merge into a row just before the verifier writes back."""
-
-    agent_write: dict[str, Any] | None = None
-
-    def submit_transaction(self, operations: Any, **kwargs: Any) -> Any:
-        if self.agent_write is not None:
-            self.upsert_entity(self.agent_write, mode=UpdateMode.MERGE)  # the mirror's write, unconditional
-            self.agent_write = None
-        return super().submit_transaction(operations, **kwargs)
-
-
-def test_a_concurrent_agent_write_is_never_lost(azurite, storage_env, container, table, tmp_path):
+def test_a_concurrent_agent_write_is_never_lost(azurite, storage_env, container, table, tmp_path, monkeypatch):
+    """The agent merges into a row just before the verifier's transaction: the transaction (conditional on
+    the etags read) is refused, the rows are settled one by one and the raced one re-read."""
+    from sync_core.index import table_batch
     src = tmp_path / "lib"
     datas = [_in_shard("7e", 100 * i, 800 + i) for i in range(3)]
     for i, d in enumerate(datas):
@@ -282,9 +273,18 @@ def test_a_concurrent_agent_write_is_never_lost(azurite, storage_env, container,
     for n in names:  # the agent re-uploaded these after a flag: the verifier has a verdict to write
         key_pk, key_rk = keys_for_blob(PREFIX, n)
         table.update_entity({"PartitionKey": key_pk, "RowKey": key_rk, P_VERIFY_STATUS: "reuploaded"})
-    racing = RacingTable.from_connection_string(azurite.connection_string, storage_env["AZURE_STORAGE_TABLE"])
-    racing.agent_write = {"PartitionKey": pk, "RowKey": rk, P_IS_CURRENT: False, P_DELETED_AT: deleted_at}
-    res = verify_partition(container, racing, f"{PREFIX}/7e", now=T0)
+    agent_write: list[dict[str, Any]] = [
+        {"PartitionKey": pk, "RowKey": rk, P_IS_CURRENT: False, P_DELETED_AT: deleted_at}
+    ]
+    real_submit = table_batch.submit
+
+    def racing_submit(t: TableClient, ops: Any) -> None:
+        while agent_write:  # the mirror's write, unconditional, lands first
+            t.upsert_entity(agent_write.pop(), mode=UpdateMode.MERGE)
+        real_submit(t, ops)
+
+    monkeypatch.setattr(table_batch, "submit", racing_submit)
+    res = verify_partition(container, table, f"{PREFIX}/7e", now=T0)
     assert res.counts == {"ok": 3} and res.skipped_changed == 0
     assert res.writes >= 1 + 3  # the refused transaction, then row by row (the raced one re-read)
     raced = table.get_entity(pk, rk)

@@ -10,7 +10,8 @@ transactions"), built as text in one pass; it is still sent through the table cl
 other request. If this SDK version keeps the pipeline elsewhere, the same operations go through the public
 ``submit_transaction`` and fail the same way; tests check both write the same rows.
 
-Only what the mirror writes is supported: inserts that do not echo the entity back, and merge-upserts, of
+Only what the mirror and the verifier write is supported: inserts that do not echo the entity back,
+merge-upserts and merges conditional on an etag, of
 entities whose values are ``str``, ``bool``, ``int`` (Int32 range), ``float``, ``datetime`` or an
 ``EntityProperty`` of Edm.Int64. Anything else raises ``TypeError`` before a byte is sent.
 """
@@ -25,6 +26,7 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 from urllib.parse import quote
 
+from azure.core import MatchConditions
 from azure.core.exceptions import (
     ClientAuthenticationError,
     HttpResponseError,
@@ -36,7 +38,10 @@ from azure.data.tables import EdmType, EntityProperty, TableClient, TableTransac
 
 from sync_core.storage.sdk_internals import table_sender
 
-Op = Literal["create", "merge"]
+Op = Literal["create", "merge", "update"]
+# An operation: ``(op, entity)``, or ``("update", entity, etag)``: a merge into that version of the entity only
+# (``If-Match``), refused with 412 if it changed or 404 if it is gone (the verifier's verdicts).
+Operation = tuple[Op, Mapping[str, Any]] | tuple[Op, Mapping[str, Any], str]
 MAX_OPERATIONS = 100  # the service's limit for one transaction
 _INT32 = range(-(2**31), 2**31)
 _STATUS = re.compile(rb"^HTTP/1\.[01] (\d{3})", re.MULTILINE)
@@ -87,17 +92,22 @@ def _endpoint(table: TableClient) -> str:
     return table.url.rstrip("/")
 
 
-def build_body(table: TableClient, ops: Sequence[tuple[Op, Mapping[str, Any]]], batch: str, changeset: str) -> bytes:
+def build_body(table: TableClient, ops: Sequence[Operation], batch: str, changeset: str) -> bytes:
     """The multipart/mixed body of one transaction (one changeset, one operation per entity)."""
     table_url = f"{_endpoint(table)}/{table.table_name}"
     parts: list[bytes] = [f"--{batch}\r\nContent-Type: multipart/mixed; boundary={changeset}\r\n\r\n".encode()]
-    for i, (op, ent) in enumerate(ops):
+    for i, operation in enumerate(ops):
+        op, ent = operation[0], operation[1]
         if op == "create":
             line = f"POST {table_url} HTTP/1.1\r\nPrefer: return-no-content\r\n"
             accept = "application/json;odata=minimalmetadata"
         elif op == "merge":  # an upsert: no If-Match, so a missing entity is inserted
             keys = f"PartitionKey='{_key(ent['PartitionKey'])}',RowKey='{_key(ent['RowKey'])}'"
             line = f"PATCH {table_url}({keys}) HTTP/1.1\r\n"
+            accept = "application/json"
+        elif op == "update" and len(operation) == 3:  # a merge into the version read only
+            keys = f"PartitionKey='{_key(ent['PartitionKey'])}',RowKey='{_key(ent['RowKey'])}'"
+            line = f"PATCH {table_url}({keys}) HTTP/1.1\r\nIf-Match: {operation[2]}\r\n"
             accept = "application/json"
         else:
             raise ValueError(f"unsupported operation {op!r}")
@@ -112,7 +122,7 @@ def build_body(table: TableClient, ops: Sequence[tuple[Op, Mapping[str, Any]]], 
     return b"".join(parts)
 
 
-def submit(table: TableClient, ops: Sequence[tuple[Op, Mapping[str, Any]]]) -> None:
+def submit(table: TableClient, ops: Sequence[Operation]) -> None:
     """Apply ``ops`` (all in one partition) as one entity-group transaction: all of them, or none.
 
     Raises :class:`TransactionError` when the service refused an operation, and the azure-core error for
@@ -145,15 +155,19 @@ def submit(table: TableClient, ops: Sequence[tuple[Op, Mapping[str, Any]]]) -> N
     _check_parts(response.content)
 
 
-def _submit_public(table: TableClient, ops: Sequence[tuple[Op, Mapping[str, Any]]]) -> None:
+def _submit_public(table: TableClient, ops: Sequence[Operation]) -> None:
     """The same transaction through ``submit_transaction``: same input checks, same rows, same errors."""
     sdk_ops: list[Any] = []
-    for op, ent in ops:
+    for operation in ops:
+        op, ent = operation[0], operation[1]
         entity_json(ent)  # the same TypeError for a value the direct body would refuse
         if op == "create":
             sdk_ops.append(("create", dict(ent)))
         elif op == "merge":
             sdk_ops.append(("upsert", dict(ent), {"mode": UpdateMode.MERGE}))
+        elif op == "update" and len(operation) == 3:
+            match = {"etag": operation[2], "match_condition": MatchConditions.IfNotModified}
+            sdk_ops.append(("update", dict(ent), {"mode": UpdateMode.MERGE, **match}))
         else:
             raise ValueError(f"unsupported operation {op!r}")
     try:

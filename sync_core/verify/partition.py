@@ -39,13 +39,14 @@ from azure.core.exceptions import (
     ResourceModifiedError,
     ResourceNotFoundError,
 )
-from azure.data.tables import EntityProperty, TableClient, TableTransactionError, UpdateMode
+from azure.data.tables import EntityProperty, TableClient, UpdateMode
 from azure.storage.blob import ContainerClient
 
 from sync_core.config import ENV_TABLE
 from sync_core.contracts.blobmeta import K_SHA256, parse_metadata
 from sync_core.contracts.blobname import is_name_of, listing_prefix, normalize_prefix, parse_blob_name
 from sync_core.errors import ConfigError
+from sync_core.index import table_batch
 from sync_core.index.entity import entity_from_blob, sort_epoch
 from sync_core.index.flags import is_damaged, write_flags
 from sync_core.index.table_index import (
@@ -509,10 +510,13 @@ def _verdict_props(c: _RowCheck, now: datetime) -> dict[str, Any]:
     return props
 
 
+def _row_etag(row: Any) -> str:
+    return str(row[ETAG] if ETAG in row else row.metadata["etag"])
+
+
 def _if_match(row: Any) -> dict[str, Any]:
     """Merge only into the row version we read (its etag), never over a newer agent write."""
-    etag = row[ETAG] if ETAG in row else row.metadata["etag"]
-    return {"mode": UpdateMode.MERGE, "etag": etag, "match_condition": MatchConditions.IfNotModified}
+    return {"mode": UpdateMode.MERGE, "etag": _row_etag(row), "match_condition": MatchConditions.IfNotModified}
 
 
 def _needs_write(c: _RowCheck) -> bool:
@@ -539,19 +543,19 @@ def _write_verdicts(
     for todo in by_pk.values():  # an entity-group transaction stays inside one partition
         for i in range(0, len(todo), TRANSACTION_SIZE):
             chunk = todo[i : i + TRANSACTION_SIZE]
-            ops = [
+            ops: list[table_batch.Operation] = [
                 (
                     "update",
                     {"PartitionKey": c.row["PartitionKey"], "RowKey": c.row["RowKey"], **_verdict_props(c, now)},
-                    _if_match(c.row),
+                    _row_etag(c.row),
                 )
                 for c in chunk
             ]  # fmt: skip
             res.writes += 1
             try:
-                table.submit_transaction(ops)
+                table_batch.submit(table, ops)  # the mirror's lean transactions (docs/benchmarks.md)
                 continue
-            except TableTransactionError:
+            except table_batch.TransactionError:
                 pass  # some row changed under us (or vanished): settle them one by one
             for c in chunk:
                 _write_one(container, table, c, res, now)
