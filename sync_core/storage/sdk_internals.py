@@ -134,16 +134,16 @@ def raise_put_blob_error(response: Any) -> NoReturn:
     ``HttpResponseError``, then ``process_storage_error`` with the 412-to-``ResourceExistsError`` conversion of
     a create-only put. Only called when :func:`put_blob_parts` gave a sender."""
     assert process_storage_error is not None and _convert_mod_error is not None
-    try:
-        map_error(status_code=response.status_code, response=response, error_map=_ERROR_MAP)
-        raise HttpResponseError(response=response)
-    except HttpResponseError as error:
+    storage_error, convert = process_storage_error, _convert_mod_error
+
+    def process(error: HttpResponseError) -> None:
         try:
-            process_storage_error(error)
+            storage_error(error)
         except ResourceModifiedError as mod_error:
-            _convert_mod_error(mod_error)
+            convert(mod_error)
             raise
-    raise AssertionError("unreachable")  # process_storage_error always raises
+
+    _raise_mapped(response, process)
 
 
 def raise_get_blob_error(response: Any) -> NoReturn:
@@ -154,21 +154,22 @@ def raise_get_blob_error(response: Any) -> NoReturn:
     assert process_storage_error is not None
     with contextlib.suppress(StreamConsumedError, StreamClosedError):
         response.read()
-    try:
-        map_error(status_code=response.status_code, response=response, error_map=_ERROR_MAP)
-        raise HttpResponseError(response=response)
-    except HttpResponseError as error:
-        process_storage_error(error)
-    raise AssertionError("unreachable")  # process_storage_error always raises
+    _raise_mapped(response, process_storage_error)
 
 
 def raise_table_query_error(response: Any) -> NoReturn:
     """What the generated ``query_entities`` and the SDK's paged iterator raise for ``response``. Only called
     when :func:`table_query_sender` gave a sender."""
     assert _process_table_error is not None
+    _raise_mapped(response, _process_table_error)
+
+
+def _raise_mapped(response: Any, process: Callable[[HttpResponseError], object]) -> NoReturn:
+    """The generated operations' error path: ``map_error`` + ``HttpResponseError``, then the SDK's own
+    processing of it (``process``), which always raises."""
     try:
         map_error(status_code=response.status_code, response=response, error_map=_ERROR_MAP)
         raise HttpResponseError(response=response)
     except HttpResponseError as error:
-        _process_table_error(error)
-    raise AssertionError("unreachable")  # _process_table_error always raises
+        process(error)
+    raise AssertionError("unreachable")  # the SDK's error processing always raises
