@@ -114,3 +114,26 @@ def run_cli(*args: str) -> CliResult:
         except SystemExit as exc:  # argparse usage errors
             code = int(exc.code or 0)
     return CliResult(code, out.getvalue(), err.getvalue())
+
+
+@pytest.fixture
+def client(cfg: StorageConfig, container: ContainerClient) -> ContainerClient:
+    """The container as the agent opens it: our retry policy, throttle hook and transport."""
+    from sync_core.storage.clients import blob_service, open_container
+
+    return open_container(blob_service(cfg), cfg)
+
+
+def container_via(blob_url: str, azurite: Azurite, cfg: StorageConfig) -> ContainerClient:
+    """The agent's container client, its blob requests sent to ``blob_url`` (a fault proxy before Azurite)."""
+    import dataclasses
+
+    from agent.emulator import ACCOUNT, ACCOUNT_KEY
+    from sync_core.storage.clients import blob_service, open_container
+
+    cs = (
+        f"DefaultEndpointsProtocol=http;AccountName={ACCOUNT};AccountKey={ACCOUNT_KEY};"
+        f"BlobEndpoint={blob_url};TableEndpoint={azurite.table_url};"
+    )
+    pcfg = dataclasses.replace(cfg, connection_string=cs)
+    return open_container(blob_service(pcfg), pcfg)

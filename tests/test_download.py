@@ -7,7 +7,6 @@ the way; and restore and deep verification on top of it."""
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -18,16 +17,16 @@ from azure.core.exceptions import AzureError, ResourceModifiedError, ServiceResp
 from azure.data.tables import TableServiceClient
 from azure.storage.blob import ContainerClient
 
-from agent.emulator import ACCOUNT, ACCOUNT_KEY, Azurite
+from agent.emulator import Azurite
 from sync_core.config import StorageConfig
 from sync_core.restore.run import RestoreEngine, RestoreOptions
 from sync_core.storage import download, sdk_internals
-from sync_core.storage.clients import DOWNLOAD_PIECE, blob_service, open_container
+from sync_core.storage.clients import DOWNLOAD_PIECE
 from sync_core.storage.concurrency import THROTTLE
 from sync_core.storage.download import Downloads
 from sync_core.storage.tiering import is_archived_error
 from sync_core.verify.partition import verify_partition
-from tests.conftest import det_bytes, write_file
+from tests.conftest import container_via, det_bytes, write_file
 from tests.faultproxy import FaultPlan, FaultProxy, Request
 from tests.test_put_blob import NAMES, _Counts, _error
 from tests.test_restore import PREFIX, sync, tree
@@ -51,25 +50,12 @@ class CutProxy(FaultProxy):
         return None
 
 
-@pytest.fixture
-def client(cfg: StorageConfig, container: ContainerClient) -> ContainerClient:
-    """The container as the agent opens it: our retry policy, throttle hook and transport."""
-    return open_container(blob_service(cfg), cfg)
-
 
 @pytest.fixture
 def cut_proxy(azurite: Azurite) -> Iterator[CutProxy]:
     with CutProxy(azurite.blob_port) as p:
         yield p
 
-
-def _through(proxy: FaultProxy, azurite: Azurite, cfg: StorageConfig) -> ContainerClient:
-    cs = (
-        f"DefaultEndpointsProtocol=http;AccountName={ACCOUNT};AccountKey={ACCOUNT_KEY};"
-        f"BlobEndpoint={proxy.blob_url};TableEndpoint={azurite.table_url};"
-    )
-    pcfg = dataclasses.replace(cfg, connection_string=cs)
-    return open_container(blob_service(pcfg), pcfg)
 
 
 def _both(c: ContainerClient, monkeypatch: pytest.MonkeyPatch) -> tuple[Downloads, Downloads]:
@@ -143,7 +129,7 @@ def test_an_archived_blob_is_refused_the_same_way(
     _put(client, "cold/a.jpg", b"archived bytes")
     with ArchiveProxy(azurite.blob_port) as proxy:
         proxy.archived.add("cold/a.jpg")
-        fast, public = _both(_through(proxy, azurite, cfg), monkeypatch)
+        fast, public = _both(container_via(proxy.blob_url, azurite, cfg), monkeypatch)
         direct, sdk = _raised(lambda: fast.open("cold/a.jpg")), _raised(lambda: public.open("cold/a.jpg"))
     assert _error(direct) == _error(sdk)
     assert is_archived_error(direct) and is_archived_error(sdk)
@@ -155,7 +141,7 @@ def test_a_broken_body_is_resumed_where_it_broke_for_the_same_version(
 ):
     data = det_bytes(7, 3 * MiB + 11)
     etag = _put(client, "cut/a.mov", data)
-    downloads = Downloads(_through(cut_proxy, azurite, cfg))
+    downloads = Downloads(container_via(cut_proxy.blob_url, azurite, cfg))
     cut_proxy.cuts = [1000, DOWNLOAD_PIECE + 5]
     assert b"".join(downloads.open("cut/a.mov", offset=7)) == data[7:]
     gets = _gets(cut_proxy, "/cut/a.mov")
@@ -171,7 +157,7 @@ def test_a_blob_replaced_before_the_resume_is_not_mixed_in(
     azurite: Azurite, cfg: StorageConfig, client: ContainerClient, cut_proxy: CutProxy
 ):
     _put(client, "cut/b.mov", det_bytes(8, 2 * MiB))
-    downloads = Downloads(_through(cut_proxy, azurite, cfg))
+    downloads = Downloads(container_via(cut_proxy.blob_url, azurite, cfg))
     cut_proxy.cuts = [DOWNLOAD_PIECE + 100]
     pieces = downloads.open("cut/b.mov")
     first = next(pieces)
@@ -185,7 +171,7 @@ def test_a_body_that_keeps_breaking_fails_instead_of_ending_short(
     azurite: Azurite, cfg: StorageConfig, client: ContainerClient, cut_proxy: CutProxy
 ):
     _put(client, "cut/c.mov", det_bytes(10, MiB))
-    downloads = Downloads(_through(cut_proxy, azurite, cfg))
+    downloads = Downloads(container_via(cut_proxy.blob_url, azurite, cfg))
     cut_proxy.cuts = [10] * 20
     got = bytearray()
     with pytest.raises((ServiceResponseError, ResourceModifiedError)) as info:
@@ -203,7 +189,7 @@ def test_a_failed_first_attempt_is_retried_and_the_throttle_hook_sees_it(
     data = det_bytes(11, 70_000)
     _put(client, "retry/a b#?.jpg", data)
     with FaultProxy(azurite.blob_port) as proxy:
-        downloads = Downloads(_through(proxy, azurite, cfg))
+        downloads = Downloads(container_via(proxy.blob_url, azurite, cfg))
         proxy.set_plan(FaultPlan(**{fault: 1.0}, retry_after=0, first_n=1, only=lambda r: r.method == "GET"))
         counts = _Counts()
         with THROTTLE.listening(counts):
@@ -223,7 +209,7 @@ def test_restore_and_deep_verification_ride_out_broken_bodies(
     for rel, data in files.items():
         write_file(src, rel, data, mtime_ns=1_600_000_000_000_000_000)
     sync(src, tmp_path / "state")
-    via = _through(cut_proxy, azurite, cfg)
+    via = container_via(cut_proxy.blob_url, azurite, cfg)
 
     cut_proxy.cuts, cut_proxy.only = [5000, MiB], "/a.mov"
     s = RestoreEngine(via, PREFIX, RestoreOptions(dest=tmp_path / "dest", index="listing")).run()

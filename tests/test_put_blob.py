@@ -5,7 +5,6 @@ for a failed put, and the client's pipeline still in the way: retry policy and t
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import unicodedata
 from collections.abc import Iterator
@@ -26,6 +25,7 @@ from sync_core.storage.clients import blob_service, open_container
 from sync_core.storage.concurrency import THROTTLE
 from sync_core.sync.transfer import BlobConflictError, Transfer
 
+from .conftest import container_via
 from .faultproxy import FaultPlan, FaultProxy
 
 NAMES = [
@@ -56,25 +56,12 @@ def _sdk_transfer(container: ContainerClient) -> Transfer:
     return t
 
 
-@pytest.fixture
-def client(cfg: StorageConfig, container: ContainerClient) -> ContainerClient:
-    """The container as the agent opens it: our retry policy, throttle hook and transport."""
-    return open_container(blob_service(cfg), cfg)
-
 
 @pytest.fixture
 def proxy(azurite: Azurite) -> Iterator[FaultProxy]:
     with FaultProxy(azurite.blob_port) as p:
         yield p
 
-
-def _through(proxy: FaultProxy, azurite: Azurite, cfg: StorageConfig) -> ContainerClient:
-    cs = (
-        f"DefaultEndpointsProtocol=http;AccountName={ACCOUNT};AccountKey={ACCOUNT_KEY};"
-        f"BlobEndpoint={proxy.blob_url};TableEndpoint={azurite.table_url};"
-    )
-    pcfg = dataclasses.replace(cfg, connection_string=cs)
-    return open_container(blob_service(pcfg), pcfg)
 
 
 def _error(exc: BaseException) -> tuple[Any, ...]:
@@ -243,7 +230,7 @@ class _Counts:
 def test_a_failed_first_attempt_is_retried_and_the_throttle_hook_sees_it(
     azurite: Azurite, cfg: StorageConfig, container: ContainerClient, proxy: FaultProxy, fault: str
 ):
-    proxied = _through(proxy, azurite, cfg)
+    proxied = container_via(proxy.blob_url, azurite, cfg)
     t = Transfer(proxied)
     assert t._put is not None
     proxy.set_plan(FaultPlan(**{fault: 1.0}, retry_after=0, first_n=1, only=lambda r: r.method == "PUT"))
@@ -262,7 +249,7 @@ def test_a_failed_first_attempt_is_retried_and_the_throttle_hook_sees_it(
 def test_a_denied_put_raises_like_the_sdk_and_is_not_retried(
     azurite: Azurite, cfg: StorageConfig, container: ContainerClient, proxy: FaultProxy
 ):
-    proxied = _through(proxy, azurite, cfg)
+    proxied = container_via(proxy.blob_url, azurite, cfg)
     sender = put_blob.put_sender(proxied)
     assert sender is not None
     proxy.set_plan(FaultPlan(deny=1.0, first_n=2, only=lambda r: r.method == "PUT"))
