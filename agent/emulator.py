@@ -110,8 +110,13 @@ def start_azurite(
     extra_args: tuple[str, ...] = (),
     detach: bool = False,
     timeout: float = 60,
+    in_memory: bool = False,
 ) -> Azurite:
-    """Start Azurite with its data in ``location`` on OS-chosen ports; wait until all three listen."""
+    """Start Azurite with its data in ``location`` on OS-chosen ports; wait until all three listen.
+
+    ``in_memory``: data and metadata stay in the emulator's memory (``--inMemoryPersistence``; only its log
+    is written to ``location``): nothing is written to disk or rewritten on an autosave timer, so the
+    benchmark measures the clients rather than the emulator's persistence."""
     location = Path(location)
     location.mkdir(parents=True, exist_ok=True)
     log_path = location / "azurite.out"
@@ -119,12 +124,13 @@ def start_azurite(
         find_azurite(),
         "--blobHost", host, "--queueHost", host, "--tableHost", host,
         "--blobPort", "0", "--queuePort", "0", "--tablePort", "0",
-        "--location", str(location), "--skipApiVersionCheck", "--disableTelemetry", "--loose",
-        *extra_args,
+        *(("--inMemoryPersistence",) if in_memory else ("--location", str(location))),
+        "--skipApiVersionCheck", "--disableTelemetry", "--loose", *extra_args,
     ]  # fmt: skip
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(
-            args, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=detach
+            args, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=detach,
+            cwd=location,  # whatever it writes beside its data stays in the folder it was given
         )
     ports: dict[str, tuple[str, int]] = {}
     deadline = time.monotonic() + timeout

@@ -49,6 +49,7 @@ class ToolFailed(RuntimeError):
 AUTOSAVE_SECONDS = 5.0  # Azurite writes a changed metadata store out, whole, on this timer
 DIRTY_LIMIT_KIB = 32 * 1024  # "near zero": the machine is shared, other work always dirties a little
 _last_write_end = -1e9  # when the last measured command that wrote to Azurite ended (monotonic)
+_autosaves = True  # False while the emulator keeps its data in memory: nothing to wait for after a write
 
 
 # -- modes ---------------------------------------------------------------------------------------------------
@@ -122,6 +123,12 @@ def autosave_wait(last_write_end: float, now: float) -> float:
     return max(0.0, last_write_end + AUTOSAVE_SECONDS + 0.5 - now)
 
 
+def emulator_autosaves(enabled: bool) -> None:
+    """Say whether the emulator now running saves to disk (on its autosave timer) or keeps all in memory."""
+    global _autosaves
+    _autosaves = enabled
+
+
 class IdleClock:
     """Tells when a CPU-time counter has stood still for ``quiet`` seconds (fed with samples)."""
 
@@ -155,7 +162,8 @@ def settle(server_pid: int, *, quiet: float = 1.0, limit: float = 90.0, dirty_li
     extent it appends, so a command started during writeback queues behind it). Gives up after ``limit``
     seconds (the machine is shared: others may keep pages dirty). Returns the seconds waited."""
     t0 = time.monotonic()
-    time.sleep(autosave_wait(_last_write_end, t0))
+    if _autosaves:
+        time.sleep(autosave_wait(_last_write_end, t0))
     os.sync()
     clock = IdleClock(quiet)
     while time.monotonic() - t0 < limit:

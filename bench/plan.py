@@ -1,16 +1,16 @@
 """What one run of the benchmark measures, in which modes, and how long that takes.
 
 The plan is data so that the run and its time estimate read the same thing: ``estimate_seconds`` prices
-every timed command and its settling from the per-command times of the last full run of the first method
-(``bench/results/2026-11-26-s7-full.json``, shared mode, medians), so the budget (full ≤ 40 minutes,
-``--quick`` ≤ 5) is checked by a unit test rather than by running it on a machine others are measuring on.
+every timed command and its settling from per-command times measured on this machine (``FULL_SECONDS``),
+so the budget (full ≤ 40 minutes, ``--quick`` ≤ 5) is checked by a unit test rather than by running it on
+a machine others are measuring on.
 
 What was cut to fit, before any repetition: the one-edit rerun and the separate own-container verification
 (no target), AzCopy's 100k first sync (437 s, no target: its rerun runs on rclone's copy), AzCopy and the SDK
 pool on the tiny and big first syncs (2.3× and 1.4× rclone on big, 1.3× and 1.0× on tiny in every earlier
 run: neither can be the best peer; ``--all-peers`` puts them back), and the shared mode where no target or
 comparison needs it. The 100k first syncs load the library the reruns and verifications use and run once
-per tool, as in every earlier run (300 s each).
+per tool, as in every earlier run.
 """
 
 from __future__ import annotations
@@ -83,33 +83,35 @@ def cell(case: str, measure: str, *, tools: tuple[str, ...], modes: tuple[str, .
 
 
 # -- the estimate --------------------------------------------------------------------------------------------
-# Median wall seconds per command in the last full run (shared mode, the slower of the last two full runs).
-# Restores were never measured: priced at RESTORE_FACTOR × the same tool's first sync of the corpus (rclone's
-# for AzCopy, whose upload is CPU-bound), as Azurite's Get Blob neither fdatasyncs nor hashes what it serves;
-# the first full run replaces that guess.
+# Median wall seconds per command on this machine (2 × AMD EPYC). media and big: the first full run of this
+# method (``bench/results/2026-12-07-r2-full.json``, the slower mode). tiny, scale and rows run since then
+# on an empty in-memory emulator per case (``IN_MEMORY_CASES``), which the first run did not: their figures
+# are the quick run's (``--quick``, 2026-12-07) scaled by the corpus (start-up kept once), with round two's
+# reruns and checks of the 100k library where an emptier emulator can only be faster. AzCopy and the SDK
+# pool on tiny and big (``--all-peers`` only): round one's ratios to rclone.
 FULL_SECONDS: dict[tuple[str, str], dict[str, float]] = {
-    ("media", "first_sync"): {"azphotosync": 6.2, "rclone": 7.2, "azcopy": 8.2, "sdk": 5.3},
-    ("media", "verify_deep"): {"azphotosync": 4.3, "rclone": 2.5},
-    ("media", "restore"): {"azphotosync": 6.2, "rclone": 7.2, "azcopy": 7.2},  # × RESTORE_FACTOR
-    ("big", "first_sync"): {"azphotosync": 13.7, "rclone": 13.9, "azcopy": 32.3, "sdk": 31.9},
-    ("big", "restore"): {"azphotosync": 13.7, "rclone": 13.9, "azcopy": 13.9},
-    ("tiny", "first_sync"): {"azphotosync": 40.8, "rclone": 43.7, "azcopy": 58.2, "sdk": 42.3},
-    ("tiny", "restore"): {"azphotosync": 40.8, "rclone": 43.7, "azcopy": 43.7},
-    ("scale", "first_sync"): {"azphotosync": 308.5, "rclone": 261.3},
-    ("scale", "rerun_unchanged"): {"azphotosync": 0.9, "rclone": 15.2, "azcopy": 25.7},
-    ("scale", "verify_shared"): {"azphotosync": 22.7, "rclone": 23.2},
+    ("media", "first_sync"): {"azphotosync": 10.9, "rclone": 10.7, "azcopy": 12.2, "sdk": 10.9},
+    ("media", "verify_deep"): {"azphotosync": 4.5, "rclone": 3.3},
+    ("media", "restore"): {"azphotosync": 7.9, "rclone": 4.2, "azcopy": 6.3},
+    ("big", "first_sync"): {"azphotosync": 24.1, "rclone": 20.6, "azcopy": 48.0, "sdk": 47.0},
+    ("big", "restore"): {"azphotosync": 17.6, "rclone": 9.6, "azcopy": 18.1},
+    ("tiny", "first_sync"): {"azphotosync": 52.0, "rclone": 29.0, "azcopy": 38.0, "sdk": 29.0},
+    ("tiny", "restore"): {"azphotosync": 26.0, "rclone": 18.0, "azcopy": 41.0},
+    ("scale", "first_sync"): {"azphotosync": 230.0, "rclone": 127.0},
+    ("scale", "rerun_unchanged"): {"azphotosync": 2.0, "rclone": 30.0, "azcopy": 36.0},
+    ("scale", "verify_shared"): {"azphotosync": 20.0, "rclone": 20.0},
     ("rows", "rerun_rows"): {"azphotosync": 1.0},
 }
 QUICK_SCALE = {"media": 40 / 300, "big": 320 / 2048, "tiny": 0.1, "scale": 0.1, "rows": 1.0}
-RESTORE_FACTOR = 0.75
-WRITES = {"first_sync"}  # commands after which Azurite autosaves (the next one waits a tick)
+IN_MEMORY_CASES = frozenset({"tiny", "scale", "rows"})  # the emulator keeps them in memory (bench.run)
+WRITES = {"first_sync"}  # commands after which an on-disk Azurite autosaves (the next one waits a tick)
 SETTLE_AFTER_WRITE = 7.0  # autosave tick + idle second + sync
-SETTLE_AFTER_READ = 1.5  # idle second + sync
+SETTLE_AFTER_READ = 1.5  # idle second + sync (also after writes to an in-memory emulator)
 BOOKKEEPING = {True: 1.0, False: 0.5}  # per command (writes?): container made, blobs counted, dropped; folder removed
 START_UP = 0.3  # a command's own start-up, which the quick corpora do not shrink
 SEED_ROWS_PER_S = 9_000.0  # one 100-row transaction ≈ 8.8 ms of Azurite, 2.4 ms of ours (table_batch)
-# Azurite's start, the corpora (3 GB and 120k files: ~35 s), the hash case (~15 s), rclone's untimed copies
-# for the restores (media 7, big 14, tiny 44 s, each settled: ~90 s).
+# Azurite's starts, the corpora (3 GB and 120k files: ~35 s), the hash case (~25 s), rclone's untimed copies
+# for the restores (media 9, big 22, tiny ~30 s, each settled: ~75 s).
 SET_UP = {"full": 140.0, "quick": 30.0}
 
 
@@ -128,12 +130,11 @@ def cell_seconds(c: Cell, quick: bool, runs: int) -> float:
     n = 1 if c.once else runs
     rows = len(QUICK_ROWS if quick else FULL_ROWS) if c.case == "rows" else 1
     writes = c.measure in WRITES
-    settle = SETTLE_AFTER_WRITE if writes else SETTLE_AFTER_READ
-    factor = RESTORE_FACTOR if c.measure == "restore" else 1.0
+    settle = SETTLE_AFTER_WRITE if writes and c.case not in IN_MEMORY_CASES else SETTLE_AFTER_READ
     total = 0.0
     for tools in c.by_mode.values():
         for tool in tools:
-            work = FULL_SECONDS[(c.case, c.measure)][tool] * scale * factor
+            work = FULL_SECONDS[(c.case, c.measure)][tool] * scale
             each = START_UP + work + settle + BOOKKEEPING[writes]
             total += each * n * rows
     return total

@@ -35,7 +35,7 @@ from agent.emulator import ACCOUNT, ACCOUNT_KEY, Azurite, start_azurite
 from sync_core.index import flags
 
 from . import corpora, plan, tools
-from .measure import Mode, Sample, ToolFailed, make_modes, median, run, schedule, wrote_now
+from .measure import Mode, Sample, ToolFailed, emulator_autosaves, make_modes, median, run, schedule, wrote_now
 from .rows import seed_rows
 from .targets import render_text, summarize, targets
 
@@ -45,15 +45,41 @@ MB = 1_000_000
 
 
 class Bench:
-    def __init__(self, args: argparse.Namespace, work: Path, az: Azurite):
+    def __init__(self, args: argparse.Namespace, work: Path):
         self.args = args
         self.work = work
-        self.az = az
-        self.service = BlobServiceClient.from_connection_string(az.connection_string)
-        self.tables = TableServiceClient.from_connection_string(az.connection_string)
+        self.az: Azurite | None = None
         self.results: dict[str, Any] = {}
         self.modes = {m.name: m for m in make_modes(args.modes, os.sched_getaffinity(0))}
         self.has_verify = "verify" in tools.agent_help("")
+
+    def fresh_emulator(self, case: str) -> Azurite:
+        """Stop the emulator of the previous case and start an empty one: every case (and each tool's 100k
+        library) starts on an emulator holding nothing else, so no command pays for what an earlier one
+        left (Azurite's Put Blob and listings slow as it holds more). The many-file cases keep it in memory
+        (``plan.IN_MEMORY_CASES``), where on disk it would rewrite its whole metadata store (100k blobs, 1M
+        index rows) as JSON on every autosave; the few-large-file cases keep it on disk, as in-memory
+        Azurite frees a deleted blob's bytes only on its 10-minute collection, and the big case writes
+        12 GiB in less."""
+        self.stop_emulator()
+        folder = self.work / "azurite"
+        shutil.rmtree(folder, ignore_errors=True)
+        self.az = start_azurite(folder, in_memory=case in plan.IN_MEMORY_CASES)
+        emulator_autosaves(case not in plan.IN_MEMORY_CASES)
+        self.service = BlobServiceClient.from_connection_string(self.az.connection_string)
+        self.tables = TableServiceClient.from_connection_string(self.az.connection_string)
+        return self.az
+
+    def stop_emulator(self) -> None:
+        if self.az is not None:
+            self.az.stop()
+            self.az = None
+
+    @property
+    def emulator(self) -> Azurite:
+        if self.az is None:
+            raise RuntimeError("no emulator: call fresh_emulator() first")
+        return self.az
 
     # -- plumbing ----------------------------------------------------------------------------------
     def cell(self, case: str, measure: str) -> dict[str, tuple[str, ...]]:
@@ -70,16 +96,15 @@ class Bench:
         table = "".join(ch for ch in f"b{case}{tool}{tag}" if ch.isalnum())
         state = self.work / "state" / name
         shutil.rmtree(state, ignore_errors=True)
-        t = tools.Target(self.az.blob_url, ACCOUNT, ACCOUNT_KEY, self.az.connection_string, name, table, state)
+        az = self.emulator
+        t = tools.Target(az.blob_url, ACCOUNT, ACCOUNT_KEY, az.connection_string, name, table, state)
         self.service.create_container(name)
         wrote_now()
         return t
 
     def drop(self, t: tools.Target) -> None:
-        """Delete a finished container and its index table (untimed), so Azurite's disk and memory stay
-        small and no later command pays for them: Azurite rewrites its whole table store on every autosave
-        after a Table write, so a kept 100k-row scale table would tax each of our later runs (the peers
-        write no Table rows) with seconds of the emulator's only thread."""
+        """Delete a finished container and its index table (untimed), so the emulator's memory stays small
+        and no later command of the case pays for them."""
         self.service.delete_container(t.container)
         self.tables.delete_table(t.table)  # no error when the tool made none
         wrote_now()
@@ -92,7 +117,7 @@ class Bench:
 
     def timed(self, cmd: list[str], env: dict[str, str], log: Path, mode: str, *, writes: bool, ok=(0,)) -> Sample:
         where = self.modes.get(mode) or Mode("shared")  # untimed loads run unpinned whatever --modes says
-        return run(cmd, env=env, log=log, settle_pid=self.az.pid, mode=where, writes=writes, ok=ok)
+        return run(cmd, env=env, log=log, settle_pid=self.emulator.pid, mode=where, writes=writes, ok=ok)
 
     def sync(self, tool: str, src: Path, t: tools.Target, *, rerun: bool, tag: str, mode: str) -> Sample:
         w = self.work
@@ -215,18 +240,21 @@ class Bench:
         return s
 
     def scale_case(self, src: Path, files: int, nbytes: int) -> None:
-        """The 100k library in one container. rclone loads its copy under ``rclone/`` first (one timed
-        sample), then the rclone and AzCopy reruns run on it while Azurite holds only those blobs (a listing
-        there scans every blob the emulator holds); then ours loads (one sample), our reruns run, and the two
-        quick verifications run on the same container holding both copies. One-edit reruns and AzCopy's own
-        100k upload inform no target and are not run."""
+        """The 100k library, one tool at a time, each on an empty emulator of its own: rclone loads its copy
+        (one timed sample), the rclone and AzCopy reruns run on it (AzCopy's ``sync`` compares
+        last-modified times, so it takes rclone's copy as up to date) and ``rclone check`` reads it; then
+        a fresh emulator, ours loads (one sample), our reruns and our quick verifications run. So neither
+        load, rerun nor check pays for the other tool's 100k blobs (the first run of this method loaded
+        ours second into the container holding rclone's copy and measured ours at a third of its speed).
+        One-edit reruns and AzCopy's own 100k upload inform no target and are not run."""
         case = "scale"
-        t = dataclasses.replace(self.target(case, "shared", "x"), rclone_dir="rclone")
         loads = self.cell(case, "first_sync")
         reruns = self.cell(case, "rerun_unchanged")
-        peers_rerun = {m: tuple(x for x in ts if x != "azphotosync") for m, ts in reruns.items()}
-        ours_rerun = {m: tuple(x for x in ts if x == "azphotosync") for m, ts in reruns.items()}
-        for tool in ("rclone", "azphotosync"):  # both copies are loaded even when not timed: the rest needs them
+        verifies = self.cell(case, "verify_shared")
+        for k, tool in enumerate(("rclone", "azphotosync")):  # each loads even untimed: the rest needs it
+            if k:
+                self.fresh_emulator(case)
+            t = dataclasses.replace(self.target(case, tool, "x"), rclone_dir="rclone")
             timed_in = [m for m, names in loads.items() if tool in names]
             mode = timed_in[0] if timed_in else "shared"
             s = self.sync(tool, src, t, rerun=False, tag=f"load-{tool}", mode=mode)
@@ -237,17 +265,19 @@ class Bench:
                 self.record(mode, case, tool, "first_sync", s, nbytes)
             else:
                 print(f"  (scale: {tool} copy loaded in {s.wall:.0f}s, untimed)", flush=True)
-            self.reruns(src, t, peers_rerun if tool == "rclone" else ours_rerun)
-        for rep, mode, tool in self.order(case, "verify_shared"):
-            if tool == "azphotosync" and self.has_verify:
-                s = self.agent_verify(t, f"verify{rep}", mode)
-            elif tool == "rclone":
-                s = self.timed(tools.rclone_check(src, t), tools.rclone_env(self.work, t),
-                               self.log(t.container, f"check{rep}", mode), mode, writes=False)  # fmt: skip
-            else:
-                continue
-            self.record(mode, case, tool, "verify_shared", s, rows=files)
-        self.drop(t)
+            ours = tool == "azphotosync"
+            self.reruns(src, t, {m: tuple(x for x in ts if (x == "azphotosync") == ours) for m, ts in reruns.items()})
+            mine = {m: tuple(x for x in ts if (x == "azphotosync") == ours) for m, ts in verifies.items()}
+            for rep, vmode, vtool in schedule(self.args.runs, mine):
+                if vtool == "azphotosync" and self.has_verify:
+                    s = self.agent_verify(t, f"verify{rep}", vmode)
+                elif vtool == "rclone":
+                    s = self.timed(tools.rclone_check(src, t), tools.rclone_env(self.work, t),
+                                   self.log(t.container, f"check{rep}", vmode), vmode, writes=False)  # fmt: skip
+                else:
+                    continue
+                self.record(vmode, case, vtool, "verify_shared", s, rows=files)
+            self.drop(t)
 
     def reruns(self, src: Path, t: tools.Target, by_mode: dict[str, tuple[str, ...]]) -> None:
         for rep, mode, tool in schedule(self.args.runs, by_mode):
@@ -412,12 +442,9 @@ def main(argv: list[str] | None = None) -> int:
     estimate = plan.estimate_seconds(args.quick, args.runs, all_peers=args.all_peers)
     print(f"bench: {meta['mode']}, {args.runs} run(s), modes {', '.join(args.modes)}; a whole run of this kind "
           f"takes about {estimate / 60:.0f} min here", flush=True)  # fmt: skip
-    azurite_dir = work / "azurite"
-    shutil.rmtree(azurite_dir, ignore_errors=True)
     t_start = time.monotonic()
-    az = start_azurite(azurite_dir)
+    bench = Bench(args, work)
     try:
-        bench = Bench(args, work, az)
         steps: dict[str, Callable[[], None]] = {}
         for name in ("media", "big", "tiny", "scale", "rows"):  # cheapest and most telling first; scale late
             if name not in cases:
@@ -442,10 +469,11 @@ def main(argv: list[str] | None = None) -> int:
         for k, (name, step) in enumerate(steps.items(), 1):
             elapsed = time.monotonic() - t_start
             print(f"== [{k}/{len(steps)}] {name} (at {elapsed / 60:.1f} of ~{estimate / 60:.0f} min)", flush=True)
+            bench.fresh_emulator(name)
             step()
             write_results(out, meta, bench.results, t_start, final=False)  # a checkpoint per case
     finally:
-        az.stop()
+        bench.stop_emulator()
     table = write_results(out, meta, bench.results, t_start, final=True)
     print(table)
     print(f"wrote {out} ({meta['seconds']:.0f}s)")

@@ -26,7 +26,7 @@ FLAT_LIMIT = 1.25  # rerun at the most rows ÷ at the fewest: "flat" allows a qu
 MEASURE_NAMES = {
     "first_sync": "first sync",
     "rerun_unchanged": "unchanged rerun",
-    "verify_shared": "quick verify / `rclone check`, same container",
+    "verify_shared": "quick verify / `rclone check` of its own copy",
     "verify_deep": "deep verify / `rclone check --download`",
     "restore": "restore (ours: SHA-256 checked; peers: MD5 where the blob has one)",
 }

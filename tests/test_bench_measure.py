@@ -128,3 +128,17 @@ def test_settle_waits_for_the_autosave_after_a_write(monkeypatch: pytest.MonkeyP
     finally:
         proc.kill()
         proc.wait()
+
+
+def test_settle_has_no_autosave_to_wait_for_on_an_in_memory_emulator(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(measure, "AUTOSAVE_SECONDS", 3.0)
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        measure.emulator_autosaves(False)
+        measure.wrote_now()
+        waited = measure.settle(proc.pid, quiet=0.2, limit=5, dirty_limit=1 << 40)
+        assert waited < 2.0  # only the idle check, not the 3.5 s tick
+    finally:
+        measure.emulator_autosaves(True)
+        proc.kill()
+        proc.wait()
