@@ -115,12 +115,16 @@ SEED_ROWS_PER_S = 9_000.0  # one 100-row transaction ≈ 8.8 ms of Azurite, 2.4 
 SET_UP = {"full": 140.0, "quick": 30.0}
 
 
-def estimate_seconds(quick: bool, runs: int, *, all_peers: bool = False) -> float:
-    """The run's expected length on this machine (see the module's docstring)."""
+def estimate_seconds(
+    quick: bool, runs: int, *, all_peers: bool = False, cases: tuple[str, ...] | None = None
+) -> float:
+    """The run's expected length on this machine (see the module's docstring); ``cases``: only those."""
     total = SET_UP["quick" if quick else "full"]
     for c in ALL_PEERS_PLAN if all_peers else PLAN:
-        total += cell_seconds(c, quick, runs)
-    total += max(QUICK_ROWS if quick else FULL_ROWS) / SEED_ROWS_PER_S
+        if cases is None or c.case in cases:
+            total += cell_seconds(c, quick, runs)
+    if cases is None or "rows" in cases:
+        total += max(QUICK_ROWS if quick else FULL_ROWS) / SEED_ROWS_PER_S
     return total
 
 

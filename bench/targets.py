@@ -92,7 +92,12 @@ def targets(summary: dict[str, Any]) -> list[dict[str, Any]]:
             out.append(_row(name, "pinned", None, 1.0, None))
             continue
         r = round(ours / best[1], 3)
-        out.append(_row(name, "pinned", r, 1.0, r <= 1.0, f"{ours:.2f} s vs {best[0]} {best[1]:.2f} s"))
+        detail = f"{ours:.2f} s vs {best[0]} {best[1]:.2f} s"
+        disk = {t: _get(med, "pinned", case, t, measure, "to_disk_s") for t in ALL_TOOLS}
+        if measure == "restore" and disk["azphotosync"] is not None:
+            best_disk = min((w, t) for t, w in disk.items() if w is not None and t != "azphotosync")
+            detail += f"; to disk (command + sync): {disk['azphotosync']:.2f} s vs {best_disk[1]} {best_disk[0]:.2f} s"
+        out.append(_row(name, "pinned", r, 1.0, r <= 1.0, detail))
     ours, rc = (
         _get(med, "pinned", "media", "azphotosync", "first_sync"),
         _get(med, "pinned", "media", "rclone", "first_sync"),

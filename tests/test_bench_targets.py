@@ -141,3 +141,14 @@ def test_cells_narrow_to_the_modes_and_tools_asked_for(modes: tuple[str, ...]) -
     c = plan.cell("media", "first_sync", tools=("azphotosync", "sdk"), modes=modes)
     assert list(c.by_mode) == list(modes)
     assert set(next(iter(c.by_mode.values()))) <= {"azphotosync", "sdk"}
+
+
+def test_restore_targets_say_the_time_to_disk_beside_the_command() -> None:
+    r = results()
+    media = r["pinned"]["media"]
+    media["azphotosync"]["restore"] = cell([4.0, 4.2, 4.4], to_disk_s=[4.1, 4.3, 4.5])
+    media["rclone"]["restore"] = cell([3.0], to_disk_s=[5.0])
+    media["azcopy"]["restore"] = cell([3.5], to_disk_s=[4.7])
+    t = by_target(targets(summarize(r)))["media restore wall <= 1.0x best peer"]
+    assert t["met"] is False and t["measured"] == round(4.2 / 3.0, 3)  # the target reads the command
+    assert t["detail"] == "4.20 s vs rclone 3.00 s; to disk (command + sync): 4.30 s vs azcopy 4.70 s"

@@ -174,3 +174,69 @@ def test_too_many_flags_for_point_reads_fall_back_to_the_query(lib, monkeypatch)
     monkeypatch.setattr(flags, "MAX_POINT_READS", 2)
     assert flags.flagged_rows(table, PREFIX, "testhost") is None
     assert len(table_mirror.flagged_rows(table, PREFIX, "testhost")) == 3
+
+
+def no_partition_read(*_a: object, **_k: object) -> list[dict[str, Any]]:
+    raise AssertionError("the flags partition was queried while the source's presence says it has no flags")
+
+
+def test_a_clean_sync_reads_two_entities_and_no_partition(lib, monkeypatch):
+    table = lib["table"]
+    assert verify(lib["state"]) == 0
+    assert flags.presence(table, "testhost") == (False, None)  # never flagged
+    monkeypatch.setattr(flags, "read_flags", no_partition_read)
+    monkeypatch.setattr(table_mirror, "scan_flagged_rows", no_partition_read)
+    out = sync(lib["src"], lib["state"])
+    assert out["repaired"] == 0 and out["problems"] == 0, out
+    assert flags.flagged_rows(table, PREFIX, "testhost") == []
+
+
+def test_presence_is_set_after_flags_and_cleared_by_the_sync_that_finds_none(lib, monkeypatch):
+    table, datas = lib["table"], lib["datas"]
+    rel, data = "f/0.jpg", datas["f/0.jpg"]
+    lib["container"].delete_blob(name_of(rel, data))
+    assert verify(lib["state"]) == 1
+    assert flags.presence(table, "testhost")[0] is True
+    assert sync(lib["src"], lib["state"])["repaired"] == 1
+    assert flags_of(table) == [] and flags.presence(table, "testhost")[0] is True  # dropped by the repair
+    reads: list[str] = []
+    real = flags.read_flags
+
+    def counted(t: TableClient, source_id: str) -> list[dict[str, Any]]:
+        reads.append(source_id)
+        return real(t, source_id)
+
+    monkeypatch.setattr(flags, "read_flags", counted)
+    sync(lib["src"], lib["state"])  # looks once, finds nothing, clears
+    assert reads == ["testhost"] and flags.presence(table, "testhost")[0] is False
+    sync(lib["src"], lib["state"])
+    assert reads == ["testhost"]  # the next one does not look
+
+
+def test_a_flag_written_between_the_read_and_the_clear_keeps_the_presence(lib):
+    table, datas = lib["table"], lib["datas"]
+    assert verify(lib["state"]) == 0
+    row = table.get_entity(*keys("f/1.jpg", datas["f/1.jpg"]))
+    flags.write_flags(table, PREFIX, [(row, Verdict.MISSING)])
+    flagged, etag = flags.presence(table, "testhost")
+    assert flagged and etag
+    flags.write_flags(table, PREFIX, [(row, Verdict.SHA_MISMATCH)])  # a verifier, between a sync's read and its clear
+    assert flags.clear_presence(table, "testhost", etag) is False
+    assert flags.presence(table, "testhost")[0] is True
+
+
+def test_a_ready_prefix_from_a_verifier_without_presence_is_always_queried(lib):
+    table, datas = lib["table"], lib["datas"]
+    assert verify(lib["state"]) == 0
+    table.upsert_entity(  # the ready entity as the first flags verifier wrote it
+        {"PartitionKey": flags.READY_PARTITION, "RowKey": flags.ready_key(PREFIX), flags.P_PRESENCE: False},
+        mode=UpdateMode.MERGE,
+    )
+    pk, rk = keys("f/2.jpg", datas["f/2.jpg"])
+    old_verifier_flag(table, pk, rk, Verdict.MISSING)
+    table.upsert_entity({  # its flag, with no presence entity beside it
+        "PartitionKey": flags.flags_partition("testhost"), "RowKey": flags.flag_key(pk, rk),
+        flags.P_INDEX_PARTITION: pk, flags.P_INDEX_ROW: rk, flags.P_PREFIX: PREFIX, flags.P_VERDICT: "missing",
+    })  # fmt: skip
+    assert flags.presence(table, "testhost") == (False, None)
+    assert [r["RowKey"] for r in flags.flagged_rows(table, PREFIX, "testhost") or []] == [rk]

@@ -225,8 +225,8 @@ def test_cost_is_one_listing_and_one_query_per_unit_and_a_healthy_archive_writes
     blob.set_blob_metadata({**blob.get_blob_properties().metadata, "sha256": "0" * 64})
     third, problems = verify_units(verifier, units, now=T0 + timedelta(days=2), workers=4)
     assert third["counts"] == {"ok": 11, "sha_mismatch": 1} and [p.blob_name for p in problems] == [name]
-    # Two writes: the damaged row's flag (sync_core.index.flags), then its verdict.
-    assert third["requests"]["property_calls"] == 1 and third["requests"]["writes"] == 2
+    # Three writes: the damaged row's flag, its source's presence entity (sync_core.index.flags), its verdict.
+    assert third["requests"]["property_calls"] == 1 and third["requests"]["writes"] == 3
     row = table.get_entity(rows[0]["PartitionKey"], rows[0]["RowKey"])
     assert row[P_VERIFY_STATUS] == "sha_mismatch" and row[P_LAST_VERIFIED] == T0 + timedelta(days=2)
 

@@ -15,6 +15,14 @@ meets it. So the verifier only ever adds flags — for every row that it judges 
 A prefix's flags are complete only once a verification has read all of its rows with this code: the run
 that did so writes a *ready* entity for the prefix. Until then (and when the flags are too many for point
 reads to be cheaper) the agent falls back to the one filtered query over the prefix.
+
+Most syncs find no flags at all, and even the query of one small partition costs in proportion to the
+table where the store does not index partitions (Azurite scans every entity of the table for it). So each
+source also has a *presence* entity: the verifier sets it (``Flagged``) after writing any flag of that
+source, and a sync that queried the source's partition and found it empty clears it under the ETag it read
+before the query — a flag written meanwhile set it again and changed that ETag, so the clear fails and the
+next sync looks. While it is clear (or was never set) a sync reads two entities and no partition. Ready
+entities written by this code say so (``Presence``); under an older one the partition is always queried.
 """
 
 from __future__ import annotations
@@ -26,8 +34,9 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
 
+from azure.core import MatchConditions
 from azure.core.exceptions import AzureError, ResourceNotFoundError
-from azure.data.tables import TableClient
+from azure.data.tables import TableClient, UpdateMode
 
 from sync_core.contracts.blobname import normalize_prefix
 from sync_core.index import table_batch
@@ -42,6 +51,9 @@ P_INDEX_ROW = "IndexRow"
 P_PREFIX = "Prefix"
 P_VERDICT = "Verdict"
 P_SINCE = "Since"
+P_PRESENCE = "Presence"  # on a ready entity: its verifier keeps presence entities (module doc)
+P_FLAGGED = "Flagged"  # on a presence entity: the source may have flags
+PRESENCE_MARK = "source-"  # + the 32 hex digits of the source's flags partition: RowKeys in READY_PARTITION
 MAX_POINT_READS = 1000  # above this many flags one filtered query over the prefix is the cheaper read
 _READERS = 8
 
@@ -58,6 +70,10 @@ def flag_key(partition_key: str, row_key: str) -> str:
 
 def ready_key(prefix: str) -> str:
     return hashlib.sha256(normalize_prefix(prefix).encode()).hexdigest()
+
+
+def presence_key(source_id: str) -> str:
+    return PRESENCE_MARK + flags_partition(source_id)[len(FLAGS_PARTITION_MARK) :]
 
 
 def is_damaged(row: Mapping[str, Any]) -> bool:
@@ -81,11 +97,15 @@ def write_flags(table: TableClient, prefix: str, rows: Iterable[tuple[Mapping[st
             P_INDEX_PARTITION: pk, P_INDEX_ROW: rk, P_PREFIX: normalize_prefix(prefix), P_VERDICT: str(verdict),
         })  # fmt: skip
     sent = 0
-    for flags in by_partition.values():
+    for partition, flags in by_partition.items():
         unique = list({f["RowKey"]: f for f in flags}.values())
         for i in range(0, len(unique), table_batch.MAX_OPERATIONS):
             table_batch.submit(table, [("merge", f) for f in unique[i : i + table_batch.MAX_OPERATIONS]])
             sent += 1
+        # After the flags, never before: a sync that clears the presence between the two would miss them.
+        presence = PRESENCE_MARK + partition[len(FLAGS_PARTITION_MARK) :]
+        table.upsert_entity({"PartitionKey": READY_PARTITION, "RowKey": presence, P_FLAGGED: True})
+        sent += 1
     return sent
 
 
@@ -95,15 +115,40 @@ def mark_ready(table: TableClient, prefixes: Iterable[str], when: datetime | Non
     for prefix in prefixes:
         table.upsert_entity({
             "PartitionKey": READY_PARTITION, "RowKey": ready_key(prefix), P_PREFIX: normalize_prefix(prefix),
-            P_SINCE: stamp,
+            P_SINCE: stamp, P_PRESENCE: True,
         })  # fmt: skip
 
 
 # -- the agent's side ----------------------------------------------------------------------------------------
-def is_ready(table: TableClient, prefix: str) -> bool:
+def _ready_entity(table: TableClient, prefix: str) -> Any | None:
     try:
-        table.get_entity(READY_PARTITION, ready_key(prefix))
+        return table.get_entity(READY_PARTITION, ready_key(prefix))
     except ResourceNotFoundError:
+        return None
+
+
+def is_ready(table: TableClient, prefix: str) -> bool:
+    return _ready_entity(table, prefix) is not None
+
+
+def presence(table: TableClient, source_id: str) -> tuple[bool, str | None]:
+    """Whether ``source_id`` may have flags, and the presence entity's ETag (``None``: never set)."""
+    try:
+        e = table.get_entity(READY_PARTITION, presence_key(source_id))
+    except ResourceNotFoundError:
+        return False, None
+    return bool(e.get(P_FLAGGED)), e.metadata.get("etag")
+
+
+def clear_presence(table: TableClient, source_id: str, etag: str) -> bool:
+    """Say ``source_id`` has no flags, unless the presence entity changed since it read ``etag``. Best
+    effort (a presence left set costs the next sync one query); whether it was cleared."""
+    try:
+        table.update_entity(
+            {"PartitionKey": READY_PARTITION, "RowKey": presence_key(source_id), P_FLAGGED: False},
+            mode=UpdateMode.MERGE, etag=etag, match_condition=MatchConditions.IfNotModified,
+        )  # fmt: skip
+    except AzureError:
         return False
     return True
 
@@ -123,10 +168,19 @@ def flagged_rows(
 
     Each flag's row is read by its keys and kept only while it still carries a damage verdict for this
     source; with ``tidy`` the stale flags met are dropped (a sync does; ``status`` only reads)."""
-    if not is_ready(table, prefix):
+    ready = _ready_entity(table, prefix)
+    if ready is None:
         return None
+    etag: str | None = None
+    if ready.get(P_PRESENCE):
+        flagged, etag = presence(table, source_id)
+        if not flagged:
+            return []
     want = normalize_prefix(prefix)
-    flags = [f for f in read_flags(table, source_id) if f.get(P_PREFIX) == want]
+    every = read_flags(table, source_id)
+    if tidy and not every and etag is not None:
+        clear_presence(table, source_id, etag)
+    flags = [f for f in every if f.get(P_PREFIX) == want]
     if len(flags) > MAX_POINT_READS:
         return None
 
