@@ -11,8 +11,8 @@ pool on the tiny and big first syncs (2.3× and 1.4× rclone on big, 1.3× and 1
 run: neither can be the best peer; ``--all-peers`` puts them back), and the shared mode where no target
 reads it (media: its shared-mode first syncs were the first round's comparison, 1.05× rclone in the first
 run of this method; the 1M-row index of the rows case, ~7 minutes of seeding, took their place) and the SDK
-pool on media (a reference, not a peer: 1.00× ours in that run). The 100k first syncs load the library the reruns and verifications use and run once
-per tool, as in every earlier run.
+pool on media (a reference, not a peer: 1.00× ours in that run). The 100k first syncs load the library
+the reruns and verifications use and run once per tool, as in every earlier run.
 """
 
 from __future__ import annotations
