@@ -61,6 +61,7 @@ class Target:
 
 def base_env(work: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AZURE_", "AZPHOTOSYNC_", "RCLONE_", "AZCOPY_"))}
+    env.pop("PYTHONDONTWRITEBYTECODE", None)  # a user's machine caches compiled modules (install_tools.sh)
     env["HOME"] = str(work / "home")  # no tool reads or writes the user's own config
     (work / "home").mkdir(parents=True, exist_ok=True)
     return env

@@ -142,3 +142,13 @@ def test_settle_has_no_autosave_to_wait_for_on_an_in_memory_emulator(monkeypatch
         measure.emulator_autosaves(True)
         proc.kill()
         proc.wait()
+
+
+def test_tools_run_with_compiled_modules_cached_as_on_a_users_machine(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
+    from bench import tools
+
+    monkeypatch.setenv("PYTHONDONTWRITEBYTECODE", "1")
+    monkeypatch.setenv("AZURE_STORAGE_CONNECTION_STRING", "from the caller")
+    env = tools.base_env(tmp_path)
+    assert "PYTHONDONTWRITEBYTECODE" not in env and "AZURE_STORAGE_CONNECTION_STRING" not in env
+    assert env["HOME"] == str(tmp_path / "home")
