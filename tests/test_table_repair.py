@@ -12,14 +12,14 @@ from azure.data.tables import TableClient, UpdateMode
 from azure.storage.blob import BlobServiceClient
 
 from sync_core.config import StorageConfig
-from sync_core.contracts.blobmeta import parse_metadata
+from sync_core.contracts.blobmeta import normalize_etag, parse_metadata
 from sync_core.index import table_index as ti
 from sync_core.index.table_mirror import open_table, plain
 from sync_core.local.hasher import block_digest
 from sync_core.local.state import StateDB
 from sync_core.storage.clients import blob_service, table_service
 from sync_core.sync.repair import FAILED, LOST, RESTORED, REUPLOADED, Repairer
-from sync_core.sync.transfer import BLOCK_SIZE, block_id, normalize_etag
+from sync_core.sync.transfer import BLOCK_SIZE, block_id
 from sync_core.verify.verdicts import Verdict
 
 from .conftest import det_bytes, run_cli, write_file

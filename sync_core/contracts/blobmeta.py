@@ -23,6 +23,12 @@ K_RCLONE_MTIME = "mtime"  # rclone's key: `rclone copy` from the archive restore
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
+def normalize_etag(etag: str) -> str:
+    """ETags as blob listings report them (unquoted); write responses quote them. One form everywhere: in
+    SQLite, in the index rows (``BlobEtag``) and in every comparison."""
+    return etag.strip('"')
+
+
 @dataclass(frozen=True, slots=True)
 class BlobMeta:
     sha256: str

@@ -13,7 +13,7 @@ from typing import Any
 
 from azure.data.tables import EdmType, EntityProperty
 
-from sync_core.contracts.blobmeta import BlobMeta
+from sync_core.contracts.blobmeta import BlobMeta, normalize_etag
 from sync_core.contracts.blobname import prefix_of
 from sync_core.index.table_index import (
     P_BLOB_ETAG,
@@ -31,7 +31,6 @@ from sync_core.index.table_index import (
     keys_for_blob,
 )
 from sync_core.local.state import BlobRow
-from sync_core.sync.transfer import normalize_etag
 from sync_core.timestamps import row_mtime_ns, row_size
 
 

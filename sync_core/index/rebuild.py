@@ -24,7 +24,7 @@ from azure.data.tables import TableClient
 from azure.storage.blob import ContainerClient
 
 from sync_core.config import StorageConfig
-from sync_core.contracts.blobmeta import parse_metadata
+from sync_core.contracts.blobmeta import normalize_etag, parse_metadata
 from sync_core.contracts.blobname import is_name_of, listing_prefix, parse_blob_name, prefix_of
 from sync_core.index.entity import row_from_entity
 from sync_core.index.table_index import (
@@ -32,7 +32,6 @@ from sync_core.index.table_index import (
 )
 from sync_core.index.table_mirror import MirrorResult, TableMirror, prefix_rows
 from sync_core.local.state import BlobRow, FileRow, StateDB
-from sync_core.sync.transfer import normalize_etag
 from sync_core.timestamps import row_mtime_ns
 
 

@@ -30,7 +30,7 @@ from azure.data.tables import TableClient, UpdateMode
 from azure.storage.blob import BlobProperties, ContainerClient
 
 from sync_core.config import StorageConfig
-from sync_core.contracts.blobmeta import K_SHA256, BlobMeta
+from sync_core.contracts.blobmeta import K_SHA256, BlobMeta, normalize_etag
 from sync_core.contracts.blobname import is_name_of, prefix_of
 from sync_core.contracts.mediatypes import content_type
 from sync_core.errors import first_line
@@ -49,7 +49,7 @@ from sync_core.local.hasher import FileChangedError, NotScannedFileError, hash_f
 from sync_core.local.state import BlobRow, StateDB
 from sync_core.storage.clients import SINGLE_PUT_MAX
 from sync_core.sync.progress import RunSummary
-from sync_core.sync.transfer import BLOCK_SIZE, BlobConflictError, StoreResult, Transfer, normalize_etag
+from sync_core.sync.transfer import BLOCK_SIZE, BlobConflictError, StoreResult, Transfer
 from sync_core.verify.verdicts import Verdict
 
 # Outcomes (also the ``repair_log.outcome`` values)

@@ -33,7 +33,7 @@ from azure.core import MatchConditions
 from azure.core.exceptions import HttpResponseError, ResourceExistsError, ResourceNotFoundError
 from azure.storage.blob import BlobBlock, BlobClient, ContainerClient, ContentSettings
 
-from sync_core.contracts.blobmeta import K_SHA256, BlobMeta, build_metadata
+from sync_core.contracts.blobmeta import K_SHA256, BlobMeta, build_metadata, normalize_etag
 from sync_core.local.hasher import FileChangedError, Hashed, block_digest, open_scanned
 from sync_core.storage.put_blob import put_sender
 from sync_core.storage.tiering import is_archived_error
@@ -49,11 +49,6 @@ COPY_TIMEOUT_SECONDS = 3600
 
 class BlobConflictError(Exception):
     """A blob with our contract name exists but does not hold the content its name promises."""
-
-
-def normalize_etag(etag: str) -> str:
-    """ETags as blob listings report them (unquoted); write responses quote them. One form everywhere."""
-    return etag.strip('"')
 
 
 @dataclass(frozen=True, slots=True)
