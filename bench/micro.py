@@ -2,6 +2,7 @@
 
     .venv/bin/python -m bench.micro          # all sections
     .venv/bin/python -m bench.micro agent    # sections 4 and 5: the agent's per-file costs
+    .venv/bin/python -m bench.micro direct   # section 6: a Put Blob below azure-core, for comparison
 
 1. Put Block throughput with and without Content-MD5 (Azurite checksums a block without one by reading it
    back, so AzCopy and a plain SDK pool stage blocks at ~half the speed rclone does).
@@ -12,26 +13,34 @@
 5. Table writes: client and Azurite CPU per entity-group transaction and per entity, merge-upsert against
    insert without the entity echoed back, by batch size, sent by the SDK's ``submit_transaction`` and by
    ``sync_core.index.table_batch`` (what the Table mirror sends; its cost per file).
+6. The same create-only Put Blob written with ``http.client`` directly: what a transport below azure-core
+   could save per small file.
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import hmac
+import http.client
 import os
 import resource
 import sys
 import tempfile
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from email.utils import formatdate
+from urllib.parse import quote, urlsplit
 
 import requests
 from azure.core.pipeline.transport import RequestsTransport
 from azure.data.tables import UpdateMode
 from azure.storage.blob import BlobServiceClient
 
-from agent.emulator import Azurite, start_azurite
+from agent.emulator import ACCOUNT, ACCOUNT_KEY, Azurite, start_azurite
 from sync_core.config import StorageConfig
-from sync_core.contracts.blobmeta import BlobMeta
+from sync_core.contracts.blobmeta import BlobMeta, build_metadata
 from sync_core.index import table_batch
 from sync_core.index.table_mirror import entity_for, open_table
 from sync_core.local.state import BlobRow
@@ -79,6 +88,53 @@ def agent_puts(az: Azurite, n: int = 2000) -> None:
               f"client CPU {1000 * cpu / n:.2f} ms/put, Azurite {1000 * srv / n:.2f} ms/put", flush=True)  # fmt: skip
 
 
+def direct_puts(az: Azurite, n: int = 5000) -> None:
+    """Section 6: what a transport below azure-core would buy. The same create-only 1 KiB Put Blob (same
+    headers and metadata), once through ``Transfer.upload`` and once written with ``http.client`` directly
+    (one connection per thread, shared-key signature computed here, no retries): the client CPU per request
+    a lean transport could reach, not a path the agent takes."""
+    cfg = StorageConfig("micro-direct", "t", "p", "micro", connection_string=az.connection_string)
+    container = blob_service(cfg, transport=make_transport(20)).get_container_client(cfg.container)
+    container.create_container()
+    t = Transfer(container)
+    small = os.urandom(1024)
+    meta = BlobMeta(hashlib.sha256(small).hexdigest(), "a.jpg", len(small), 0, "micro")
+    headers_meta = {f"x-ms-meta-{k}": v for k, v in build_metadata(meta).items()}
+    key = base64.b64decode(ACCOUNT_KEY)
+    base = urlsplit(az.blob_url)
+    local = threading.local()
+
+    def direct(name: str) -> None:
+        path = f"{base.path}/{cfg.container}/{quote(name, safe='~/')}"
+        headers = {"x-ms-blob-type": "BlockBlob", "x-ms-date": formatdate(usegmt=True), "x-ms-version": "2025-01-05",
+                   "If-None-Match": "*", "Content-Type": "application/octet-stream",
+                   "x-ms-blob-content-type": "image/jpeg", **headers_meta}  # fmt: skip
+        ms = sorted((k.lower(), v) for k, v in headers.items() if k.startswith("x-ms-"))
+        canonical = "".join(f"{k}:{v}\n" for k, v in ms)
+        to_sign = f"PUT\n\n\n{len(small)}\n\napplication/octet-stream\n\n\n\n*\n\n\n{canonical}/{ACCOUNT}{path}"
+        signature = base64.b64encode(hmac.new(key, to_sign.encode(), hashlib.sha256).digest()).decode()
+        headers.update({"Authorization": f"SharedKey {ACCOUNT}:{signature}", "Content-Length": str(len(small))})
+        conn = getattr(local, "conn", None) or http.client.HTTPConnection(base.hostname or "", base.port, timeout=60)
+        local.conn = conn
+        conn.request("PUT", path, body=small, headers=headers)
+        response = conn.getresponse()
+        response.read()
+        if response.status != 201:
+            raise RuntimeError(f"direct put: {response.status} {response.reason}")
+
+    for rnd in range(2):
+        for how in ("Transfer.upload", "http.client"):
+            t0, c0 = time.perf_counter(), _cpu()
+            with ThreadPoolExecutor(8) as pool:
+                if how == "http.client":
+                    list(pool.map(lambda i, r=rnd: direct(f"d{r}/{i}.jpg"), range(n)))
+                else:
+                    list(pool.map(lambda i, r=rnd: t.upload(f"a{r}/{i}.jpg", "", meta, "image/jpeg", small), range(n)))
+            dt, cpu = time.perf_counter() - t0, _cpu() - c0
+            print(f"1 KiB create-only put x{n}, 8 threads, {how:15}: {n / dt:5.0f} puts/s, "
+                  f"client CPU {1000 * cpu / n:.3f} ms/put", flush=True)  # fmt: skip
+
+
 def table_writes(az: Azurite) -> None:
     """Section 5: merge-upsert against insert (``Prefer: return-no-content``) transactions by size."""
     cfg = StorageConfig("c", "microtable", "photos", "micro", connection_string=az.connection_string)
@@ -121,6 +177,9 @@ def main() -> int:
             agent_puts(az)
             table_writes(az)
             return 0
+        if sys.argv[1:] == ["direct"]:  # section 6 only
+            direct_puts(az)
+            return 0
         svc = BlobServiceClient.from_connection_string(az.connection_string)
         c = svc.get_container_client("micro")
         c.create_container()
@@ -152,6 +211,7 @@ def main() -> int:
             print(f"download 64 MiB, block size {bs:>6}: {64 * MiB / 1e6 / dt:4.0f} MB/s, CPU {cpu:.2f} s")
         agent_puts(az)
         table_writes(az)
+        direct_puts(az)
     finally:
         az.stop()
     return 0
