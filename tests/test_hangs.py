@@ -164,3 +164,38 @@ def test_outage_watch_trips_on_failures_in_a_row_or_over_time_and_any_answer_res
     assert not slow.tripped  # two failures are not enough, however far apart
     slow.on_transport_failure(err)
     assert slow.tripped
+
+
+def test_a_ctrl_c_the_kernel_gives_a_worker_thread_still_stops_the_run_at_once(
+    azurite: Azurite, cfg, container, tmp_path, short_timeouts
+):
+    """A process's SIGINT may be delivered to any of its threads, and Python runs the handler in the main
+    thread only when that thread next runs: the main thread must not sleep on its workers until one ends."""
+    import dataclasses
+
+    src = tmp_path / "lib"
+    for i in range(6):
+        write_file(src, f"a/{i}.jpg", det_bytes(i, 3_000))
+    with FaultProxy(azurite.blob_port, FaultPlan(delay=1.0, delay_seconds=3600, only=is_upload)) as proxy:
+        pcfg = dataclasses.replace(cfg, connection_string=proxied_connection_string(azurite, proxy))
+        sent: list[float] = []
+
+        def interrupt_a_worker() -> None:
+            deadline = time.monotonic() + 60
+            while not any(is_upload(r) for r in proxy.arrived()) and time.monotonic() < deadline:
+                time.sleep(0.02)
+            worker = next(t for t in threading.enumerate() if t.name.startswith("file"))
+            sent.append(time.monotonic())
+            signal.pthread_kill(worker.ident or 0, signal.SIGINT)
+
+        state = StateDB(tmp_path / "state")
+        helper = threading.Thread(target=interrupt_a_worker, daemon=True)
+        try:
+            engine = SyncEngine(pcfg, state, open_container(blob_service(pcfg), pcfg), SyncOptions(source=src))
+            helper.start()
+            with pytest.raises(KeyboardInterrupt):
+                engine.run()
+            stopped = time.monotonic()
+        finally:
+            state.close()
+    assert sent and stopped - sent[0] < 1.5, stopped - sent[0]

@@ -62,6 +62,7 @@ from sync_core.restore.target import (
     unsafe_reason,
 )
 from sync_core.storage.bandwidth import limiter
+from sync_core.storage.concurrency import WAKE_SECONDS
 from sync_core.storage.download import Downloads
 from sync_core.storage.tiering import is_archived_error
 from sync_core.sync.progress import NullProgress, Progress
@@ -424,7 +425,9 @@ class RestoreEngine:
             pool.shutdown(wait=True, cancel_futures=True)
 
     def _collect(self, pending: set[Future[RestoreOutcome]]) -> set[Future[RestoreOutcome]]:
-        done, rest = wait(pending, return_when=FIRST_COMPLETED)
+        done: set[Future[RestoreOutcome]] = set()
+        while not done:  # wakes every WAKE_SECONDS, so a Ctrl-C the kernel gave a worker is handled at once
+            done, rest = wait(pending, timeout=WAKE_SECONDS, return_when=FIRST_COMPLETED)
         for fut in done:
             self._done(fut.result())
         return rest

@@ -209,6 +209,11 @@ class OutageWatch:
             return f"storage is not answering ({self._streak} requests in a row failed; last: {self.last_error})"
 
 
+# The longest a main thread sleeps waiting on its workers. The kernel may deliver a process's SIGINT to any
+# thread, and Python runs the handler in the main thread only when that thread next runs.
+WAKE_SECONDS = 0.5
+
+
 @contextlib.contextmanager
 def abandoning_pool(workers: int, name: str) -> Iterator[ThreadPoolExecutor]:
     """A thread pool that is waited for when its block ends normally, and abandoned (queued work cancelled,

@@ -35,7 +35,7 @@ from sync_core.local.scanner import ScanEntry, ScanProblem, ScanResult, scan
 from sync_core.local.state import FileRow, StateDB, StatRow
 from sync_core.storage.bandwidth import limiter
 from sync_core.storage.clients import SINGLE_PUT_MAX
-from sync_core.storage.concurrency import THROTTLE, AdaptiveLimiter, OutageWatch, abandoning_pool
+from sync_core.storage.concurrency import THROTTLE, WAKE_SECONDS, AdaptiveLimiter, OutageWatch, abandoning_pool
 from sync_core.sync import repair
 from sync_core.sync.progress import FileOutcome, Kind, NullProgress, ProgressSink, RunSummary
 from sync_core.sync.transfer import BLOCK_SIZE, BLOCKS_IN_FLIGHT, BlobConflictError, BufferBudget, StoreResult, Transfer
@@ -334,7 +334,12 @@ class SyncEngine:
 
     def _collect(self, pending: set[Future[_Done]], done: queue.SimpleQueue[Future[_Done]]) -> None:
         """Record every file that has finished (at least one; blocks until then)."""
-        fut = done.get()
+        while True:
+            try:  # wakes every WAKE_SECONDS, so a Ctrl-C the kernel gave a worker thread is handled at once
+                fut = done.get(timeout=WAKE_SECONDS)
+                break
+            except queue.Empty:
+                continue
         while True:
             pending.discard(fut)
             if not fut.cancelled():  # cancelled: never started (a known outage stopped the run)
