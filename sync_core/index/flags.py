@@ -73,7 +73,12 @@ def ready_key(prefix: str) -> str:
 
 
 def presence_key(source_id: str) -> str:
-    return PRESENCE_MARK + flags_partition(source_id)[len(FLAGS_PARTITION_MARK) :]
+    return _presence_key_of(flags_partition(source_id))
+
+
+def _presence_key_of(partition: str) -> str:
+    """The presence entity's RowKey of a flags partition (the same 32 hex digits)."""
+    return PRESENCE_MARK + partition[len(FLAGS_PARTITION_MARK) :]
 
 
 def is_damaged(row: Mapping[str, Any]) -> bool:
@@ -103,8 +108,7 @@ def write_flags(table: TableClient, prefix: str, rows: Iterable[tuple[Mapping[st
             table_batch.submit(table, [("merge", f) for f in unique[i : i + table_batch.MAX_OPERATIONS]])
             sent += 1
         # After the flags, never before: a sync that clears the presence between the two would miss them.
-        presence = PRESENCE_MARK + partition[len(FLAGS_PARTITION_MARK) :]
-        table.upsert_entity({"PartitionKey": READY_PARTITION, "RowKey": presence, P_FLAGGED: True})
+        table.upsert_entity({"PartitionKey": READY_PARTITION, "RowKey": _presence_key_of(partition), P_FLAGGED: True})
         sent += 1
     return sent
 
