@@ -276,9 +276,13 @@ class Bench:
             else:
                 print(f"  (scale: {tool} copy loaded in {s.wall:.0f}s, untimed)", flush=True)
             ours = tool == "azphotosync"
-            self.reruns(src, t, {m: tuple(x for x in ts if (x == "azphotosync") == ours) for m, ts in reruns.items()})
-            mine = {m: tuple(x for x in ts if (x == "azphotosync") == ours) for m, ts in verifies.items()}
-            for rep, vmode, vtool in schedule(self.args.runs, mine):
+
+            def on_this_copy(cell: dict[str, tuple[str, ...]], ours: bool = ours) -> dict[str, tuple[str, ...]]:
+                """The cell's tools that read the copy just loaded (ours, or the peers on rclone's)."""
+                return {m: tuple(x for x in ts if (x == "azphotosync") == ours) for m, ts in cell.items()}
+
+            self.reruns(src, t, on_this_copy(reruns))
+            for rep, vmode, vtool in schedule(self.args.runs, on_this_copy(verifies)):
                 if vtool == "azphotosync" and self.has_verify:
                     s = self.agent_verify(t, f"verify{rep}", vmode)
                 elif vtool == "rclone":

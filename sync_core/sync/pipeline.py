@@ -334,12 +334,10 @@ class SyncEngine:
 
     def _collect(self, pending: set[Future[_Done]], done: queue.SimpleQueue[Future[_Done]]) -> None:
         """Record every file that has finished (at least one; blocks until then)."""
-        while True:
-            try:  # wakes every WAKE_SECONDS, so a Ctrl-C the kernel gave a worker thread is handled at once
+        fut: Future[_Done] | None = None
+        while fut is None:  # wakes every WAKE_SECONDS, so a Ctrl-C the kernel gave a worker thread is handled at once
+            with contextlib.suppress(queue.Empty):
                 fut = done.get(timeout=WAKE_SECONDS)
-                break
-            except queue.Empty:
-                continue
         while True:
             pending.discard(fut)
             if not fut.cancelled():  # cancelled: never started (a known outage stopped the run)
