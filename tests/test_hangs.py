@@ -11,6 +11,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -113,33 +114,63 @@ def test_unreachable_service_stops_the_run_and_says_so_once(
     assert not list(container.list_blobs())
 
 
+def interrupted_while_blocked(
+    azurite: Azurite, blocked: Callable[[Request], bool], *args: str
+) -> tuple[int, str, float]:
+    """Run ``azphotosync *args`` with every request ``blocked`` picks held by the service for an hour; once
+    one has arrived, Ctrl-C. The exit code, stderr and the seconds from Ctrl-C to the end."""
+    with FaultProxy(azurite.blob_port, FaultPlan(delay=1.0, delay_seconds=3600, only=blocked)) as proxy:
+        env = {**os.environ, "AZURE_STORAGE_CONNECTION_STRING": proxied_connection_string(azurite, proxy)}
+        cmd = [sys.executable, "-m", "agent.cli", *args]
+        proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            deadline = time.monotonic() + 60
+            while not any(blocked(r) for r in proxy.arrived()):  # a worker is now blocked in I/O
+                assert proc.poll() is None and time.monotonic() < deadline, "no blocked request reached the service"
+                time.sleep(0.05)
+            t0 = time.monotonic()
+            proc.send_signal(signal.SIGINT)
+            _, err = proc.communicate(timeout=30)
+            return proc.returncode, err, time.monotonic() - t0
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+
+
 def test_ctrl_c_stops_a_run_blocked_in_io_within_seconds_and_frees_the_lock(
     azurite: Azurite, storage_env, container, tmp_path
 ):
     src, state = tmp_path / "lib", tmp_path / "state"
     for i in range(6):
         write_file(src, f"a/{i}.jpg", det_bytes(i, 3_000))
-    with FaultProxy(azurite.blob_port, FaultPlan(delay=1.0, delay_seconds=3600, only=is_upload)) as proxy:
-        env = {**os.environ, "AZURE_STORAGE_CONNECTION_STRING": proxied_connection_string(azurite, proxy)}
-        cmd = [sys.executable, "-m", "agent.cli", "sync", "--source", str(src), "--state-dir", str(state)]
-        proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        try:
-            deadline = time.monotonic() + 60
-            while not any(is_upload(r) for r in proxy.arrived()):  # the workers are now blocked in I/O
-                assert proc.poll() is None and time.monotonic() < deadline, "no upload reached the service"
-                time.sleep(0.05)
-            t0 = time.monotonic()
-            proc.send_signal(signal.SIGINT)
-            _, err = proc.communicate(timeout=30)
-            elapsed = time.monotonic() - t0
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
-    assert proc.returncode == 130, err
+    code, err, elapsed = interrupted_while_blocked(
+        azurite, is_upload, "sync", "--source", str(src), "--state-dir", str(state)
+    )
+    assert code == 130, err
     assert elapsed < 5, elapsed
     assert "interrupted" in err
     StateLock(state, "test").acquire().release()  # a second run can take the lock
+
+
+def is_download(r: Request) -> bool:
+    return r.method == "GET" and not r.comp and "restype" not in r.query
+
+
+def test_ctrl_c_stops_a_restore_blocked_in_a_download_within_seconds(
+    azurite: Azurite, storage_env, container, tmp_path
+):
+    """A restore's workers are not waited for either: one stalled GET would hold Ctrl-C up to the read timeout."""
+    src, state, dest = tmp_path / "lib", tmp_path / "state", tmp_path / "dest"
+    for i in range(6):
+        write_file(src, f"a/{i}.jpg", det_bytes(i, 3_000))
+    r = run_cli("sync", "--source", str(src), "--state-dir", str(state))
+    assert r.code == 0, r.err
+    code, err, elapsed = interrupted_while_blocked(azurite, is_download, "restore", "--to", str(dest))
+    assert code == 130, err
+    assert elapsed < 5, elapsed
+    assert "interrupted" in err
+    assert not [p for p in dest.rglob("*.jpg") if p.is_file()]  # nothing placed that was not complete
 
 
 def test_outage_watch_trips_on_failures_in_a_row_or_over_time_and_any_answer_resets_it():

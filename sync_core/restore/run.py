@@ -27,7 +27,7 @@ import stat
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -62,7 +62,7 @@ from sync_core.restore.target import (
     unsafe_reason,
 )
 from sync_core.storage.bandwidth import limiter
-from sync_core.storage.concurrency import WAKE_SECONDS
+from sync_core.storage.concurrency import WAKE_SECONDS, abandoning_pool
 from sync_core.storage.download import Downloads
 from sync_core.storage.tiering import is_archived_error
 from sync_core.sync.progress import NullProgress, Progress
@@ -390,8 +390,10 @@ class RestoreEngine:
             self.progress.planned(len(entries), sum(e.size for e in entries))
             self._fetch_all(dest, entries)
         finally:
-            dest.close()
             s.seconds = time.monotonic() - t0
+        # Not closed when the fetch ends in an exception (Ctrl-C): workers it abandoned may still reach the
+        # folder through this descriptor, and a closed number could name another folder to them by then.
+        dest.close()
         return s
 
     def _nothing_message(self) -> str:
@@ -409,20 +411,19 @@ class RestoreEngine:
 
     def _fetch_all(self, dest: DestDir, entries: list[RestoreEntry]) -> None:
         workers = max(1, self.opts.max_workers)
-        pool = ThreadPoolExecutor(workers, thread_name_prefix="restore")
         pending: set[Future[RestoreOutcome]] = set()
-        try:
-            for e in entries:
-                while len(pending) >= 2 * workers:
+        # Ctrl-C waits for no download: one blocked in a stalled GET would hold the run up to the read timeout.
+        with abandoning_pool(workers, "restore") as pool:
+            try:
+                for e in entries:
+                    while len(pending) >= 2 * workers:
+                        pending = self._collect(pending)
+                    pending.add(pool.submit(self._restore_one, dest, e))
+                while pending:
                     pending = self._collect(pending)
-                pending.add(pool.submit(self._restore_one, dest, e))
-            while pending:
-                pending = self._collect(pending)
-        except BaseException:
-            self._stop.set()  # in-flight downloads stop at their next chunk and keep their partial file
-            raise
-        finally:
-            pool.shutdown(wait=True, cancel_futures=True)
+            except BaseException:
+                self._stop.set()  # downloads still in flight stop at their next piece and keep their partial file
+                raise
 
     def _collect(self, pending: set[Future[RestoreOutcome]]) -> set[Future[RestoreOutcome]]:
         done: set[Future[RestoreOutcome]] = set()
