@@ -18,7 +18,9 @@ import gzip
 import hashlib
 import io
 import json
-from collections.abc import Iterable, Mapping
+import sqlite3
+import tempfile
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -126,23 +128,85 @@ def album_ids(store: AlbumStore, prefix: str, items: Iterable[Mapping[str, Any]]
 
 
 def build_catalog(table: TableClient, prefix: str, *, now: datetime | None = None) -> dict[str, Any]:
-    """Read the prefix's current rows and the user albums once and return the catalog document."""
-    items = [
-        it
-        for row in prefix_rows(table, prefix, extra=f"{P_IS_CURRENT} eq true")
-        if (it := item_from_row(row)) is not None
-    ]
-    items.sort(key=lambda it: (it["t"][:19], it["n"]), reverse=True)
+    """Read the prefix's current rows and the user albums once and return the catalog document (every item
+    in memory: :func:`refresh_catalog` stores the same document without holding them)."""
+    items = [it for row in _current_rows(table, prefix) if (it := item_from_row(row)) is not None]
+    items.sort(key=_newest_first, reverse=True)
     albums = album_ids(AlbumStore(table, "catalog"), prefix, items)
+    return _document(prefix, items, albums, now)
+
+
+def _current_rows(table: TableClient, prefix: str) -> Iterator[dict[str, Any]]:
+    return prefix_rows(table, prefix, extra=f"{P_IS_CURRENT} eq true")
+
+
+def _newest_first(it: Mapping[str, Any]) -> tuple[str, str]:
+    """The catalog's order (descending): capture time to the second, then the path."""
+    return it["t"][:19], it["n"]
+
+
+def _document(prefix: str, items: Any, albums: dict[str, list[str]], now: datetime | None = None) -> dict[str, Any]:
     built = (now or datetime.now(UTC)).strftime("%Y-%m-%dT%H:%M:%SZ")
     return {"schema": SCHEMA, "prefix": normalize_prefix(prefix), "built_at": built, "items": items, "albums": albums}
 
 
-def write_catalog(thumbnails: ContainerClient, doc: Mapping[str, Any], *, etag: str | None = None) -> str:
+class ItemSpool:
+    """Catalog items sorted newest first without holding them: each is encoded once, as it is read, into a
+    throwaway SQLite file that sorts them. A 100k-item catalog as dicts is most of a first sync's peak memory
+    (docs/benchmarks.md); here memory stays at SQLite's page cache whatever the library's size.
+
+    The order is :func:`_newest_first` descending with ties in the order added, as ``sorted(...,
+    reverse=True)`` gives: paths are compared as UTF-8 bytes (``surrogatepass`` for names that were not
+    UTF-8 on disk), which is code point order, Python's."""
+
+    def __init__(self) -> None:
+        self._dir = tempfile.TemporaryDirectory(prefix="azps-catalog-")
+        self._db = sqlite3.connect(f"{self._dir.name}/items.db", isolation_level=None)
+        self._db.executescript(
+            "PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF; PRAGMA temp_store=FILE;"
+            "BEGIN; CREATE TABLE items (t TEXT NOT NULL, n BLOB NOT NULL, j TEXT NOT NULL);"
+        )
+        self.count = 0
+
+    def __enter__(self) -> ItemSpool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._db.close()
+        self._dir.cleanup()
+
+    def add(self, item: Mapping[str, Any]) -> None:
+        t, n = _newest_first(item)
+        self._db.execute(
+            "INSERT INTO items VALUES (?, ?, ?)", (t, n.encode("utf-8", "surrogatepass"), _ENCODER.encode(item))
+        )
+        self.count += 1
+
+    def encoded(self) -> Iterator[str]:
+        """Each item's JSON text, newest first."""
+        for (text,) in self._db.execute("SELECT j FROM items ORDER BY t DESC, n DESC, rowid"):
+            yield text
+
+    def items(self) -> Iterator[dict[str, Any]]:
+        """Each item, newest first (decoded again, one at a time)."""
+        return (json.loads(text) for text in self.encoded())
+
+
+def write_catalog(
+    thumbnails: ContainerClient,
+    doc: Mapping[str, Any],
+    *,
+    etag: str | None = None,
+    encoded: Iterable[str] | None = None,
+) -> str:
     """Store the document (replacing the previous catalog; with ``etag``, only the version read, else
-    ``ResourceModifiedError``); returns its blob name."""
+    ``ResourceModifiedError``); returns its blob name. ``encoded``: its items as JSON texts, written in place
+    of ``doc["items"]``."""
     name = catalog_blob_name(doc["prefix"])
-    data = gzip_json(doc)
+    data = gzip_json(doc, encoded)
     condition = {"etag": etag, "match_condition": MatchConditions.IfNotModified} if etag else {}
     thumbnails.upload_blob(
         name, data, overwrite=True,
@@ -155,10 +219,10 @@ _ENCODER = json.JSONEncoder(separators=(",", ":"))
 _ITEMS_PER_WRITE = 1000
 
 
-def gzip_json(doc: Mapping[str, Any]) -> bytes:
+def gzip_json(doc: Mapping[str, Any], encoded: Iterable[str] | None = None) -> bytes:
     """``doc`` as compact JSON, gzipped, its ``items`` encoded a thousand at a time: the text of a 100k-item
     catalog (~45 MB, ~7 MB gzipped) never exists whole in memory, twice (as text and as bytes) beside the
-    items themselves."""
+    items themselves. ``encoded``: the items' JSON texts, written in place of ``doc["items"]``."""
     buf = io.BytesIO()
     with gzip.GzipFile(fileobj=buf, mode="wb", compresslevel=6, mtime=0) as gz:
         gz.write(b"{")
@@ -167,14 +231,26 @@ def gzip_json(doc: Mapping[str, Any]) -> bytes:
             if key != "items":
                 gz.write(_ENCODER.encode(value).encode())
                 continue
-            items = list(value)
+            texts = map(_ENCODER.encode, value) if encoded is None else encoded
             gz.write(b"[")
-            for i in range(0, len(items), _ITEMS_PER_WRITE):
-                part = ",".join(_ENCODER.encode(it) for it in items[i : i + _ITEMS_PER_WRITE])
-                gz.write((("," if i else "") + part).encode())
+            first = True
+            for part in _batched(texts, _ITEMS_PER_WRITE):
+                gz.write((("" if first else ",") + ",".join(part)).encode())
+                first = False
             gz.write(b"]")
         gz.write(b"}")
     return buf.getvalue()
+
+
+def _batched(texts: Iterable[str], n: int) -> Iterator[list[str]]:
+    batch: list[str] = []
+    for text in texts:
+        batch.append(text)
+        if len(batch) == n:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
 
 
 def _parsed(raw: bytes) -> dict[str, Any] | None:
@@ -218,7 +294,7 @@ def apply_rows(table: TableClient, thumbnails: ContainerClient, prefix: str, row
                 if item.get(key) is None:
                     item[key] = stored.get(key)
         items[row.blob_name] = item
-    listed = sorted(items.values(), key=lambda it: (it["t"][:19], it["n"]), reverse=True)
+    listed = sorted(items.values(), key=_newest_first, reverse=True)
     doc.update(
         items=listed,
         albums=album_ids(AlbumStore(table, "catalog"), prefix, listed),
@@ -232,10 +308,15 @@ def apply_rows(table: TableClient, thumbnails: ContainerClient, prefix: str, row
 
 
 def refresh_catalog(table: TableClient, thumbnails: ContainerClient, prefix: str) -> int:
-    """Build and store the catalog of ``prefix``; returns the number of items."""
-    doc = build_catalog(table, prefix)
-    write_catalog(thumbnails, doc)
-    return len(doc["items"])
+    """Build and store the catalog of ``prefix`` (the document :func:`build_catalog` returns, its items
+    spooled, not held: :class:`ItemSpool`); returns the number of items."""
+    with ItemSpool() as spool:
+        for row in _current_rows(table, prefix):
+            if (it := item_from_row(row)) is not None:
+                spool.add(it)
+        albums = album_ids(AlbumStore(table, "catalog"), prefix, spool.items())
+        write_catalog(thumbnails, _document(prefix, [], albums), encoded=spool.encoded())
+        return spool.count
 
 
 def refresh_albums(table: TableClient, thumbnails: ContainerClient, prefix: str) -> bool:
