@@ -22,7 +22,7 @@ import sqlite3
 import tempfile
 from collections.abc import Iterable, Iterator, Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import IO, Any
 
 from azure.core import MatchConditions
 from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
@@ -206,12 +206,15 @@ def write_catalog(
     ``ResourceModifiedError``); returns its blob name. ``encoded``: its items as JSON texts, written in place
     of ``doc["items"]``."""
     name = catalog_blob_name(doc["prefix"])
-    data = gzip_json(doc, encoded)
     condition = {"etag": etag, "match_condition": MatchConditions.IfNotModified} if etag else {}
-    thumbnails.upload_blob(
-        name, data, overwrite=True,
-        content_settings=ContentSettings(content_type="application/json", content_encoding="gzip"), **condition,
-    )  # fmt: skip
+    with tempfile.TemporaryFile() as data:  # a large catalog's gzip bytes are not held beside the upload's copy
+        write_gzip_json(data, doc, encoded)
+        length = data.tell()
+        data.seek(0)
+        thumbnails.upload_blob(
+            name, data, length=length, overwrite=True,
+            content_settings=ContentSettings(content_type="application/json", content_encoding="gzip"), **condition,
+        )  # fmt: skip
     return name
 
 
@@ -220,11 +223,17 @@ _ITEMS_PER_WRITE = 1000
 
 
 def gzip_json(doc: Mapping[str, Any], encoded: Iterable[str] | None = None) -> bytes:
-    """``doc`` as compact JSON, gzipped, its ``items`` encoded a thousand at a time: the text of a 100k-item
-    catalog (~45 MB, ~7 MB gzipped) never exists whole in memory, twice (as text and as bytes) beside the
-    items themselves. ``encoded``: the items' JSON texts, written in place of ``doc["items"]``."""
+    """``doc`` as compact JSON, gzipped (:func:`write_gzip_json`)."""
     buf = io.BytesIO()
-    with gzip.GzipFile(fileobj=buf, mode="wb", compresslevel=6, mtime=0) as gz:
+    write_gzip_json(buf, doc, encoded)
+    return buf.getvalue()
+
+
+def write_gzip_json(out: IO[bytes], doc: Mapping[str, Any], encoded: Iterable[str] | None = None) -> None:
+    """Write ``doc`` as compact JSON, gzipped, to ``out``, its ``items`` encoded a thousand at a time: the text
+    of a 100k-item catalog (~45 MB, ~7 MB gzipped) never exists whole in memory, twice (as text and as bytes)
+    beside the items themselves. ``encoded``: the items' JSON texts, written in place of ``doc["items"]``."""
+    with gzip.GzipFile(fileobj=out, mode="wb", compresslevel=6, mtime=0) as gz:
         gz.write(b"{")
         for k, (key, value) in enumerate(doc.items()):
             gz.write(("," if k else "").encode() + _ENCODER.encode(key).encode() + b":")
@@ -239,7 +248,6 @@ def gzip_json(doc: Mapping[str, Any], encoded: Iterable[str] | None = None) -> b
                 first = False
             gz.write(b"]")
         gz.write(b"}")
-    return buf.getvalue()
 
 
 def _batched(texts: Iterable[str], n: int) -> Iterator[list[str]]:
