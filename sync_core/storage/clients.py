@@ -30,13 +30,13 @@ from azure.core.exceptions import (
     ServiceResponseError,
 )
 from azure.core.pipeline.policies import RetryPolicy
-from azure.core.pipeline.transport import RequestsTransport
 from azure.data.tables import TableClient, TableServiceClient
 from azure.storage.blob import BlobServiceClient, ContainerClient, ExponentialRetry
 
 from sync_core.config import StorageConfig, credential_refused, table_endpoint_from_blob_url
 from sync_core.errors import ConfigError, first_line
 from sync_core.storage.concurrency import THROTTLE
+from sync_core.storage.direct_http import DirectTransport
 from sync_core.storage.lean_http import CONNECT_TIMEOUT, READ_TIMEOUT, LeanAdapter, LeanSession
 
 # Short first backoff with jitter: a transient fault should cost seconds, not the SDK default's ~15 s.
@@ -151,9 +151,10 @@ def blob_retry_policy() -> ExponentialRetry:
 DOWNLOAD_PIECE = 1024 * 1024
 
 
-def make_transport(pool_size: int) -> RequestsTransport:
+def make_transport(pool_size: int) -> DirectTransport:
     """A requests transport whose connection pool fits ``pool_size`` concurrent requests (a
-    :class:`~sync_core.storage.lean_http.LeanSession`: requests' objects without its per-request bookkeeping)."""
+    :class:`~sync_core.storage.lean_http.LeanSession`: requests' objects without its per-request bookkeeping),
+    which sends our own fast paths' requests with ``http.client`` (:mod:`~sync_core.storage.direct_http`)."""
     session = LeanSession()
     verify: dict[str, Any] = {}
     if not urllib.request.getproxies():
@@ -169,7 +170,8 @@ def make_transport(pool_size: int) -> RequestsTransport:
     adapter = LeanAdapter(pool_connections=4, pool_maxsize=max(10, pool_size))
     session.mount("https://", adapter)
     session.mount("http://", adapter)
-    return RequestsTransport(
+    return DirectTransport(
+        pool_size=max(10, pool_size),
         session=session,
         session_owner=True,
         connection_timeout=CONNECT_TIMEOUT,

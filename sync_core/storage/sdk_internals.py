@@ -12,12 +12,17 @@ is sent). When it does not, the accessors below answer ``None`` and every caller
 fallback (``upload_blob``, ``download_blob``, ``list_blobs``, ``query_entities``, ``submit_transaction``);
 tests check that the fast path and the fallback give the same result. pyproject.toml caps the SDK majors, so
 a breaking layout needs a deliberate upgrade.
+
+A sender asks for :class:`~sync_core.storage.direct_http.DirectTransport`'s direct path only when the client's
+pipeline ends in one (seen through the SDKs' ``TransportWrapper``, which passes the keyword on): any other
+transport would hand the unknown keyword to requests, which refuses it.
 """
 
 from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable
+from functools import partial
 from typing import Any, NoReturn
 
 from azure.core.credentials import AzureSasCredential
@@ -34,6 +39,8 @@ from azure.core.exceptions import (
 )
 from azure.data.tables import TableClient
 from azure.storage.blob import ContainerClient
+
+from sync_core.storage.direct_http import DIRECT, DirectTransport
 
 Send = Callable[..., Any]  # PipelineClient.send_request(request, *, stream=False)
 
@@ -52,6 +59,21 @@ try:  # the SDK's own error mapping, so a failed page raises exactly what query_
 except ImportError:  # pragma: no cover - another SDK layout: the fallback is used
     _process_table_error = None
 
+# The inner clients' wrappers around a shared transport: they hand ``send``'s keywords on unchanged.
+_WRAPPERS: tuple[type, ...] = ()
+try:
+    from azure.storage.blob._shared.base_client import TransportWrapper as _BlobWrapper
+
+    _WRAPPERS += (_BlobWrapper,)
+except ImportError:  # pragma: no cover - another SDK layout: requests' path
+    pass
+try:
+    from azure.data.tables._base_client import TransportWrapper as _TableWrapper
+
+    _WRAPPERS += (_TableWrapper,)
+except ImportError:  # pragma: no cover - another SDK layout: requests' path
+    pass
+
 # What the generated operations (``BlockBlobOperations.upload``, ``TableOperations.query_entities``) map before
 # the storage error handling.
 _ERROR_MAP: dict[int, type[HttpResponseError]] = {
@@ -63,8 +85,20 @@ _ERROR_MAP: dict[int, type[HttpResponseError]] = {
 
 
 def _sender(client: Any) -> Send | None:
+    """``client``'s ``send_request``, asking for the direct path when its transport is ours."""
     send = getattr(getattr(getattr(client, "_client", None), "_client", None), "send_request", None)
-    return send if callable(send) else None
+    if not callable(send):
+        return None
+    return partial(send, **{DIRECT: True}) if isinstance(transport_of(client), DirectTransport) else send
+
+
+def transport_of(client: Any) -> Any:
+    """The transport at the end of ``client``'s pipeline, unwrapped (``None`` if it is not where we look)."""
+    pipeline = getattr(getattr(getattr(client, "_client", None), "_client", None), "_pipeline", None)
+    transport = getattr(pipeline, "_transport", None)
+    while _WRAPPERS and isinstance(transport, _WRAPPERS):
+        transport = getattr(transport, "_transport", None)
+    return transport
 
 
 def _put_size(container: Any) -> int:
