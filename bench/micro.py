@@ -3,28 +3,37 @@
     .venv/bin/python -m bench.micro          # all sections
     .venv/bin/python -m bench.micro agent    # sections 4 and 5: the agent's per-file costs
     .venv/bin/python -m bench.micro direct   # section 6: a Put Blob below azure-core, for comparison
+    .venv/bin/python -m bench.micro transport   # section 7: the agent's put, requests' path against the direct one
 
 1. Put Block throughput with and without Content-MD5 (Azurite checksums a block without one by reading it
    back, so AzCopy and a plain SDK pool stage blocks at ~half the speed rclone does).
 2. Client CPU per small Put Blob in the Python SDK (what a 1 KiB file costs us before Azurite's share).
 3. Download throughput and CPU by azure-core's ``connection_data_block_size`` (4 KiB default).
 4. Client CPU per small Put Blob the agent's way (``Transfer.upload``: metadata, content type, create-only),
-   with requests' per-request environment lookups (proxy variables, ``~/.netrc``, CA bundle) and without.
+   with requests' per-request environment lookups (proxy variables, ``~/.netrc``, CA bundle) and without
+   (since 2026-12-07 "without" is the direct transport's path, ``sync_core.storage.direct_http``; with
+   ``trust_env`` that transport hands every request to requests).
 5. Table writes: client and Azurite CPU per entity-group transaction and per entity, merge-upsert against
    insert without the entity echoed back, by batch size, sent by the SDK's ``submit_transaction`` and by
    ``sync_core.index.table_batch`` (what the Table mirror sends; its cost per file).
 6. The same create-only Put Blob written with ``http.client`` directly: what a transport below azure-core
-   could save per small file.
+   could save per small file (since 2026-12-07 ``Transfer.upload`` itself goes below requests, through the
+   pipeline: the gap left is the pipeline's).
+7. Client CPU per small Put Blob the agent's way on one thread, through ``make_transport``'s requests path (the
+   keyword that asks for the direct path withheld: the transport before 2026-12-07) and its direct path
+   (``sync_core.storage.direct_http``), in interleaved rounds in one process, so both see the same machine.
 """
 
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import hmac
 import http.client
 import os
 import resource
+import statistics
 import sys
 import tempfile
 import threading
@@ -135,6 +144,33 @@ def direct_puts(az: Azurite, n: int = 5000) -> None:
                   f"client CPU {1000 * cpu / n:.3f} ms/put", flush=True)  # fmt: skip
 
 
+def transport_puts(az: Azurite, rounds: int = 16, n: int = 500) -> None:
+    """Section 7: 1 KiB puts through ``Transfer.upload`` on one thread, requests' path and the direct path of the
+    same transport, ``rounds`` interleaved rounds of ``n``: the fastest and the median round of each."""
+    cfg = StorageConfig("micro-transport", "t", "p", "micro", connection_string=az.connection_string)
+    container = blob_service(cfg).get_container_client(cfg.container)
+    container.create_container()
+    direct = Transfer(container)
+    plain = Transfer(blob_service(cfg).get_container_client(cfg.container))
+    assert plain._put is not None and isinstance(plain._put._send, functools.partial)
+    plain._put._send = plain._put._send.func  # send_request without the keyword: requests' path
+    small = os.urandom(1024)
+    meta = BlobMeta(hashlib.sha256(small).hexdigest(), "a.jpg", len(small), 0, "micro")
+    for i in range(300):  # warm: connections, caches
+        for how, t in (("requests", plain), ("direct", direct)):
+            t.upload(f"w/{how}/{i}.jpg", "", meta, "image/jpeg", small)
+    ms: dict[str, list[float]] = {"requests": [], "direct": []}
+    for rnd in range(rounds):
+        for how, t in (("requests", plain), ("direct", direct)):
+            c0 = time.process_time()
+            for i in range(n):
+                t.upload(f"{how}/{rnd}/{i}.jpg", "", meta, "image/jpeg", small)
+            ms[how].append(1000 * (time.process_time() - c0) / n)
+    for how, xs in ms.items():
+        print(f"1 KiB create-only put, 1 thread, {how:8} path: client CPU min {min(xs):.3f} ms/put, "
+              f"median {statistics.median(xs):.3f} ({rounds} rounds of {n})", flush=True)  # fmt: skip
+
+
 def table_writes(az: Azurite) -> None:
     """Section 5: merge-upsert against insert (``Prefer: return-no-content``) transactions by size."""
     cfg = StorageConfig("c", "microtable", "photos", "micro", connection_string=az.connection_string)
@@ -180,6 +216,9 @@ def main() -> int:
         if sys.argv[1:] == ["direct"]:  # section 6 only
             direct_puts(az)
             return 0
+        if sys.argv[1:] == ["transport"]:  # section 7 only
+            transport_puts(az)
+            return 0
         svc = BlobServiceClient.from_connection_string(az.connection_string)
         c = svc.get_container_client("micro")
         c.create_container()
@@ -212,6 +251,7 @@ def main() -> int:
         agent_puts(az)
         table_writes(az)
         direct_puts(az)
+        transport_puts(az)
     finally:
         az.stop()
     return 0

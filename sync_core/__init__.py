@@ -10,8 +10,9 @@ Packages, from the shared rules outwards:
     local      the source side: walk (``scanner``, ``exclude``), SHA-256 (``hasher``), capture dates
                (``capture``), the SQLite index of what is stored (``state``)
     storage    access to the service: clients, retries and timeouts (``clients``), adaptive concurrency,
-               bandwidth caps, the fast paths (``put_blob``, ``listing``, ``lean_http``) and the one module
-               that touches the SDKs' private names (``sdk_internals``); access tiers and prices (``tiering``)
+               bandwidth caps, the fast paths (``put_blob``, ``listing``, ``lean_http``, ``direct_http``) and the
+               one module that touches the SDKs' private names (``sdk_internals``); access tiers and prices
+               (``tiering``)
     index      the Azure Table index: keys, properties and verdicts (``table_index``), paged reads
                (``table_query``), transactions (``table_batch``), the mirror from SQLite (``table_mirror``),
                rebuilds in both directions (``rebuild``)
