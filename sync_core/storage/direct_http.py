@@ -61,7 +61,7 @@ _PORTS = {"http": 80, "https": 443}
 _REQUOTED = re.compile(r"[^A-Za-z0-9\-._~!$&'()*+,/:;=?@\[\]%]|%(?![0-9A-Fa-f]{2})")
 _NAME = re.compile(r"[^:\s][^:\r\n]*")  # requests' header checks (it refuses what does not match)
 _VALUE = re.compile(r"(?:\S[^\r\n]*)?")
-_SEND_WHOLE = 64 * 1024  # a body up to this size goes out with the headers in one write
+_SEND_WHOLE = 64 * 1024  # a body up to this size is handed to http.client whole
 _SEND_PIECE = 256 * 1024  # larger ones in pieces, each bounded by the read timeout (a slow uplink is not a hang)
 
 
@@ -263,9 +263,9 @@ class DirectTransport(RequestsTransport):
         plan = self._plan(request, proxies, kwargs)
         if plan is None:
             return super().send(request, proxies=proxies, **kwargs)
-        key, target, headers, body, connect_timeout, read_timeout, verify = plan
+        key, method, target, headers, body, connect_timeout, read_timeout, verify = plan
         conn = self._take(key) or self._connect(key, connect_timeout, verify)
-        raw = _exchange(conn, request.method, target, headers, body, read_timeout)
+        raw = _exchange(conn, method, target, headers, body, read_timeout)
         response = DirectResponse(request, raw, conn, key, self, self.connection_config.data_block_size)
         if not kwargs.get("stream"):
             response.read()  # closes it too, as azure-core does for a response not asked as a stream
@@ -336,7 +336,7 @@ class DirectTransport(RequestsTransport):
             lower = name.lower()
             if lower not in names and lower != "accept-encoding":
                 headers[name] = value
-        method = request.method.upper()
+        method = request.method.upper()  # as requests sends it
         if size:  # as requests' prepare_body: the body's own length wins
             headers["Content-Length"] = str(size)
         elif method not in ("GET", "HEAD"):
@@ -345,7 +345,7 @@ class DirectTransport(RequestsTransport):
             headers["Content-Length"] = given
         target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
         key = (scheme, host, port or _PORTS[scheme])
-        return (key, target, headers, body if size else None, connect_timeout or CONNECT_TIMEOUT,
+        return (key, method, target, headers, body if size else None, connect_timeout or CONNECT_TIMEOUT,
                 read_timeout or READ_TIMEOUT, verify)  # fmt: skip
 
     def _take(self, key: _Key) -> http.client.HTTPConnection | None:
