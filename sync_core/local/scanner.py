@@ -24,11 +24,17 @@ class ScanEntry(NamedTuple):
     """Immutable like a frozen dataclass, but built ~5x faster: one is made per file of every scan."""
 
     relpath: str  # '/'-separated, exactly as on disk (surrogate-escaped if not UTF-8)
-    path: str  # absolute path to open
+    dirpath: str  # the folder's path, one string shared by the folder's files (a first sync holds every entry)
     size: int
     mtime_ns: int
     inode: int
     dev: int = 0  # st_dev: with the inode, which file the scan saw (checked again when it is opened)
+
+    @property
+    def path(self) -> str:
+        """The absolute path to open."""
+        folder, name = self.dirpath, self.relpath.rpartition("/")[2]
+        return folder + name if folder.endswith("/") else f"{folder}/{name}"  # as os.scandir joins them
 
 
 _new_entry = tuple.__new__  # ScanEntry(...) without the keyword-handling __new__ (the scan's hot loop)
@@ -98,6 +104,7 @@ def scan(
     file_reason, leave_out = rules.file_skip_reason, result.leave_out
     list_dir, lstat = _list_dir, _lstat
     stack: list[tuple[str, str]] = [(root, "")]
+    devs: dict[int, int] = {}
     while stack:
         dirpath, reldir = stack.pop()
         try:
@@ -156,5 +163,6 @@ def scan(
                 if sniff(head) is None:
                     leave_out(R_NOT_MEDIA, extension(name))
                     continue
-            yield _new_entry(ScanEntry, (rel, entry.path, st.st_size, st.st_mtime_ns, st.st_ino, st.st_dev))
+            dev = devs.setdefault(st.st_dev, st.st_dev)  # one int per device, not one per file
+            yield _new_entry(ScanEntry, (rel, dirpath, st.st_size, st.st_mtime_ns, st.st_ino, dev))
         stack.extend(reversed(subdirs))

@@ -44,6 +44,10 @@ from sync_core.timestamps import index_int
 MiB = 1024 * 1024
 
 
+def _nothing(_: object) -> None:
+    pass
+
+
 @dataclass
 class SyncOptions:
     source: Path
@@ -219,7 +223,8 @@ class SyncEngine:
         library on every run: locals, not attribute look-ups)."""
         seen: set[str] = set()
         self._seen = seen
-        remember, lookup = seen.add, index.get
+        # Only an index row can be missed (a deletion): a first sync does not hold every path twice.
+        remember, lookup = (seen.add if index else _nothing), index.get
         scanned = unchanged = 0
         try:
             for e in scan(str(self.opts.source), self.opts.rules, scan_result):
