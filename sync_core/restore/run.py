@@ -69,6 +69,7 @@ from sync_core.sync.progress import NullProgress, Progress
 from sync_core.timestamps import row_mtime_ns, row_size
 
 IndexSource = Literal["auto", "table", "listing"]
+STOP_GRACE_SECONDS = 2.0  # after Ctrl-C, how long downloads in flight get to stop at their next piece
 
 
 class RestoreKind(StrEnum):
@@ -410,6 +411,8 @@ class RestoreEngine:
         )
 
     def _fetch_all(self, dest: DestDir, entries: list[RestoreEntry]) -> None:
+        """Restore ``entries`` on the workers. Interrupted, it returns (raises) once the downloads in flight have
+        stopped, or after :data:`STOP_GRACE_SECONDS` when one has not: that one is abandoned, as the sync's are."""
         workers = max(1, self.opts.max_workers)
         pending: set[Future[RestoreOutcome]] = set()
         # Ctrl-C waits for no download: one blocked in a stalled GET would hold the run up to the read timeout.
@@ -423,6 +426,7 @@ class RestoreEngine:
                     pending = self._collect(pending)
             except BaseException:
                 self._stop.set()  # downloads still in flight stop at their next piece and keep their partial file
+                wait(pending, timeout=STOP_GRACE_SECONDS)  # they have that long: one stalled in a GET is left
                 raise
 
     def _collect(self, pending: set[Future[RestoreOutcome]]) -> set[Future[RestoreOutcome]]:
