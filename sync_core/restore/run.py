@@ -426,7 +426,8 @@ class RestoreEngine:
                     pending = self._collect(pending)
             except BaseException:
                 self._stop.set()  # downloads still in flight stop at their next piece and keep their partial file
-                wait(pending, timeout=STOP_GRACE_SECONDS)  # they have that long: one stalled in a GET is left
+                started = {fut for fut in pending if not fut.cancel()}  # queued ones never start
+                wait(started, timeout=STOP_GRACE_SECONDS)  # they have that long: one stalled in a GET is left
                 raise
 
     def _collect(self, pending: set[Future[RestoreOutcome]]) -> set[Future[RestoreOutcome]]:
