@@ -11,7 +11,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -41,6 +41,18 @@ class Notes(NullProgress):
 
     def note(self, line: str, *, verbose: bool = False) -> None:
         self.lines.append(line)
+
+
+@pytest.fixture(autouse=True)
+def ctrl_c_delivered() -> Iterator[None]:
+    """Ctrl-C raises KeyboardInterrupt here and in the agents started from here, however the suite was started:
+    a shell without job control makes a command it runs in the background ignore SIGINT, and its children
+    inherit that (a handler, unlike an ignored signal, is reset to the default by exec)."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 @pytest.fixture
