@@ -5,9 +5,10 @@ three runs for each composition: the one before XXH3 block ids (SHA-256 alone; +
 in the read pass; + the SHA-256 re-hash of each block at staging) and the one now (SHA-256 + MD5 + an XXH3-128
 per block in the read pass; + the XXH3-128 re-hash at staging).
 
-Part 2 runs the read pass itself (``sync_core.local.hasher.hash_stream``, 4 MiB blocks) over a 512 MiB
-temporary file in the page cache with MD5 inline and on its own thread, on every core this process may use
-and pinned to one of them, and prints the median wall and CPU seconds of three runs each.
+Part 2 runs the read pass itself (``sync_core.local.hasher.hash_stream``, 4 MiB blocks: SHA-256 and the
+XXH3-128 of each block; since 2026-12-08 the whole file's MD5 is computed by the transfer while blocks are
+sent) over a 512 MiB temporary file in the page cache, and prints the median wall and CPU seconds of three
+runs.
 
 Run it as ``python -m bench.hashcost`` from the repository root.
 """
@@ -63,11 +64,11 @@ def composition(block_hash: Callable[[memoryview], None], steps: int) -> float:
     return time.process_time() - start
 
 
-def read_pass(path: str, md5_beside: bool) -> tuple[float, float]:
+def read_pass(path: str) -> tuple[float, float]:
     """Wall and CPU seconds of one read pass over the file at ``path`` (in the page cache)."""
     wall, cpu = time.perf_counter(), time.process_time()
     with open(path, "rb", buffering=0) as f:
-        got = hash_stream(f, BLOCK, md5_beside=md5_beside)
+        got = hash_stream(f, BLOCK)
     assert got.size == TOTAL and len(got.blocks) == TOTAL // BLOCK
     return time.perf_counter() - wall, time.process_time() - cpu
 
@@ -81,24 +82,15 @@ def main() -> None:
         print(f"  {label}: {cpu:.2f} s CPU = {512 / cpu:.0f} MiB/s; {cpu / base:.2f}x")
 
     print(f"Part 2: the read pass (hash_stream, 4 MiB blocks) of a 512 MiB file in the page cache, median of {RUNS}")
-    every = os.sched_getaffinity(0)
     with tempfile.NamedTemporaryFile(prefix="hashcost-") as tmp:
         for _ in range(TOTAL // len(PIECE)):
             tmp.write(PIECE)
         tmp.flush()
-        read_pass(tmp.name, False)  # into the page cache
-        for cores in (every, {min(every)}):
-            os.sched_setaffinity(0, cores)  # this thread, and the MD5 thread it starts, inherit it
-            try:
-                for beside in (False, True):
-                    runs = [read_pass(tmp.name, beside) for _ in range(RUNS)]
-                    wall = statistics.median(w for w, _ in runs)
-                    cpu = statistics.median(c for _, c in runs)
-                    how = "on its own thread" if beside else "inline"
-                    print(f"  {len(cores)} core(s), MD5 {how}: {wall:.2f} s wall, {cpu:.2f} s CPU")
-            finally:
-                os.sched_setaffinity(0, every)
-
+        read_pass(tmp.name)  # into the page cache
+        runs = [read_pass(tmp.name) for _ in range(RUNS)]
+        wall = statistics.median(w for w, _ in runs)
+        cpu = statistics.median(c for _, c in runs)
+        print(f"  {wall:.2f} s wall, {cpu:.2f} s CPU")
 
 if __name__ == "__main__":
     main()

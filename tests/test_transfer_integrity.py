@@ -99,6 +99,8 @@ def test_blocks_staged_from_edited_bytes_are_never_committed(cfg, container, tmp
     assert content_matches_names(container) == [f"{cfg.prefix}/{sha[:2]}/{sha}/video/big.MOV"]
     assert (s2.uploaded, s2.failed) == (1, 0)
     assert 0 < s2.bytes_uploaded < len(original)  # blocks proven by their ids were reused, not re-sent
+    props = container.get_blob_client(f"{cfg.prefix}/{sha[:2]}/{sha}/video/big.MOV").get_blob_properties()
+    assert bytes(props.content_settings.content_md5) == hashlib.md5(original).digest()  # reused blocks counted
 
 
 def sha256_block_id(index: int, piece: bytes) -> str:

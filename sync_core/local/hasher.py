@@ -2,10 +2,11 @@
 
 Small files are read once into memory: the same buffer is hashed and then uploaded, so they cost one
 read (the service computes the Content-MD5 of a single Put Blob itself). Larger files are hashed in a
-streaming pass and read again, block by block, by the transfer stage; that pass also computes their MD5
-(a block list has no Content-MD5 unless the client sends it), on a thread of its own when a second core
-may take it (:func:`hash_stream`), and the XXH3-128 of each block (see :func:`block_digest`), so the
-transfer can prove every block it sends (or finds already staged) is the content hashed here.
+streaming pass and read again, block by block, by the transfer stage. This pass computes only what must be
+known before the first block can go: the SHA-256 (the blob's name) and the XXH3-128 of each block (see
+:func:`block_digest`), so the transfer can prove every block it sends (or finds already staged) is the
+content hashed here. The whole file's MD5 (a block list's Content-MD5) is left to the transfer's own read,
+where it runs while blocks are on the wire instead of before the first one.
 
 The file is opened with ``O_NOFOLLOW | O_NONBLOCK`` and checked on the open descriptor: a path swapped for
 a symlink (whose target may lie outside the library) or a FIFO (whose ``open`` would block for ever) after
@@ -17,11 +18,9 @@ from __future__ import annotations
 import errno
 import fcntl
 import hashlib
-import itertools
 import os
 import stat
 from collections.abc import Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import BinaryIO, NamedTuple
@@ -29,11 +28,6 @@ from typing import BinaryIO, NamedTuple
 import xxhash
 
 READ_CHUNK = 1024 * 1024
-# A read pass over a file this large runs MD5 on a thread of its own (hash_stream) when the process may use
-# more than one core; below it, a thread's start and hand-offs would be a noticeable share of the work. Files
-# this small are only streamed when the caller keeps less in memory (tests): every streamed file qualifies.
-MD5_BESIDE_MIN = 4 * READ_CHUNK
-_MD5_BUFFERS = 3  # the one being read and hashed here, and up to two waiting for (or in) MD5
 
 
 class FileChangedError(Exception):
@@ -51,7 +45,6 @@ class Hashed:
     mtime_ns: int
     inode: int
     data: bytes | None  # the whole content when the file was small enough to keep
-    md5: bytes = b""  # the standard Content-MD5 of the whole content (only when ``data`` is None)
     dev: int = 0
     block_size: int = 0  # when the content was not kept: the block size of ``blocks``
     blocks: tuple[bytes, ...] = ()  # the block_digest of each ``block_size`` piece, in order
@@ -118,69 +111,35 @@ def open_scanned(
         yield f  # type: ignore[misc]
 
 
-def _cores() -> int:
-    """The cores this thread may run on (a process pinned with ``taskset`` has one: a second thread of
-    hashing would only take turns with the first)."""
-    if hasattr(os, "sched_getaffinity"):
-        return len(os.sched_getaffinity(0))
-    return os.cpu_count() or 1
-
-
 class Streamed(NamedTuple):
     sha256: str  # hex
-    md5: bytes
     blocks: tuple[bytes, ...]  # the block_digest of each block (none without a block size)
     size: int  # the bytes read
 
 
-def hash_stream(f: BinaryIO, block_size: int = 0, *, md5_beside: bool = False) -> Streamed:
-    """SHA-256, MD5 and the :func:`block_digest` of each ``block_size`` block of what is left to read in
-    ``f``, in one pass of ``READ_CHUNK`` reads.
-
-    ``md5_beside``: run MD5 on a thread of its own, beside the SHA-256 and block digests on this one.
-    MD5 has no instruction-set support and is the slowest of the three; hashlib releases the GIL while it
-    hashes a large buffer, so with a second core free the pass takes about as long as MD5 alone, and on a
-    single core the hand-offs only add a little CPU (figures in docs/benchmarks.md). Each read goes into one
-    of ``_MD5_BUFFERS`` buffers, which is filled again only after the MD5 thread is done with it; the MD5
-    thread's error is raised here, and on any exit the thread has finished and no buffer is in use."""
-    sha, md5 = hashlib.sha256(), hashlib.md5()
+def hash_stream(f: BinaryIO, block_size: int = 0) -> Streamed:
+    """SHA-256 and the :func:`block_digest` of each ``block_size`` block of what is left to read in ``f``,
+    in one pass of ``READ_CHUNK`` reads into one reused buffer."""
+    sha = hashlib.sha256()
     blocks: list[bytes] = []
     bh, in_block, total = xxhash.xxh3_128(), 0, 0
-    bufs = [bytearray(READ_CHUNK) for _ in range(_MD5_BUFFERS if md5_beside else 1)]
-    md5_of: list[Future[None] | None] = [None] * len(bufs)  # the MD5 update still reading each buffer
-    pool = ThreadPoolExecutor(1, thread_name_prefix="md5") if md5_beside else None
-    try:
-        for k in itertools.cycle(range(len(bufs))):
-            if (pending := md5_of[k]) is not None:
-                pending.result()  # wait until the MD5 thread has read this buffer, before filling it again
-            n = f.readinto(bufs[k])
-            if not n:
-                break
-            piece = memoryview(bufs[k])[:n]
-            if pool is None:
-                md5.update(piece)
-            else:
-                md5_of[k] = pool.submit(md5.update, piece)  # one worker: the updates run in read order
-            sha.update(piece)
-            total += n
-            off = 0
-            while block_size and off < n:
-                take = min(n - off, block_size - in_block)
-                bh.update(piece[off : off + take])
-                in_block += take
-                off += take
-                if in_block == block_size:
-                    blocks.append(bh.digest())
-                    bh, in_block = xxhash.xxh3_128(), 0
-        for pending in md5_of:
-            if pending is not None:
-                pending.result()
-    finally:
-        if pool is not None:  # an early exit drops the queued updates and waits for the running one
-            pool.shutdown(wait=True, cancel_futures=True)
+    buf = bytearray(READ_CHUNK)
+    while n := f.readinto(buf):
+        piece = memoryview(buf)[:n]
+        sha.update(piece)
+        total += n
+        off = 0
+        while block_size and off < n:
+            take = min(n - off, block_size - in_block)
+            bh.update(piece[off : off + take])
+            in_block += take
+            off += take
+            if in_block == block_size:
+                blocks.append(bh.digest())
+                bh, in_block = xxhash.xxh3_128(), 0
     if block_size and (in_block or not blocks):
         blocks.append(bh.digest())
-    return Streamed(sha.hexdigest(), md5.digest(), tuple(blocks), total)
+    return Streamed(sha.hexdigest(), tuple(blocks), total)
 
 
 def hash_file(
@@ -193,9 +152,8 @@ def hash_file(
     inode: int | None = None,
     dev: int | None = None,
 ) -> Hashed:
-    """Hash ``path``; keep its bytes when it is at most ``keep_up_to`` long, otherwise also compute its MD5
-    and the :func:`block_digest` of each ``block_size`` block (when ``block_size`` is given), in the same
-    read.
+    """Hash ``path``; keep its bytes when it is at most ``keep_up_to`` long, otherwise also compute the
+    :func:`block_digest` of each ``block_size`` block (when ``block_size`` is given), in the same read.
 
     Raises :class:`FileChangedError` when the file's size or mtime differ from what the scan saw, before
     or after reading — a file being written must not be recorded as backed up — and
@@ -208,18 +166,35 @@ def hash_file(
             data = f.read(st.st_size + 1)
             if len(data) != st.st_size:
                 raise FileChangedError("size changed while reading")
-            digest, md5 = hashlib.sha256(data).hexdigest(), b""
+            digest = hashlib.sha256(data).hexdigest()
             block_size = 0
         else:
             data = None
-            streamed = hash_stream(f, block_size, md5_beside=st.st_size >= MD5_BESIDE_MIN and _cores() > 1)
+            streamed = hash_stream(f, block_size)
             if streamed.size != st.st_size:
                 raise FileChangedError("size changed while reading")
-            digest, md5, blocks = streamed.sha256, streamed.md5, streamed.blocks
+            digest, blocks = streamed.sha256, streamed.blocks
         after = os.fstat(f.fileno())
         if not _same(after, expect_size, expect_mtime_ns):
             raise FileChangedError("changed while it was being read")
-    return Hashed(digest, st.st_size, st.st_mtime_ns, st.st_ino, data, md5, st.st_dev, block_size, blocks)
+    return Hashed(digest, st.st_size, st.st_mtime_ns, st.st_ino, data, st.st_dev, block_size, blocks)
+
+
+def md5_of(path: str, hashed: Hashed) -> bytes | None:
+    """The MD5 of ``path``'s content if it is still the content ``hashed`` (its SHA-256 checked in the same
+    read), else ``None``: for the rare blob that needs a Content-MD5 without being uploaded from this read."""
+    if hashed.data is not None:
+        return hashlib.md5(hashed.data).digest()
+    try:
+        with open_scanned(path, hashed.size, hashed.mtime_ns, inode=hashed.inode, dev=hashed.dev) as f:
+            sha, md5, buf = hashlib.sha256(), hashlib.md5(), bytearray(READ_CHUNK)
+            while n := f.readinto(buf):
+                piece = memoryview(buf)[:n]
+                sha.update(piece)
+                md5.update(piece)
+    except (OSError, FileChangedError, NotScannedFileError):
+        return None
+    return md5.digest() if sha.hexdigest() == hashed.sha256 else None
 
 
 def file_unchanged(path: str, size: int, mtime_ns: int) -> bool:

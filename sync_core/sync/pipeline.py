@@ -16,6 +16,7 @@ import time
 from collections.abc import Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 from azure.core.exceptions import AzureError
@@ -30,7 +31,14 @@ from sync_core.errors import ConfigError, UnstorableNameError, first_line
 from sync_core.index import table_mirror
 from sync_core.local.capture import NOTHING, Capture, read_capture
 from sync_core.local.exclude import ExcludeRules
-from sync_core.local.hasher import FileChangedError, Hashed, NotScannedFileError, file_unchanged, hash_file
+from sync_core.local.hasher import (
+    FileChangedError,
+    Hashed,
+    NotScannedFileError,
+    file_unchanged,
+    hash_file,
+    md5_of,
+)
 from sync_core.local.scanner import ScanEntry, ScanProblem, ScanResult, scan
 from sync_core.local.state import FileRow, StateDB, StatRow
 from sync_core.storage.bandwidth import limiter
@@ -441,7 +449,7 @@ class SyncEngine:
             if adopted is not None:
                 return adopted
         if source and source != name:
-            copied = t.copy_from(source, name, meta, ctype, h.md5 or None)
+            copied = t.copy_from(source, name, meta, ctype, partial(md5_of, entry.path, h))
             if copied is not None:
                 return copied
         return t.upload(name, entry.path, meta, ctype, data, h)

@@ -12,7 +12,8 @@ Three ways to get there, cheapest first:
   then put back) is never taken for the one the hash pass saw.
 
 Every blob gets the standard Content-MD5 property whichever way it was made: the service computes it for a
-single Put Blob; a block list and a copy whose headers are set get the MD5 of the hash pass.
+single Put Blob; a block list gets the MD5 of the blocks as they are read to be staged (each proven to be
+the hash pass's block), and a copy keeps its source's.
 
 This is the agent's only upload path: a repair (:mod:`sync_core.sync.repair`) sends its bytes through
 :meth:`Transfer.upload` too, replacing a damaged blob only while it keeps the etag the repair inspected.
@@ -127,13 +128,20 @@ class Transfer:
         return StoreResult("present", props.etag, 0)
 
     def copy_from(
-        self, source_name: str, name: str, meta: BlobMeta, content_type: str, content_md5: bytes | None = None
+        self,
+        source_name: str,
+        name: str,
+        meta: BlobMeta,
+        content_type: str,
+        content_md5: Callable[[], bytes | None] | None = None,
     ) -> StoreResult | None:
         """Server-side copy of a blob we know holds the same bytes. ``None`` if the source is gone or
         archived (Copy Blob cannot read it; Cool and Cold sources copy as Hot ones do).
 
-        The content type and Content-MD5 are set afterwards when the copy's differ (Set Blob Properties
-        replaces all content headers, so both are always sent: an MD5 left out would be cleared)."""
+        The copy keeps its source's Content-MD5; only a source without one (stored by another tool) has
+        ``content_md5`` called for the content's. The content type and that MD5 are set afterwards when the
+        copy's differ (Set Blob Properties replaces all content headers, so both are always sent: an MD5
+        left out would be cleared)."""
         dest = self.container.get_blob_client(name)
         src = self.container.get_blob_client(source_name)
         try:
@@ -161,7 +169,7 @@ class Transfer:
         if props.size != meta.size:
             raise BlobConflictError(f"copied blob {name!r} has size {props.size}, expected {meta.size}")
         got = props.content_settings
-        md5 = content_md5 if content_md5 is not None else got.content_md5
+        md5 = got.content_md5 or (content_md5() if content_md5 is not None else None)
         if got.content_type != content_type or (md5 and bytes(got.content_md5 or b"") != md5):
             settings = ContentSettings(content_type=content_type, content_md5=md5 or None)
             props = dest.set_http_headers(settings, etag=props.etag, match_condition=MatchConditions.IfNotModified)
@@ -207,8 +215,7 @@ class Transfer:
                 return StoreResult("uploaded", resp["etag"], len(data))
             if hashed is None or hashed.block_size != self.block_size or not hashed.blocks:
                 raise ValueError("a block upload needs the hash pass's block digests at the transfer's block size")
-            settings = ContentSettings(content_type=content_type, content_md5=hashed.md5 or None)
-            return self._upload_blocks(self.container.get_blob_client(name), path, md, settings, hashed, cond)
+            return self._upload_blocks(self.container.get_blob_client(name), path, md, content_type, hashed, cond)
         except ResourceExistsError:
             adopted = self.adopt_existing(name, meta) if replace_etag is None else None
             if adopted is None:  # deleted between our write and the check: let the next run retry
@@ -221,12 +228,16 @@ class Transfer:
         blob: BlobClient,
         path: str,
         md: dict[str, str],
-        settings: ContentSettings,
+        content_type: str,
         hashed: Hashed,
         cond: dict[str, Any],
     ) -> StoreResult:
         """Stage the blocks the service lacks, each proven to hash as in the hash pass, then commit the ids
-        of the hash pass (under ``cond``): the committed blob is exactly the content that was hashed."""
+        of the hash pass (under ``cond``): the committed blob is exactly the content that was hashed.
+
+        Every block is read in order, the ones staged by an earlier run too (and checked against the hash
+        pass here), so the whole file's MD5 is computed on this thread while the block pool sends: the
+        Content-MD5 of the committed list is that of the content that was hashed."""
         size, bs = hashed.size, self.block_size
         count = max(1, -(-size // bs))
         if len(hashed.blocks) != count:
@@ -234,22 +245,27 @@ class Transfer:
         ids = [block_id(i, d) for i, d in enumerate(hashed.blocks)]
         staged = self._uncommitted(blob)
         sent = 0
+        md5 = hashlib.md5()
         inflight: list[Future[int]] = []
         with open_scanned(path, size, hashed.mtime_ns, inode=hashed.inode, dev=hashed.dev) as f:
             for i, bid in enumerate(ids):
                 length = min(bs, size - i * bs)
-                if staged.get(bid) == length:
-                    continue  # staged by an earlier run from bytes that hashed the same
-                self.budget.__enter__()
+                reuse = staged.get(bid) == length  # staged by an earlier run from bytes that hashed the same
+                if not reuse:
+                    self.budget.__enter__()
                 try:
-                    f.seek(i * bs)
                     chunk = f.read(length)
+                    if len(chunk) != length:
+                        raise FileChangedError("changed while it was being uploaded; nothing committed")
+                    md5.update(chunk)
                 except BaseException:
-                    self.budget.__exit__()
+                    if not reuse:
+                        self.budget.__exit__()
                     raise
-                if len(chunk) != length:
-                    self.budget.__exit__()
-                    raise FileChangedError("changed while it was being uploaded; nothing committed")
+                if reuse:
+                    if block_digest(chunk) != hashed.blocks[i]:
+                        raise FileChangedError("changed while it was being uploaded; nothing committed")
+                    continue
                 if self.read_hook:
                     self.read_hook(length)
                 inflight.append(self._submit(blob, bid, chunk, hashed.blocks[i]))
@@ -263,6 +279,7 @@ class Transfer:
             st = os.fstat(f.fileno())
             if st.st_size != size or st.st_mtime_ns != hashed.mtime_ns:
                 raise FileChangedError("changed while it was being uploaded; nothing committed")
+        settings = ContentSettings(content_type=content_type, content_md5=md5.digest())
         resp = blob.commit_block_list(
             [BlobBlock(block_id=b) for b in ids], metadata=md, content_settings=settings, **cond
         )
