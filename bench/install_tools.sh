@@ -23,7 +23,7 @@ if [ ! -x "$TOOLS/agent-venv/bin/azphotosync" ] || [ "$(cat "$STAMP" 2>/dev/null
 fi
 AZ="$TOOLS/node_modules/@azure-tools/azcopy-linux/dist/bin/azcopy_linux_amd64"
 if [ ! -x "$AZ" ]; then
-  if ! ldconfig -p | grep -q libsecret-1.so.0; then
+  if ! ldconfig -p | grep libsecret-1.so.0 >/dev/null; then  # not grep -q: an early exit fails the pipe
     if [ "$(id -u)" = 0 ]; then
       apt-get update -qq && apt-get install -y -qq libsecret-1-0 >/dev/null
     else
@@ -38,5 +38,5 @@ fi
 # PYTHONDONTWRITEBYTECODE would otherwise make every timed command compile them from source (~0.25 s).
 "$TOOLS/agent-venv/bin/python" -m compileall -q ../agent ../sync_core
 "$TOOLS/agent-venv/bin/azphotosync" --version
-"$TOOLS/venv/bin/rclone" version | head -1
+"$TOOLS/venv/bin/rclone" version | sed -n 1p  # reads to the end: head would end rclone with SIGPIPE (exit 141)
 "$AZ" --version
