@@ -124,7 +124,10 @@ def _run(args: argparse.Namespace) -> int:
             if whole or delta.rows:
                 owed.touch()
                 rows = None if whole else delta.rows
-                if _refresh_catalog(table, storage.service, storage.cfg.prefix, create=create_table, rows=rows):
+                refreshed = _refresh_catalog(
+                    table, storage.service, storage.cfg.prefix, create=create_table, rows=rows, spool=state_dir(args)
+                )
+                if refreshed:
                     owed.unlink(missing_ok=True)
         return code
 
@@ -136,17 +139,23 @@ CATALOG_OWED = "catalog-owed"
 
 
 def _refresh_catalog(
-    table: TableClient, blobs: BlobServiceClient, prefix: str, *, create: bool, rows: list[BlobRow] | None
+    table: TableClient,
+    blobs: BlobServiceClient,
+    prefix: str,
+    *,
+    create: bool,
+    rows: list[BlobRow] | None,
+    spool: Path,
 ) -> bool:
     """Keep the gallery's catalog current after the mirror (``create``: the thumbnails container too; ``rows``:
-    the rows mirrored, else it is rebuilt from the index); ``False`` when the refresh failed (said in one
-    note, and owed to the next run)."""
+    the rows mirrored, else it is rebuilt from the index, spooled in ``spool``, the state folder); ``False``
+    when the refresh failed (said in one note, and owed to the next run)."""
     from sync_core.derived.catalog import refresh_if_set_up  # imported only by a real run with a table
 
     from .gallery_cmd import keep_catalog_current
 
     return keep_catalog_current(
-        blobs, lambda thumbs: refresh_if_set_up(table, thumbs, prefix, create=create, rows=rows)
+        blobs, lambda thumbs: refresh_if_set_up(table, thumbs, prefix, create=create, rows=rows, spool_dir=spool)
     )
 
 

@@ -165,3 +165,30 @@ def test_a_sync_applies_its_own_rows_to_the_catalog_without_reading_the_index(co
     assert sorted(items) == ["2024/broken.jpg", "2024/portrait.jpg", "2025/new.jpg"]
     assert (items["2024/portrait.jpg"]["rs"], items["2024/portrait.jpg"]["w"]) == ("made", 300)
     assert items["2025/new.jpg"]["rs"] is None
+
+
+def test_a_sync_spools_the_catalog_rebuild_in_its_state_folder(container, thumbs, tmp_path, monkeypatch):
+    """The rebuild's throwaway files (hundreds of MB at a million items) go to the state folder, not the
+    system temp folder, which on a NAS is often a small RAM disk."""
+    import tempfile
+
+    from sync_core.derived import catalog
+
+    system_tmp = tmp_path / "system-tmp"
+    system_tmp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(system_tmp))
+    seen: list[str] = []
+    real_init = catalog.ItemSpool.__init__
+
+    def spy(self, folder=None):  # type: ignore[no-untyped-def]
+        real_init(self, folder)
+        seen.append(str(Path(self._dir.name).parent))
+
+    monkeypatch.setattr(catalog.ItemSpool, "__init__", spy)
+    thumbs.create_container()
+    state = tmp_path / "state"
+    r = run_cli("--source", str(_library(tmp_path)), "--state-dir", str(state))
+    assert r.code == 0, r.err
+    assert seen == [str(state)]
+    assert len(_catalog(thumbs)["items"]) == 3
+    assert not [p for p in state.iterdir() if p.name.startswith("azps-catalog-")]  # removed after the upload

@@ -18,6 +18,7 @@ import gzip
 import hashlib
 import io
 import json
+import os
 import sqlite3
 import tempfile
 from collections.abc import Iterable, Iterator, Mapping
@@ -157,10 +158,13 @@ class ItemSpool:
 
     The order is :func:`_newest_first` descending with ties in the order added, as ``sorted(...,
     reverse=True)`` gives: paths are compared as UTF-8 bytes (``surrogatepass`` for names that were not
-    UTF-8 on disk), which is code point order, Python's."""
+    UTF-8 on disk), which is code point order, Python's.
 
-    def __init__(self) -> None:
-        self._dir = tempfile.TemporaryDirectory(prefix="azps-catalog-")
+    ``folder``: where the file goes (the agent's state folder: on a NAS the system temp folder is often a
+    small RAM disk, and at a million items the file is hundreds of MB); the system's by default."""
+
+    def __init__(self, folder: str | os.PathLike[str] | None = None) -> None:
+        self._dir = tempfile.TemporaryDirectory(prefix="azps-catalog-", dir=folder)
         self._db = sqlite3.connect(f"{self._dir.name}/items.db", isolation_level=None)
         self._db.executescript(
             "PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF; PRAGMA temp_store=FILE;"
@@ -201,13 +205,15 @@ def write_catalog(
     *,
     etag: str | None = None,
     encoded: Iterable[str] | None = None,
+    spool_dir: str | os.PathLike[str] | None = None,
 ) -> str:
     """Store the document (replacing the previous catalog; with ``etag``, only the version read, else
     ``ResourceModifiedError``); returns its blob name. ``encoded``: its items as JSON texts, written in place
-    of ``doc["items"]``."""
+    of ``doc["items"]``; ``spool_dir``: where its gzip bytes wait for the upload (:class:`ItemSpool`)."""
     name = catalog_blob_name(doc["prefix"])
     condition = {"etag": etag, "match_condition": MatchConditions.IfNotModified} if etag else {}
-    with tempfile.TemporaryFile() as data:  # a large catalog's gzip bytes are not held beside the upload's copy
+    # A large catalog's gzip bytes are not held beside the upload's copy.
+    with tempfile.TemporaryFile(dir=spool_dir) as data:
         write_gzip_json(data, doc, encoded)
         length = data.tell()
         data.seek(0)
@@ -315,15 +321,17 @@ def apply_rows(table: TableClient, thumbnails: ContainerClient, prefix: str, row
     return len(listed)
 
 
-def refresh_catalog(table: TableClient, thumbnails: ContainerClient, prefix: str) -> int:
+def refresh_catalog(
+    table: TableClient, thumbnails: ContainerClient, prefix: str, *, spool_dir: str | os.PathLike[str] | None = None
+) -> int:
     """Build and store the catalog of ``prefix`` (the document :func:`build_catalog` returns, its items
-    spooled, not held: :class:`ItemSpool`); returns the number of items."""
-    with ItemSpool() as spool:
+    spooled in ``spool_dir``, not held: :class:`ItemSpool`); returns the number of items."""
+    with ItemSpool(spool_dir) as spool:
         for row in _current_rows(table, prefix):
             if (it := item_from_row(row)) is not None:
                 spool.add(it)
         albums = album_ids(AlbumStore(table, "catalog"), prefix, spool.items())
-        write_catalog(thumbnails, _document(prefix, [], albums), encoded=spool.encoded())
+        write_catalog(thumbnails, _document(prefix, [], albums), encoded=spool.encoded(), spool_dir=spool_dir)
         return spool.count
 
 
@@ -349,6 +357,7 @@ def refresh_if_set_up(
     *,
     create: bool = False,
     rows: Iterable[BlobRow] | None = None,
+    spool_dir: str | os.PathLike[str] | None = None,
 ) -> int | None:
     """:func:`refresh_catalog` (or, given the ``rows`` a sync mirrored, :func:`apply_rows` when it can), unless
     the thumbnails container does not exist: then no gallery is set up for this archive and there is nothing
@@ -364,4 +373,4 @@ def refresh_if_set_up(
         updated = apply_rows(table, thumbnails, prefix, rows)
         if updated is not None:
             return updated
-    return refresh_catalog(table, thumbnails, prefix)
+    return refresh_catalog(table, thumbnails, prefix, spool_dir=spool_dir)
