@@ -62,8 +62,9 @@ def no_proxy_env(monkeypatch: pytest.MonkeyPatch) -> None:
 class _Handler(BaseHTTPRequestHandler):
     """``/echo``: what it got as JSON; ``/big?n=``: n bytes; ``/close``: an answer with ``Connection: close``;
     ``/drop``: an answer that promises keep-alive, then the connection closed; ``/cut?have=&len=``: ``have`` of
-    ``len`` promised bytes, then closed; ``/chunkcut``: one chunk, then closed. Every request's client port is
-    recorded, so tests see which connection carried it."""
+    ``len`` promised bytes, then closed; ``/chunkcut``: one chunk, then closed; ``/chunked?n=&size=``: the bytes
+    of ``/big`` in chunks of ``size``; ``/stall?have=&len=``: ``have`` of ``len`` bytes, then nothing for 3 s.
+    Every request's client port is recorded, so tests see which connection carried it."""
 
     protocol_version = "HTTP/1.1"
 
@@ -84,6 +85,24 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header("Transfer-Encoding", "chunked")
             self.end_headers()
             self.wfile.write(b"5\r\nhello\r\n")
+            self.close_connection = True
+            return
+        elif url.path == "/chunked":
+            data, size = det_bytes(1, int(q["n"])), int(q["size"])
+            self.send_response(200)
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            for i in range(0, len(data), size):
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(data[i : i + size]), data[i : i + size]))
+            self.wfile.write(b"0\r\n\r\n")
+            return
+        elif url.path == "/stall":
+            self.send_response(200)
+            self.send_header("Content-Length", q["len"])
+            self.end_headers()
+            self.wfile.write(b"x" * int(q["have"]))
+            self.wfile.flush()
+            time.sleep(3)
             self.close_connection = True
             return
         else:
@@ -171,7 +190,7 @@ def test_every_fast_path_goes_the_direct_way_and_sdk_requests_do_not(client: Con
         return t.direct_sends - before
 
     assert direct_sends(blobs, lambda: put.put("d/a.jpg", b"1234", {"k": "v"}, "image/jpeg")) == 1
-    assert direct_sends(blobs, lambda: b"".join(Downloads(client).open("d/a.jpg"))) == 1
+    assert direct_sends(blobs, lambda: [bytes(p) for p in Downloads(client).open("d/a.jpg")]) == 1
     assert direct_sends(blobs, lambda: list(list_pages(client, "d/", metadata=True))) == 1
     entity = {"PartitionKey": "p", "RowKey": "r", "n": 1}
     assert direct_sends(tables, lambda: table_batch.submit(table, [("create", entity)])) == 1
@@ -230,7 +249,7 @@ def test_a_streamed_answer_follows_the_rest_contract(server: _Server, transport:
     with pytest.raises(ResponseNotReadError):
         _ = response.content
     pieces = list(response.iter_raw())
-    assert [len(p) for p in pieces] == [DOWNLOAD_PIECE] * 3 + [5]
+    assert [len(p) for p in pieces] == [DOWNLOAD_PIECE] * 3 + [5] and all(type(p) is bytes for p in pieces)
     assert b"".join(pieces) == det_bytes(1, 3 * MiB + 5) and response.is_closed and response.is_stream_consumed
     with pytest.raises(StreamConsumedError):
         response.read()
@@ -248,6 +267,49 @@ def test_anything_it_does_not_carry_goes_to_requests(server: _Server, transport:
     assert _send(transport, "GET", server.url + "/echo", headers={"Accept-Encoding": "gzip"}).status_code == 200
     assert _send(transport, "GET", server.url + "/echo/ü").status_code == 200  # requests quotes it
     assert transport.direct_sends == before
+
+
+def _views(pieces: Iterator[memoryview]) -> tuple[bytes, list[int], set[int]]:
+    """What ``iter_into`` gave: the bytes (each piece copied in its turn), the pieces' sizes, and the ids of
+    the objects they were views of; each piece is checked to be released once the next is asked for."""
+    got, sizes, buffers, last = bytearray(), [], set(), None
+    for piece in pieces:
+        if last is not None:
+            with pytest.raises(ValueError, match="released"):
+                bytes(last)
+        assert isinstance(piece, memoryview) and not piece.readonly
+        got += piece
+        sizes.append(len(piece))
+        buffers.add(id(piece.obj))
+        last = piece
+    return bytes(got), sizes, buffers
+
+
+@pytest.mark.parametrize("n", [0, 1, DOWNLOAD_PIECE - 1, DOWNLOAD_PIECE, DOWNLOAD_PIECE + 1, 3 * MiB + 5])
+def test_iter_into_reads_a_body_into_one_buffer_as_iter_raw_reads_it(
+    server: _Server, transport: DirectTransport, n: int
+):
+    raw = _send(transport, "GET", f"{server.url}/big?n={n}", stream=True)
+    want = [len(p) for p in raw.iter_raw()]
+    for path in (f"/big?n={n}", f"/chunked?n={n}&size=300007"):
+        response = _send(transport, "GET", server.url + path, stream=True)
+        got, sizes, buffers = _views(response.iter_into())
+        assert got == det_bytes(1, n), path
+        assert sizes == want and len(buffers) <= 1, path  # the same pieces (also chunked), all in one buffer
+        assert response.is_closed and response.is_stream_consumed
+        with pytest.raises(StreamConsumedError):
+            next(response.iter_into())
+    mine = bytearray(4096)
+    response = _send(transport, "GET", f"{server.url}/big?n={n}", stream=True)
+    got, sizes, buffers = _views(response.iter_into(mine))
+    assert got == det_bytes(1, n) and buffers <= {id(mine)} and max(sizes, default=0) <= 4096
+    assert _send(transport, "GET", server.url + "/echo").status_code == 200
+    assert len(set(server.ports("/big") + server.ports("/chunked") + server.ports("/echo"))) == 1  # all read to the end
+
+
+def test_a_small_body_is_read_into_a_buffer_of_its_size(server: _Server, transport: DirectTransport):
+    with _send(transport, "GET", f"{server.url}/big?n=5000", stream=True) as response:
+        assert len(next(response.iter_into()).obj) == 5000  # not a whole piece's worth (many small files restored)
 
 
 # -- connections ---------------------------------------------------------------------------------------------
@@ -323,7 +385,24 @@ def test_a_body_cut_short_fails_as_on_requests_path_and_is_not_reused(
         streamed = _send(transport, "GET", server.url + path, direct=direct, stream=True)
         with pytest.raises(ServiceResponseError):  # streamed (iter_raw)
             b"".join(streamed.iter_raw())
+    streamed = _send(transport, "GET", server.url + path, stream=True)
+    with pytest.raises(ServiceResponseError) as info:  # streamed into a buffer: as iter_raw
+        _views(streamed.iter_into())
+    assert type(info.value) is ServiceResponseError and streamed.is_closed
     assert _send(transport, "GET", server.url + "/echo").status_code == 200
+    assert len(set(server.ports(path.split("?")[0]) + server.ports("/echo"))) == 6  # none reused
+
+
+@pytest.mark.parametrize("how", ["iter_raw", "iter_into"])
+def test_a_body_that_stalls_fails_within_the_read_timeout(server: _Server, transport: DirectTransport, how: str):
+    response = _send(transport, "GET", f"{server.url}/stall?have=10&len=100", stream=True, read_timeout=0.5)
+    t0 = time.monotonic()
+    with pytest.raises(ServiceResponseTimeoutError) as info:
+        for _ in getattr(response, how)():
+            pass
+    assert time.monotonic() - t0 < 2.5 and isinstance(info.value.__cause__, TimeoutError) and response.is_closed
+    assert _send(transport, "GET", server.url + "/echo").status_code == 200
+    assert server.ports("/echo")[0] not in server.ports("/stall")
 
 
 def test_a_cut_download_is_resumed_on_the_direct_path(azurite: Azurite, cfg: StorageConfig, client: ContainerClient):
@@ -334,7 +413,7 @@ def test_a_cut_download_is_resumed_on_the_direct_path(azurite: Azurite, cfg: Sto
         t = transport_of(via)
         before = t.direct_sends
         proxy.cuts = [100, DOWNLOAD_PIECE + 7]
-        assert b"".join(Downloads(via).open("cut/d.mov")) == data
+        assert b"".join(bytes(p) for p in Downloads(via).open("cut/d.mov")) == data
     assert t.direct_sends - before == 3  # the first GET and two resumptions
 
 

@@ -28,8 +28,8 @@ import re
 import select
 import ssl
 import threading
-from collections.abc import Iterator, MutableMapping
-from typing import Any, NoReturn
+from collections.abc import Callable, Iterator, MutableMapping
+from typing import Any, NoReturn, TypeVar
 from urllib.parse import urlsplit
 
 import requests.certs
@@ -63,6 +63,8 @@ _NAME = re.compile(r"[^:\s][^:\r\n]*")  # requests' header checks (it refuses wh
 _VALUE = re.compile(r"(?:\S[^\r\n]*)?")
 _SEND_WHOLE = 64 * 1024  # a body up to this size is handed to http.client whole
 _SEND_PIECE = 256 * 1024  # larger ones in pieces, each bounded by the read timeout (a slow uplink is not a hang)
+_A = TypeVar("_A")
+_R = TypeVar("_R")
 
 
 class DirectResponse(HttpResponse):
@@ -191,29 +193,60 @@ class DirectResponse(HttpResponse):
             return self._stream(IncompleteReadError)
         return self._slices(self._content)
 
+    def iter_into(self, buffer: bytearray | memoryview | None = None) -> Iterator[memoryview]:
+        """The body as :meth:`iter_raw` reads it (same errors, same connection handling), but read into ``buffer``
+        and handed on as views of it, each released when the next is asked for: the consumer copies what it
+        keeps. Not part of azure-core's contract (its iterators yield bytes): a fresh bytes object per piece cost
+        as much CPU as hashing it. ``buffer``: writable and contiguous, its size the pieces'; by default one of
+        the transport's ``connection_data_block_size``, or of the body's length if that is smaller."""
+        if buffer is None:
+            length = self._raw.length  # None: chunked, or read to the connection's end
+            buffer = bytearray(self._block if length is None else max(1, min(self._block, length)))
+        view = memoryview(buffer).cast("B")
+        if view.readonly or not view:
+            raise ValueError("iter_into needs a writable, non-empty buffer")
+        return self._views(view)
+
+    def _views(self, buffer: memoryview) -> Iterator[memoryview]:
+        self._start()
+        try:
+            while not self._raw.isclosed():
+                n = self._receive(ServiceResponseError, self._raw.readinto, buffer)
+                if n:
+                    piece = buffer[:n]
+                    yield piece
+                    piece.release()  # one kept past its turn fails loudly instead of changing under its keeper
+        finally:
+            self.close()  # as in _stream
+
     def _slices(self, content: bytes) -> Iterator[bytes]:
         for i in range(0, len(content), self._block):
             yield content[i : i + self._block]
         self.close()
 
-    def _stream(self, cut: type[AzureError]) -> Iterator[bytes]:
+    def _start(self) -> None:
         if self._consumed:
             raise StreamConsumedError(self)
         if self._closed:
             raise StreamClosedError(self)
         self._consumed = True
+
+    def _stream(self, cut: type[AzureError]) -> Iterator[bytes]:
+        self._start()
         try:
             while not self._raw.isclosed():
-                piece = self._piece(cut)
+                piece = self._receive(cut, self._raw.read, self._block)
                 if piece:
                     yield piece
         finally:
             self.close()  # read to the end: the connection is back in the pool already; else it is closed
 
-    def _piece(self, cut: type[AzureError]) -> bytes:
+    def _receive(self, cut: type[AzureError], read: Callable[[_A], _R], arg: _A) -> _R:
+        """``read(arg)`` on the body (``raw.read`` or ``raw.readinto``), its failures mapped as azure-core's
+        requests transport maps them; once the body has ended, the connection goes back to the pool."""
         raw = self._raw
         try:
-            piece = raw.read(self._block)
+            got = read(arg)
         except http.client.IncompleteRead as exc:  # a chunked body cut off
             self._fail(cut(exc, error=exc), exc)
         except TimeoutError as exc:
@@ -229,7 +262,7 @@ class DirectResponse(HttpResponse):
                     conn.close()
                 else:
                     self._transport._give_back(self._key, conn)
-        return piece
+        return got
 
     def _fail(self, error: Exception, cause: BaseException | None) -> NoReturn:
         self._give_up()
