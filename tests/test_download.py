@@ -7,7 +7,7 @@ the way; and restore and deep verification on top of it."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -23,7 +23,9 @@ from sync_core.restore.run import RestoreEngine, RestoreOptions
 from sync_core.storage import download, sdk_internals
 from sync_core.storage.clients import DOWNLOAD_PIECE
 from sync_core.storage.concurrency import THROTTLE
+from sync_core.storage.direct_http import DirectTransport
 from sync_core.storage.download import Downloads
+from sync_core.storage.sdk_internals import transport_of
 from sync_core.storage.tiering import is_archived_error
 from sync_core.verify.partition import verify_partition
 from tests.conftest import container_via, det_bytes, write_file
@@ -79,6 +81,11 @@ def _raised(call: Callable[[], Any]) -> BaseException:
     return info.value
 
 
+def _read(pieces: Iterable[memoryview | bytes]) -> bytes:
+    """All of a download, each piece copied in its turn (a piece is valid only until the next is asked for)."""
+    return b"".join([bytes(piece) for piece in pieces])
+
+
 def _gets(proxy: FaultProxy, name_end: str) -> list[Request]:
     return [
         e.request
@@ -97,10 +104,34 @@ def test_the_same_bytes_from_every_offset_for_every_name(client: ContainerClient
         etag = _put(client, name, data)
         for offset in sorted({0, 1, size // 2, size - 1} & set(range(size))) or [0]:
             for version in (None, etag):
-                got = [list(d.open(name, offset=offset, etag=version)) for d in (fast, public)]
+                got = [[bytes(p) for p in d.open(name, offset=offset, etag=version)] for d in (fast, public)]
                 assert b"".join(got[0]) == b"".join(got[1]) == data[offset:], (name, offset, version)
                 # Handed on as it arrives: no piece larger than the transport's, whatever the blob's size.
                 assert max(map(len, got[0]), default=0) <= DOWNLOAD_PIECE
+
+
+@pytest.mark.parametrize("size", [0, 1, DOWNLOAD_PIECE - 1, DOWNLOAD_PIECE, DOWNLOAD_PIECE + 1, 3 * MiB + 5])
+def test_direct_pieces_are_views_of_one_buffer_each_valid_until_the_next(
+    client: ContainerClient, container: ContainerClient, monkeypatch: pytest.MonkeyPatch, size: int
+):
+    fast, public = _both(client, monkeypatch)
+    data = det_bytes(30, size)
+    _put(client, "v/a.mov", data)
+    got, buffers, last = bytearray(), set(), None
+    for piece in fast.open("v/a.mov"):
+        assert isinstance(piece, memoryview)
+        if last is not None:  # the buffer the next piece was read into: the last view was released first
+            with pytest.raises(ValueError, match="released"):
+                bytes(last)
+        got += piece
+        buffers.add(id(piece.obj))
+        last = piece
+    assert got == data and len(buffers) == (1 if size else 0)
+    # download_blob's way, and the pipeline of a client whose transport is requests' (not ours): bytes, as before.
+    plain = Downloads(container)
+    assert plain.direct and not isinstance(transport_of(container), DirectTransport)
+    for other in (public, plain):
+        assert _read(other.open("v/a.mov")) == data and all(type(p) is bytes for p in other.open("v/a.mov"))
 
 
 def test_the_same_exceptions_before_any_byte(client: ContainerClient, monkeypatch: pytest.MonkeyPatch):
@@ -143,7 +174,7 @@ def test_a_broken_body_is_resumed_where_it_broke_for_the_same_version(
     etag = _put(client, "cut/a.mov", data)
     downloads = Downloads(container_via(cut_proxy.blob_url, azurite, cfg))
     cut_proxy.cuts = [1000, DOWNLOAD_PIECE + 5]
-    assert b"".join(downloads.open("cut/a.mov", offset=7)) == data[7:]
+    assert _read(downloads.open("cut/a.mov", offset=7)) == data[7:]
     gets = _gets(cut_proxy, "/cut/a.mov")
     assert [g.headers.get("x-ms-range") for g in gets] == [
         "bytes=7-",
@@ -160,11 +191,11 @@ def test_a_blob_replaced_before_the_resume_is_not_mixed_in(
     downloads = Downloads(container_via(cut_proxy.blob_url, azurite, cfg))
     cut_proxy.cuts = [DOWNLOAD_PIECE + 100]
     pieces = downloads.open("cut/b.mov")
-    first = next(pieces)
+    first = bytes(next(pieces))
     _put(client, "cut/b.mov", det_bytes(9, 2 * MiB))
     with pytest.raises(ResourceModifiedError):
-        list(pieces)
-    assert len(first) == DOWNLOAD_PIECE
+        _read(pieces)
+    assert first == det_bytes(8, 2 * MiB)[:DOWNLOAD_PIECE]
 
 
 def test_a_body_that_keeps_breaking_fails_instead_of_ending_short(
@@ -193,7 +224,7 @@ def test_a_failed_first_attempt_is_retried_and_the_throttle_hook_sees_it(
         proxy.set_plan(FaultPlan(**{fault: 1.0}, retry_after=0, first_n=1, only=lambda r: r.method == "GET"))
         counts = _Counts()
         with THROTTLE.listening(counts):
-            assert b"".join(downloads.open("retry/a b#?.jpg")) == data
+            assert _read(downloads.open("retry/a b#?.jpg")) == data
         gets = [e for e in proxy.exchanges() if e.request.method == "GET" and not e.request.comp]
     assert [e.status for e in gets] == [{"busy": 503, "reset": None}[fault], 200]
     assert gets[1].request.path.endswith("/retry/a%20b%23%3F.jpg")
@@ -227,6 +258,27 @@ def test_restore_and_deep_verification_ride_out_broken_bodies(
     assert len(_gets(cut_proxy, "/a.mov")) == 3 + 3 and cut_proxy.cuts == []
     assert sum(r.deep_verified for r in results) >= 2  # the empty blob's unit may have no bytes to spend
     assert sum(r.deep_bytes for r in results) == sum(map(len, files.values()))
+    assert all(r.problems == [] and not r.error for r in results)
+
+
+def test_restore_and_deep_verification_are_exact_around_the_piece_size(
+    azurite: Azurite, cfg: StorageConfig, client: ContainerClient, tmp_path: Path
+):
+    src = tmp_path / "src"
+    sizes = [0, 1, DOWNLOAD_PIECE - 1, DOWNLOAD_PIECE, DOWNLOAD_PIECE + 1, 3 * MiB + 5]
+    for i, size in enumerate(sizes):
+        write_file(src, f"s{i}.mov", det_bytes(40 + i, size), mtime_ns=1_600_000_000_000_000_000)
+    sync(src, tmp_path / "state")
+    s = RestoreEngine(client, PREFIX, RestoreOptions(dest=tmp_path / "dest", index="listing")).run()
+    assert (s.exit_code, s.restored, s.bytes_received) == (0, len(sizes), sum(sizes))
+    assert tree(tmp_path / "dest") == tree(src)
+    rows = TableServiceClient.from_connection_string(azurite.connection_string).get_table_client(cfg.table)
+    now = datetime(2026, 12, 1, tzinfo=UTC)
+    results = [
+        verify_partition(client, rows, f"{PREFIX}/{x:x}", now=now, deep_budget=10**9, partitions_total=16)
+        for x in range(16)
+    ]
+    assert sum(r.deep_bytes for r in results) == sum(sizes) and sum(r.deep_verified for r in results) >= len(sizes) - 1
     assert all(r.problems == [] and not r.error for r in results)
 
 

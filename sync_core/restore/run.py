@@ -596,7 +596,7 @@ class RestoreEngine:
         return None
 
 
-def _write_at(fd: int, data: bytes, pos: int) -> None:
+def _write_at(fd: int, data: bytes | memoryview, pos: int) -> None:
     """All of ``data`` at ``pos`` (``pwrite`` may write less, e.g. on a disk filling up: the rest then
     raises)."""
     view = memoryview(data)

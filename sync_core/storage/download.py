@@ -8,6 +8,10 @@ and deep verification spent more client CPU per byte than hashing and writing ne
 ``docs/benchmarks.md``). Here one GET asks for the whole blob (or the rest of it, from an offset), and its
 body is handed on piece by piece as it arrives (pieces of the transport's ``connection_data_block_size``,
 see :func:`~sync_core.storage.clients.make_transport`), so memory stays bounded whatever the blob's size.
+On the direct transport every piece is read into one buffer per response and handed on as a view of it
+(:meth:`~sync_core.storage.direct_http.DirectResponse.iter_into`): allocating a fresh bytes object per piece
+cost as much client CPU as hashing it. A piece is therefore valid only until the next one is asked for
+(:data:`Pieces`).
 The request goes through the container client's pipeline, reached through
 :mod:`~sync_core.storage.sdk_internals`: its credential, retry policy, throttle hook and connection pool all
 apply, and a failed GET raises what ``download_blob`` raises (the SDK's own error mapping).
@@ -35,9 +39,13 @@ from azure.core.exceptions import HttpResponseError, IncompleteReadError, Servic
 from azure.core.rest import HttpRequest
 from azure.storage.blob import ContainerClient
 
+from sync_core.storage.direct_http import DirectResponse
 from sync_core.storage.sdk_internals import get_blob_sender, raise_get_blob_error
 
-Pieces = Generator[bytes, None, None]  # close() it when stopping early: that frees the connection at once
+# A blob's bytes in order. A piece is only valid until the next one is asked for (a memoryview into a buffer the
+# next piece is read into, released then): use it or copy it (``bytes(piece)``) before that. close() the
+# generator when stopping early: that frees the connection at once.
+Pieces = Generator[memoryview | bytes, None, None]
 
 RESUMES = 3  # body breaks in a row, without RESUME_PROGRESS bytes between them, before the error is raised
 RESUME_PROGRESS = 1 << 20
@@ -98,7 +106,10 @@ class Downloads:
             while True:
                 mark = pos
                 try:
-                    for piece in response.iter_raw():
+                    # Not a DirectResponse when the transport handed the request to requests (direct_http's doc).
+                    direct = isinstance(response, DirectResponse)
+                    pieces: Iterable[memoryview | bytes] = response.iter_into() if direct else response.iter_raw()
+                    for piece in pieces:
                         pos += len(piece)
                         yield piece
                     if pos >= end:
