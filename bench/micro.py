@@ -4,6 +4,7 @@
     .venv/bin/python -m bench.micro agent    # sections 4 and 5: the agent's per-file costs
     .venv/bin/python -m bench.micro direct   # section 6: a Put Blob below azure-core, for comparison
     .venv/bin/python -m bench.micro transport   # section 7: the agent's put, requests' path against the direct one
+    .venv/bin/python -m bench.micro receive     # section 8: client CPU of receiving a download, by how pieces are read
 
 1. Put Block throughput with and without Content-MD5 (Azurite checksums a block without one by reading it
    back, so AzCopy and a plain SDK pool stage blocks at ~half the speed rclone does).
@@ -22,6 +23,11 @@
 7. Client CPU per small Put Blob the agent's way on one thread, through ``make_transport``'s requests path (the
    keyword that asks for the direct path withheld: the transport before 2026-12-07) and its direct path
    (``sync_core.storage.direct_http``), in interleaved rounds in one process, so both see the same machine.
+8. Client CPU of receiving a large blob through ``Downloads.open`` (restore's and deep verification's download),
+   its pieces read as fresh bytes objects (``DirectResponse.iter_raw``: the way before 2026-12-08) and into one
+   reused buffer (``iter_into``), each without and with a SHA-256 update per piece, alternated in one process.
+   What a fresh piece costs depends on the allocator's state: run it also with ``MALLOC_MMAP_THRESHOLD_=131072``
+   (glibc then serves every 1 MiB piece with fresh pages, as a process whose heap gets trimmed does).
 """
 
 from __future__ import annotations
@@ -39,7 +45,9 @@ import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import nullcontext
 from email.utils import formatdate
+from unittest import mock
 from urllib.parse import quote, urlsplit
 
 import requests
@@ -53,7 +61,9 @@ from sync_core.contracts.blobmeta import BlobMeta, build_metadata
 from sync_core.index import table_batch
 from sync_core.index.table_mirror import entity_for, open_table
 from sync_core.local.state import BlobRow
+from sync_core.storage import download
 from sync_core.storage.clients import blob_service, make_transport, table_service
+from sync_core.storage.download import Downloads
 from sync_core.sync.transfer import Transfer
 
 MiB = 1 << 20
@@ -171,6 +181,46 @@ def transport_puts(az: Azurite, rounds: int = 16, n: int = 500) -> None:
               f"median {statistics.median(xs):.3f} ({rounds} rounds of {n})", flush=True)  # fmt: skip
 
 
+def receive(az: Azurite, size: int = 512 * MiB, rounds: int = 5) -> None:
+    """Section 8: one ``size`` blob read through ``Downloads.open`` per sample, pieces as bytes (the direct path's
+    ``iter_raw``, as before) or views of one buffer (``iter_into``), with and without hashing: ``rounds``
+    rounds, the order of the two ways swapped every round; client CPU (``process_time``) per GB, medians."""
+    cfg = StorageConfig("micro-receive", "t", "p", "micro", connection_string=az.connection_string)
+    container = blob_service(cfg).get_container_client(cfg.container)
+    container.create_container()
+    blob = container.get_blob_client("big")
+    block = os.urandom(64 * MiB)
+    ids = [f"{i:08d}" for i in range(size // len(block))]
+    for bid in ids:
+        blob.stage_block(bid, block)
+    blob.commit_block_list(ids)
+    downloads = Downloads(container)
+    assert downloads.direct
+    never = type("Never", (), {})  # no response is one: Downloads takes iter_raw, the way before iter_into
+    ways = {"bytes": lambda: mock.patch.object(download, "DirectResponse", never), "buffer": nullcontext}
+    cpu: dict[tuple[str, bool], list[float]] = {(way, hashed): [] for way in ways for hashed in (False, True)}
+    wall: dict[tuple[str, bool], list[float]] = {key: [] for key in cpu}
+    for rnd in range(rounds + 1):  # round 0 warms up (page cache, connections) and is not counted
+        for hashed in (False, True):
+            for way in list(ways)[:: 1 if rnd % 2 else -1]:
+                with ways[way]():
+                    h, n = hashlib.sha256(), 0
+                    t0, c0 = time.perf_counter(), time.process_time()
+                    for piece in downloads.open("big"):
+                        if hashed:
+                            h.update(piece)
+                        n += len(piece)
+                    c1, t1 = time.process_time(), time.perf_counter()
+                assert n == len(ids) * len(block)
+                if rnd:
+                    cpu[way, hashed].append((c1 - c0) / (n / 1e9))
+                    wall[way, hashed].append(n / 1e6 / (t1 - t0))
+    for (way, hashed), xs in cpu.items():
+        print(f"receive {size // MiB} MiB via Downloads.open, pieces as {way:6}, sha256={hashed!s:5}: client CPU "
+              f"median {statistics.median(xs):.3f} s/GB (min {min(xs):.3f}, max {max(xs):.3f}), "
+              f"{statistics.median(wall[way, hashed]):4.0f} MB/s ({rounds} rounds)", flush=True)  # fmt: skip
+
+
 def table_writes(az: Azurite) -> None:
     """Section 5: merge-upsert against insert (``Prefer: return-no-content``) transactions by size."""
     cfg = StorageConfig("c", "microtable", "photos", "micro", connection_string=az.connection_string)
@@ -219,6 +269,9 @@ def main() -> int:
         if sys.argv[1:] == ["transport"]:  # section 7 only
             transport_puts(az)
             return 0
+        if sys.argv[1:] == ["receive"]:  # section 8 only
+            receive(az)
+            return 0
         svc = BlobServiceClient.from_connection_string(az.connection_string)
         c = svc.get_container_client("micro")
         c.create_container()
@@ -252,6 +305,7 @@ def main() -> int:
         table_writes(az)
         direct_puts(az)
         transport_puts(az)
+        receive(az)
     finally:
         az.stop()
     return 0
