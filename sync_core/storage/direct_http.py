@@ -197,8 +197,9 @@ class DirectResponse(HttpResponse):
         """The body as :meth:`iter_raw` reads it (same errors, same connection handling), but read into ``buffer``
         and handed on as views of it, each released when the next is asked for: the consumer copies what it
         keeps. Not part of azure-core's contract (its iterators yield bytes): a fresh bytes object per piece cost
-        as much CPU as hashing it. ``buffer``: writable and contiguous, its size the pieces'; by default one of
-        the transport's ``connection_data_block_size``, or of the body's length if that is smaller."""
+        as much CPU as hashing it whenever the allocator gave it fresh pages. ``buffer``: writable and
+        contiguous, its size the pieces'; by default one of the transport's ``connection_data_block_size``, or
+        of the body's length if that is smaller."""
         if buffer is None:
             length = self._raw.length  # None: chunked, or read to the connection's end
             buffer = bytearray(self._block if length is None else max(1, min(self._block, length)))

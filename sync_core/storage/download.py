@@ -9,9 +9,9 @@ and deep verification spent more client CPU per byte than hashing and writing ne
 body is handed on piece by piece as it arrives (pieces of the transport's ``connection_data_block_size``,
 see :func:`~sync_core.storage.clients.make_transport`), so memory stays bounded whatever the blob's size.
 On the direct transport every piece is read into one buffer per response and handed on as a view of it
-(:meth:`~sync_core.storage.direct_http.DirectResponse.iter_into`): allocating a fresh bytes object per piece
-cost as much client CPU as hashing it. A piece is therefore valid only until the next one is asked for
-(:data:`Pieces`).
+(:meth:`~sync_core.storage.direct_http.DirectResponse.iter_into`): a fresh bytes object per piece cost as
+much client CPU as hashing it whenever the allocator handed out fresh pages for it (docs/benchmarks.md). A
+piece is therefore valid only until the next one is asked for (:data:`Pieces`).
 The request goes through the container client's pipeline, reached through
 :mod:`~sync_core.storage.sdk_internals`: its credential, retry policy, throttle hook and connection pool all
 apply, and a failed GET raises what ``download_blob`` raises (the SDK's own error mapping).
