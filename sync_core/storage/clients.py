@@ -38,6 +38,7 @@ from sync_core.errors import ConfigError, first_line
 from sync_core.storage.concurrency import THROTTLE
 from sync_core.storage.direct_http import DirectTransport
 from sync_core.storage.lean_http import CONNECT_TIMEOUT, READ_TIMEOUT, LeanAdapter, LeanSession
+from sync_core.storage.sdk_internals import fast_signing
 
 # Short first backoff with jitter: a transient fault should cost seconds, not the SDK default's ~15 s.
 RETRY_TOTAL = 8
@@ -213,7 +214,11 @@ def blob_service(
     }
     with client_config_checked():
         if cfg.connection_string:
-            return BlobServiceClient.from_connection_string(cfg.connection_string, **common)
+            # An account key signs every request: with our cheaper policy when this SDK passes the check
+            # (the key as the SDK reads it from the string; a throwaway client, no request sent).
+            key = BlobServiceClient.from_connection_string(cfg.connection_string).credential
+            signing = fast_signing(key)
+            return BlobServiceClient.from_connection_string(cfg.connection_string, credential=signing, **common)
         assert cfg.account_url
         return BlobServiceClient(cfg.account_url, credential=credential or default_credential(), **common)
 
