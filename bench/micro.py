@@ -5,6 +5,7 @@
     .venv/bin/python -m bench.micro direct   # section 6: a Put Blob below azure-core, for comparison
     .venv/bin/python -m bench.micro transport   # section 7: the agent's put, requests' path against the direct one
     .venv/bin/python -m bench.micro receive     # section 8: client CPU of receiving a download, by how pieces are read
+    .venv/bin/python -m bench.micro sign     # section 9: client CPU of signing one request with the account key
 
 1. Put Block throughput with and without Content-MD5 (Azurite checksums a block without one by reading it
    back, so AzCopy and a plain SDK pool stage blocks at ~half the speed rclone does).
@@ -28,6 +29,10 @@
    reused buffer (``iter_into``), each without and with a SHA-256 update per piece, alternated in one process.
    What a fresh piece costs depends on the allocator's state: run it also with ``MALLOC_MMAP_THRESHOLD_=131072``
    (glibc then serves every 1 MiB piece with fresh pages, as a process whose heap gets trimmed does).
+9. Client CPU of signing one realistic Put Blob (the agent's headers: 12 ``x-ms-*`` of them, 6 metadata) with
+   the account key: the SDK's ``SharedKeyCredentialPolicy`` against ours (``sync_core.storage.signing``), in
+   interleaved rounds; no request is sent. Then, if not ``--no-puts``, the agent's 1 KiB put on one thread
+   (section 7's direct path) with either policy, interleaved, against Azurite.
 """
 
 from __future__ import annotations
@@ -51,7 +56,9 @@ from unittest import mock
 from urllib.parse import quote, urlsplit
 
 import requests
+from azure.core.pipeline import PipelineContext, PipelineRequest
 from azure.core.pipeline.transport import RequestsTransport
+from azure.core.rest import HttpRequest
 from azure.data.tables import UpdateMode
 from azure.storage.blob import BlobServiceClient
 
@@ -61,7 +68,7 @@ from sync_core.contracts.blobmeta import BlobMeta, build_metadata
 from sync_core.index import table_batch
 from sync_core.index.table_mirror import entity_for, open_table
 from sync_core.local.state import BlobRow
-from sync_core.storage import download
+from sync_core.storage import download, sdk_internals
 from sync_core.storage.clients import blob_service, make_transport, table_service
 from sync_core.storage.download import Downloads
 from sync_core.sync.transfer import Transfer
@@ -219,6 +226,60 @@ def receive(az: Azurite, size: int = 512 * MiB, rounds: int = 5) -> None:
         print(f"receive {size // MiB} MiB via Downloads.open, pieces as {way:6}, sha256={hashed!s:5}: client CPU "
               f"median {statistics.median(xs):.3f} s/GB (min {min(xs):.3f}, max {max(xs):.3f}), "
               f"{statistics.median(wall[way, hashed]):4.0f} MB/s ({rounds} rounds)", flush=True)  # fmt: skip
+def signing(rounds: int = 9, n: int = 20000) -> None:
+    """Section 9: one Put Blob request signed ``n`` times per round by each policy, rounds interleaved."""
+    sdk = BlobServiceClient.from_connection_string(f"AccountName={ACCOUNT};AccountKey={ACCOUNT_KEY}").credential
+    fast = sdk_internals.fast_signing(sdk)
+    assert fast is not None, "this SDK failed the import check: the SDK's policy signs"
+    meta = BlobMeta("ab" * 32, "2024/07/IMG_0001.JPG", 1024, 1720000000000000000, "host:1")
+    headers = {"x-ms-blob-type": "BlockBlob", "Content-Length": "1024", "If-None-Match": "*",
+               "x-ms-version": "2025-11-05", "Content-Type": "application/octet-stream", "Accept": "application/xml",
+               "x-ms-blob-content-type": "image/jpeg", **{f"x-ms-meta-{k}": v for k, v in build_metadata(meta).items()},
+               "x-ms-date": formatdate(usegmt=True), "x-ms-client-request-id": "5f0c7a2e-1111-2222-3333-444455556666",
+               "User-Agent": "azsdk-python-storage-blob/12 Python/3.11 (Linux)"}  # fmt: skip
+    url = f"https://{ACCOUNT}.blob.core.windows.net/photos/2024/07/IMG_0001.JPG"
+    request = PipelineRequest(HttpRequest("PUT", url, headers=headers), PipelineContext(None))
+    us: dict[str, list[float]] = {"SDK": [], "ours": []}
+    for _ in range(rounds):
+        for how, policy in (("SDK", sdk), ("ours", fast)):
+            c0 = time.process_time()
+            for _ in range(n):
+                policy.on_request(request)
+            us[how].append(1e6 * (time.process_time() - c0) / n)
+    for how, xs in us.items():
+        ms_headers = sum(k.startswith("x-ms-") for k in headers)
+        print(f"sign a Put Blob ({ms_headers} x-ms-* headers), {how:4} policy: client CPU median "
+              f"{statistics.median(xs):.1f} us, min {min(xs):.1f} ({rounds} rounds of {n})", flush=True)  # fmt: skip
+
+
+def signed_puts(az: Azurite, rounds: int = 16, n: int = 500) -> None:
+    """Section 9, second half: 1 KiB puts through ``Transfer.upload`` (direct path) on one thread, signed by the
+    SDK's policy and by ours, ``rounds`` interleaved rounds of ``n``."""
+    cfg = StorageConfig("micro-sign", "t", "p", "micro", connection_string=az.connection_string)
+    ours = blob_service(cfg).get_container_client(cfg.container)
+    ours.create_container()
+    sdk_internals.FAST_SIGNING = False
+    try:
+        theirs = blob_service(cfg).get_container_client(cfg.container)
+    finally:
+        sdk_internals.FAST_SIGNING = True
+    assert type(ours.credential) is not type(theirs.credential)
+    small = os.urandom(1024)
+    meta = BlobMeta(hashlib.sha256(small).hexdigest(), "a.jpg", len(small), 0, "micro")
+    ts = {"SDK": Transfer(theirs), "ours": Transfer(ours)}
+    for i in range(300):  # warm: connections, caches
+        for how, t in ts.items():
+            t.upload(f"w/{how}/{i}.jpg", "", meta, "image/jpeg", small)
+    ms: dict[str, list[float]] = {how: [] for how in ts}
+    for rnd in range(rounds):
+        for how, t in ts.items():
+            c0 = time.process_time()
+            for i in range(n):
+                t.upload(f"{how}/{rnd}/{i}.jpg", "", meta, "image/jpeg", small)
+            ms[how].append(1000 * (time.process_time() - c0) / n)
+    for how, xs in ms.items():
+        print(f"1 KiB create-only put, 1 thread, direct path, {how:4} signing: client CPU min {min(xs):.3f} ms/put, "
+              f"median {statistics.median(xs):.3f} ({rounds} rounds of {n})", flush=True)  # fmt: skip
 
 
 def table_writes(az: Azurite) -> None:
@@ -257,6 +318,10 @@ def table_writes(az: Azurite) -> None:
 
 
 def main() -> int:
+    if sys.argv[1:2] == ["sign"]:  # section 9 only
+        signing()
+        if "--no-puts" in sys.argv:
+            return 0
     az = start_azurite(tempfile.mkdtemp(prefix="azps-micro-"))
     try:
         if sys.argv[1:] == ["agent"]:  # sections 4 and 5 only
@@ -271,6 +336,9 @@ def main() -> int:
             return 0
         if sys.argv[1:] == ["receive"]:  # section 8 only
             receive(az)
+            return 0
+        if sys.argv[1:2] == ["sign"]:
+            signed_puts(az)
             return 0
         svc = BlobServiceClient.from_connection_string(az.connection_string)
         c = svc.get_container_client("micro")
