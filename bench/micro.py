@@ -171,21 +171,27 @@ def transport_puts(az: Azurite, rounds: int = 16, n: int = 500) -> None:
     plain = Transfer(blob_service(cfg).get_container_client(cfg.container))
     assert plain._put is not None and isinstance(plain._put._send, functools.partial)
     plain._put._send = plain._put._send.func  # send_request without the keyword: requests' path
+    for how, xs in interleaved_puts({"requests": plain, "direct": direct}, rounds, n).items():
+        print(f"1 KiB create-only put, 1 thread, {how:8} path: client CPU min {min(xs):.3f} ms/put, "
+              f"median {statistics.median(xs):.3f} ({rounds} rounds of {n})", flush=True)  # fmt: skip
+
+
+def interleaved_puts(transfers: dict[str, Transfer], rounds: int, n: int) -> dict[str, list[float]]:
+    """Client CPU (ms per put) of ``n`` 1 KiB create-only puts on this thread through each transfer, in
+    ``rounds`` interleaved rounds after a warm-up, so that every way sees the same machine."""
     small = os.urandom(1024)
     meta = BlobMeta(hashlib.sha256(small).hexdigest(), "a.jpg", len(small), 0, "micro")
     for i in range(300):  # warm: connections, caches
-        for how, t in (("requests", plain), ("direct", direct)):
+        for how, t in transfers.items():
             t.upload(f"w/{how}/{i}.jpg", "", meta, "image/jpeg", small)
-    ms: dict[str, list[float]] = {"requests": [], "direct": []}
+    ms: dict[str, list[float]] = {how: [] for how in transfers}
     for rnd in range(rounds):
-        for how, t in (("requests", plain), ("direct", direct)):
+        for how, t in transfers.items():
             c0 = time.process_time()
             for i in range(n):
                 t.upload(f"{how}/{rnd}/{i}.jpg", "", meta, "image/jpeg", small)
             ms[how].append(1000 * (time.process_time() - c0) / n)
-    for how, xs in ms.items():
-        print(f"1 KiB create-only put, 1 thread, {how:8} path: client CPU min {min(xs):.3f} ms/put, "
-              f"median {statistics.median(xs):.3f} ({rounds} rounds of {n})", flush=True)  # fmt: skip
+    return ms
 
 
 def receive(az: Azurite, size: int = 512 * MiB, rounds: int = 5) -> None:
@@ -264,20 +270,7 @@ def signed_puts(az: Azurite, rounds: int = 16, n: int = 500) -> None:
     finally:
         sdk_internals.FAST_SIGNING = True
     assert type(ours.credential) is not type(theirs.credential)
-    small = os.urandom(1024)
-    meta = BlobMeta(hashlib.sha256(small).hexdigest(), "a.jpg", len(small), 0, "micro")
-    ts = {"SDK": Transfer(theirs), "ours": Transfer(ours)}
-    for i in range(300):  # warm: connections, caches
-        for how, t in ts.items():
-            t.upload(f"w/{how}/{i}.jpg", "", meta, "image/jpeg", small)
-    ms: dict[str, list[float]] = {how: [] for how in ts}
-    for rnd in range(rounds):
-        for how, t in ts.items():
-            c0 = time.process_time()
-            for i in range(n):
-                t.upload(f"{how}/{rnd}/{i}.jpg", "", meta, "image/jpeg", small)
-            ms[how].append(1000 * (time.process_time() - c0) / n)
-    for how, xs in ms.items():
+    for how, xs in interleaved_puts({"SDK": Transfer(theirs), "ours": Transfer(ours)}, rounds, n).items():
         print(f"1 KiB create-only put, 1 thread, direct path, {how:4} signing: client CPU min {min(xs):.3f} ms/put, "
               f"median {statistics.median(xs):.3f} ({rounds} rounds of {n})", flush=True)  # fmt: skip
 
