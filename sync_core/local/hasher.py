@@ -20,10 +20,10 @@ import fcntl
 import hashlib
 import os
 import stat
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import BinaryIO, NamedTuple
+from typing import Any, BinaryIO, NamedTuple
 
 import xxhash
 
@@ -117,9 +117,10 @@ class Streamed(NamedTuple):
     size: int  # the bytes read
 
 
-def hash_stream(f: BinaryIO, block_size: int = 0) -> Streamed:
+def hash_stream(f: BinaryIO, block_size: int = 0, *, also: Sequence[Any] = ()) -> Streamed:
     """SHA-256 and the :func:`block_digest` of each ``block_size`` block of what is left to read in ``f``,
-    in one pass of ``READ_CHUNK`` reads into one reused buffer."""
+    in one pass of ``READ_CHUNK`` reads into one reused buffer; every hash object in ``also`` is fed the same
+    bytes."""
     sha = hashlib.sha256()
     blocks: list[bytes] = []
     bh, in_block, total = xxhash.xxh3_128(), 0, 0
@@ -127,6 +128,8 @@ def hash_stream(f: BinaryIO, block_size: int = 0) -> Streamed:
     while n := f.readinto(buf):
         piece = memoryview(buf)[:n]
         sha.update(piece)
+        for h in also:
+            h.update(piece)
         total += n
         off = 0
         while block_size and off < n:
@@ -187,14 +190,11 @@ def md5_of(path: str, hashed: Hashed) -> bytes | None:
         return hashlib.md5(hashed.data).digest()
     try:
         with open_scanned(path, hashed.size, hashed.mtime_ns, inode=hashed.inode, dev=hashed.dev) as f:
-            sha, md5, buf = hashlib.sha256(), hashlib.md5(), bytearray(READ_CHUNK)
-            while n := f.readinto(buf):
-                piece = memoryview(buf)[:n]
-                sha.update(piece)
-                md5.update(piece)
+            md5 = hashlib.md5()
+            sha256 = hash_stream(f, also=(md5,)).sha256
     except (OSError, FileChangedError, NotScannedFileError):
         return None
-    return md5.digest() if sha.hexdigest() == hashed.sha256 else None
+    return md5.digest() if sha256 == hashed.sha256 else None
 
 
 def file_unchanged(path: str, size: int, mtime_ns: int) -> bool:
